@@ -1,0 +1,28 @@
+# Set-up is implicit: every target creates .venv and installs lnexp into it when missing.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# torch is pinned here (pyproject keeps torch>=2.4): 2.13.0 resolves to the local CPU build.
+TORCH  ?= torch==2.13.0
+STAMP  := $(VENV)/.lnexp-installed
+
+.PHONY: run test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check "$(TORCH)"
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)  ## run the tutorial's experiment (configs/default.yaml)
+	$(BIN)/lnexp run configs/default.yaml
+
+test: $(STAMP)  ## lint + the whole test suite
+	$(BIN)/ruff check lnexp tests benchmarks
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)  ## benchmark against the tutorial script
+	$(BIN)/python benchmarks/bench.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,386 @@
+"""Config schema, YAML loading and `--set` overrides.
+
+The schema is validated once, here, at the edge: unknown keys, wrong types and bad ranges are
+all collected and raised together as one `ConfigError` whose lines name the file, the YAML
+line (where there is one), the dotted key path, the bad value and what was expected.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from lnexp import norms
+from lnexp.errors import ConfigError, NormError
+
+
+def _to_float(value: Any) -> Any:
+    """Accept ints, floats and numeric strings: YAML 1.1 reads `1e-5` (no dot) as a string."""
+    if isinstance(value, bool):
+        raise ValueError("expected a number, got a boolean")
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"expected a number, got the string {value!r}") from None
+    return value
+
+
+Float = Annotated[float, BeforeValidator(_to_float)]
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class DataConfig(_Section):
+    """The input batch fed to the model: `n_samples` rows of `model.in_features` values."""
+
+    n_samples: StrictInt = Field(100, ge=1, description="Rows in the batch (dim 0), e.g. 100.")
+    distribution: Literal["normal", "uniform", "laplace", "student_t"] = Field(
+        "normal", description="Shape of the input distribution: normal, uniform, laplace, student_t.")
+    loc: Float = Field(0.0, description="Mean of the input values, e.g. 0.0.")
+    scale: Float = Field(1.0, gt=0, description="Standard deviation of the input values, e.g. 1.0.")
+    df: Float = Field(5.0, gt=2, description="Degrees of freedom for student_t (> 2 so the std is finite).")
+    values: list[list[Float]] | None = Field(
+        None, description="Explicit input rows, e.g. [[2, 3, 5, 1, 4]]; replaces the random draw "
+                          "and sets n_samples and model.in_features from its shape.")
+
+
+class ModelConfig(_Section):
+    """The tutorial's SimpleModel: Linear(in_features, out_features) then the norm."""
+
+    in_features: StrictInt = Field(100, ge=1, description="Inputs of the Linear layer, e.g. 100.")
+    out_features: StrictInt = Field(50, ge=1, description="Outputs of the Linear layer = features the norm sees, e.g. 50.")
+    linear: StrictBool = Field(True, description="Put Linear before the norm; false feeds the data straight into the norm.")
+    norm: str = Field("ln", description="Norm after the Linear layer: " + ", ".join(norms.names()) + ".")
+    mode: Literal["train", "eval"] = Field(
+        "train", description="Module mode; the tutorial never calls .eval(), so train.")
+    eps: Float = Field(1e-5, ge=0, description="eps added to the variance inside the norm, e.g. 1.0e-5.")
+    affine: StrictBool = Field(True, description="Learnable scale/shift (at init: 1 and 0).")
+    groups: StrictInt | None = Field(
+        None, ge=1, description="Groups for norm: group; default: largest divisor of the features <= their square root.")
+
+    @field_validator("norm")
+    @classmethod
+    def _known_norm(cls, name: str) -> str:
+        try:
+            norms.get(name)
+        except NormError as exc:
+            raise ValueError(str(exc)) from None
+        return name
+
+    @model_validator(mode="after")
+    def _check_groups(self) -> ModelConfig:
+        if self.norm == "group":
+            try:
+                norms.resolve_groups(self.out_features if self.linear else self.in_features,
+                                     self.groups)
+            except NormError as exc:
+                raise ValueError(f"model.groups: {exc}") from None
+        return self
+
+
+class OutputConfig(_Section):
+    """Where and how the run folder is written."""
+
+    dir: str = Field("outputs", min_length=1, description="Parent folder of run folders, e.g. outputs.")
+    figures: StrictBool = Field(True, description="Render the PNG figures.")
+    dpi: StrictInt = Field(100, ge=30, le=600, description="Resolution of the PNG figures.")
+
+
+class Config(_Section):
+    """One experiment. Draw order: torch.manual_seed(seed) -> build model -> draw data."""
+
+    name: str = Field("default", description="Run name, used as a folder name: letters, digits, . _ -")
+    seed: StrictInt = Field(0, ge=0, le=2**63 - 1, description="Seed for torch.manual_seed, e.g. 0.")
+    sample_index: StrictInt = Field(0, ge=0, description="The sample (row) shown on its own, e.g. 0.")
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, name: str) -> str:
+        if not re.fullmatch(NAME_PATTERN, name):
+            raise ValueError(f"expected 1-64 letters, digits, '.', '_' or '-', not starting with "
+                             f"'.' or '-' (a folder name that cannot leave output.dir), got {name!r}")
+        return name
+
+    @model_validator(mode="after")
+    def _check_cross(self) -> Config:
+        if self.sample_index >= self.data.n_samples:
+            raise ValueError(
+                f"sample_index {self.sample_index} is out of range for data.n_samples "
+                f"{self.data.n_samples} (expected 0..{self.data.n_samples - 1})")
+        if not self.model.linear and self.model.out_features != self.model.in_features:
+            raise ValueError(
+                f"model.linear is false, so model.out_features ({self.model.out_features}) "
+                f"must equal model.in_features ({self.model.in_features})")
+        return self
+
+    @property
+    def features(self) -> int:
+        """Number of features the norm sees."""
+        return self.model.out_features if self.model.linear else self.model.in_features
+
+
+# --------------------------------------------------------------------------- loading
+
+def _all_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Every dotted key path the schema accepts (sections and leaves)."""
+    out: list[str] = []
+    for key, field in model.model_fields.items():
+        path = f"{prefix}{key}"
+        out.append(path)
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            out.extend(_all_paths(ann, path + "."))
+    return out
+
+
+VALID_PATHS = _all_paths(Config)
+
+
+def suggest(path: str) -> str:
+    """A ' (did you mean ...?)' hint for an unknown dotted key, or ''."""
+    parent, _, leaf = path.rpartition(".")
+    siblings = [p.rpartition(".")[2] for p in VALID_PATHS if p.rpartition(".")[0] == parent]
+    close = difflib.get_close_matches(leaf, siblings, n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean '{parent + '.' if parent else ''}{close[0]}'?)"
+    # A leaf put in the wrong section: `norm:` at the top level -> model.norm.
+    elsewhere = [p for p in VALID_PATHS
+                 if difflib.get_close_matches(leaf, [p.rpartition(".")[2]], n=1, cutoff=0.7)]
+    return f" (did you mean '{elsewhere[0]}'?)" if elsewhere else ""
+
+
+def _line_index(text: str) -> dict[str, int]:
+    """Map each dotted key path in a YAML text to its 1-based line (compose only, no objects)."""
+    lines: dict[str, int] = {}
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return lines
+
+    def walk(node: yaml.Node, prefix: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    path = f"{prefix}{key.value}"
+                    lines[path] = key.start_mark.line + 1
+                    walk(value, path + ".")
+
+    if root is not None:
+        walk(root, "")
+    return lines
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """Split `key.path=value` on the first '=' and read the value as YAML (`3` -> 3, `bn` -> 'bn')."""
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError([f"--set {item!r}: expected KEY=VALUE, e.g. --set model.norm=bn"])
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        first = str(exc).splitlines()[0]
+        raise ConfigError([f"--set {item!r}: value is not valid YAML ({first})"]) from None
+    return key, value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of `raw` with each `--set key.path=value` applied."""
+    import copy
+
+    out = copy.deepcopy(raw)
+    problems: list[str] = []
+    for item in overrides:
+        try:
+            key, value = parse_override(item)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        if key not in VALID_PATHS:
+            problems.append(f"--set {key}: unknown key{suggest(key)}")
+            continue
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[parts[-1]] = value
+    if problems:
+        raise ConfigError(problems)
+    return out
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def validate(raw: Any, source: str = "<config>", lines: dict[str, int] | None = None,
+             overridden: set[str] | None = None) -> Config:
+    """Validate a raw mapping into a Config, collecting every problem into one ConfigError."""
+    lines = lines or {}
+    overridden = overridden or set()
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{source}: expected a mapping of keys (name:, seed:, data:, model:, "
+                           f"...) at the top level, got a {type(raw).__name__}"])
+    raw = _apply_values_shape(raw)
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            path = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+            problems.append(_problem_line(err, path, source, lines, overridden))
+        raise ConfigError(problems) from None
+
+
+def _problem_line(err: Any, path: str, source: str, lines: dict[str, int],
+                  overridden: set[str]) -> str:
+    # Find the nearest key with a known line (list items have none of their own).
+    where = source
+    if path in overridden:
+        where = f"{source} (--set {path})"
+    else:
+        probe = path
+        while probe:
+            if probe in lines:
+                where = f"{source}:{lines[probe]}"
+                break
+            probe = probe.rpartition(".")[0]
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return f"{where}: {path}: unknown key{suggest(path)}"
+    msg = err["msg"]
+    ctx = err.get("ctx") or {}
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    starts_with_key = any(msg.startswith(p + " ") or msg.startswith(p + ":") for p in VALID_PATHS)
+    label = f"{path}: " if path and not starts_with_key else ""
+    got = "" if kind in ("value_error", "assertion_error") else f" (got {_describe(err['input'])})"
+    return f"{where}: {label}{msg}{got}"
+
+
+def _apply_values_shape(raw: dict[str, Any]) -> dict[str, Any]:
+    """When data.values is given, n_samples and in_features default to its shape."""
+    data = raw.get("data")
+    if not isinstance(data, dict):
+        return raw
+    values = data.get("values")
+    if not (isinstance(values, list) and values and all(isinstance(r, list) for r in values)):
+        return raw
+    raw = {**raw, "data": dict(data)}
+    raw["data"].setdefault("n_samples", len(values))
+    model = raw.get("model") if isinstance(raw.get("model"), dict) else {}
+    raw["model"] = dict(model)
+    if values[0]:
+        width = len(values[0])  # ragged rows are reported by check_values_shape
+        raw["model"].setdefault("in_features", width)
+        if raw["model"].get("linear") is False:
+            raw["model"].setdefault("out_features", width)
+    return raw
+
+
+def check_values_shape(cfg: Config) -> None:
+    """Explicit values must be a rectangle of n_samples x model.in_features."""
+    values = cfg.data.values
+    if values is None:
+        return
+    problems = []
+    if len(values) != cfg.data.n_samples:
+        problems.append(f"data.values has {len(values)} rows but data.n_samples is "
+                        f"{cfg.data.n_samples}")
+    widths = sorted({len(r) for r in values})
+    if widths != [cfg.model.in_features]:
+        problems.append(f"data.values rows have {', '.join(map(str, widths))} values but "
+                        f"model.in_features is {cfg.model.in_features} (every row must match)")
+    if any(not math.isfinite(v) for row in values for v in row):
+        problems.append("data.values holds NaN or Inf; expected finite numbers")
+    if problems:
+        raise ConfigError(problems)
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config (safe_load only), apply `--set` overrides and validate it."""
+    path = Path(path)
+    source = str(path)
+    if not path.exists():
+        raise ConfigError([f"{source}: no such file"])
+    if path.is_dir():
+        raise ConfigError([f"{source}: is a directory, expected a YAML file"])
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{source}: cannot read ({exc})"]) from None
+    if not text.strip():
+        raise ConfigError([f"{source}: the file is empty; expected a YAML mapping "
+                           f"(an empty mapping {{}} runs all defaults)"])
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([_yaml_error_line(source, exc)]) from None
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError([f"{source}: expected a mapping of keys (name:, seed:, data:, "
+                           f"model:, ...) at the top level, got a {type(raw).__name__}"])
+    return from_mapping(raw or {}, overrides or [], source=source, lines=_line_index(text))
+
+
+def from_mapping(raw: dict[str, Any], overrides: list[str] | None = None,
+                 source: str = "<config>", lines: dict[str, int] | None = None) -> Config:
+    """Validate an in-memory mapping (plus overrides) into a Config."""
+    overrides = overrides or []
+    merged = apply_overrides(raw, overrides)
+    overridden = {parse_override(o)[0] for o in overrides}
+    cfg = validate(merged, source, lines, overridden)
+    try:
+        check_values_shape(cfg)
+    except ConfigError as exc:
+        raise ConfigError([f"{source}: {p}" for p in exc.problems]) from None
+    return cfg
+
+
+def _yaml_error_line(source: str, exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"{source}:{mark.line + 1}" if mark is not None else source
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if isinstance(exc, yaml.constructor.ConstructorError) and "tag" in str(problem):
+        return (f"{where}: YAML tag refused ({problem.strip()}); lnexp reads plain YAML only "
+                f"(yaml.safe_load), nothing was executed")
+    return f"{where}: invalid YAML: {problem.strip()}"
+
+
+def to_dict(cfg: Config) -> dict[str, Any]:
+    """The resolved config as plain data (what config.yaml and metrics.json store)."""
+    return cfg.model_dump(mode="json")
+
+
+def to_yaml(cfg: Config) -> str:
+    """The resolved config as YAML text."""
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False, default_flow_style=None)

@@ -1,0 +1,38 @@
+"""Domain errors. The CLI turns each into a one-line message and its exit code."""
+
+from __future__ import annotations
+
+# Exit codes, documented in the README and in `lnexp --help`.
+EXIT_OK = 0
+EXIT_EXPECTATION_FAILED = 1
+EXIT_USAGE = 2
+EXIT_PARTIAL = 3
+EXIT_INTERRUPTED = 130
+
+
+class LnexpError(Exception):
+    """Base class: a problem lnexp reports without a traceback."""
+
+    exit_code = EXIT_USAGE
+
+
+class ConfigError(LnexpError):
+    """One or more problems in a config file or its overrides; `problems` holds one line each."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class NormError(LnexpError):
+    """An unknown norm name or options a norm cannot take."""
+
+
+class NotDefinedError(LnexpError):
+    """A norm that is mathematically or by PyTorch not defined for this input (e.g. bn, batch of 1)."""
+
+    exit_code = EXIT_PARTIAL
+
+
+class OutputError(LnexpError):
+    """The output folder cannot be created or written."""

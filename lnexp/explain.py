@@ -1,0 +1,89 @@
+"""Plain-language lines saying what the norm did, derived from the computed statistics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def _range(a: np.ndarray) -> str:
+    with np.errstate(invalid="ignore"):
+        return f"{np.nanmin(a):.3g}–{np.nanmax(a):.3g}"
+
+
+def lines(result: Any) -> list[str]:
+    """What a newcomer should read off this run, one sentence per line."""
+    cfg = result.config
+    n, c = cfg.data.n_samples, cfg.features
+    post = result.post_stats
+    v = result.verdicts
+    out: list[str] = []
+
+    if post.global_.nonfinite or result.pre_stats.global_.nonfinite:
+        out.append(f"NaN/Inf present: {result.pre_stats.global_.nonfinite} values before the "
+                   f"norm, {post.global_.nonfinite} after; statistics involving them are NaN.")
+
+    feat, samp = v["per_feature"], v["per_sample"]
+    if samp.standardized and feat.standardized:
+        out.append(f"Both axes are standardized: every sample has mean 0, variance 1 across its "
+                   f"{c} features, and every feature across the {n} samples.")
+    elif samp.standardized:
+        out.append(f"Every sample now has mean 0, variance 1 across its {c} features; "
+                   f"per-feature variance ranges {_range(post.per_feature.var)} "
+                   f"and per-feature mean {_range(post.per_feature.mean)}, so features are "
+                   f"not standardized.")
+    elif feat.standardized:
+        out.append(f"Every feature now has mean 0, variance 1 across the {n} samples; "
+                   f"per-sample variance ranges {_range(post.per_sample.var)} "
+                   f"and per-sample mean {_range(post.per_sample.mean)}, so samples are "
+                   f"not standardized.")
+    elif np.array_equal(result.pre, result.post, equal_nan=True):
+        out.append("Nothing was normalized: the output equals the input.")
+    else:
+        ps = post.per_sample
+        rms = np.sqrt(ps.mean**2 + ps.var)
+        out.append(f"No axis is standardized: per-sample mean ranges {_range(ps.mean)}, "
+                   f"per-sample variance {_range(ps.var)}, per-sample RMS {_range(rms)}; "
+                   f"per-feature variance {_range(post.per_feature.var)}.")
+    out.extend(_norm_specific(result))
+
+    if samp.standardized and c > 1:
+        s = result.sample_post
+        out.append(f"Variances: 'var' is biased (÷n, what the norm layer divides by), so it is "
+                   f"~1 after the norm; 'var (unbiased)' divides by n−1 and is var × {c}/{c - 1}"
+                   f" — for sample {cfg.sample_index}: {s.var:.6g} × {c}/{c - 1} = "
+                   f"{s.var_unbiased:.6g}. That is why the tutorial's torch.var() printed "
+                   f"more than 1.")
+    elif feat.standardized and n > 1:
+        out.append(f"Variances: 'var' is biased (÷n, what the norm layer divides by), so it is "
+                   f"~1 after the norm; 'var (unbiased)' divides by n−1 and is var × {n}/{n - 1}.")
+    if (samp.unit_variance or feat.unit_variance) and cfg.model.eps > 0:
+        out.append(f"Biased variances land slightly below 1 because the norm divides by "
+                   f"sqrt(var + eps) with eps={cfg.model.eps:g}.")
+    return out
+
+
+def _norm_specific(result: Any) -> list[str]:
+    cfg = result.config
+    m = cfg.model
+    n = cfg.data.n_samples
+    out: list[str] = []
+    if m.norm == "bn" and m.mode == "train" and n == 2:
+        if np.allclose(np.abs(result.post), 1.0, atol=1e-2):
+            out.append("With 2 samples, BatchNorm in train mode maps every feature to exactly "
+                       "±1: x − mean is ±d for the two samples and the biased std is |d|.")
+    if m.norm == "bn" and m.mode == "eval":
+        out.append("BatchNorm in eval mode uses its running statistics, which at initialization "
+                   "are mean 0 and variance 1, so the output is x / sqrt(1 + eps): almost an "
+                   "identity. Train mode uses the batch's own statistics.")
+    if m.norm == "rms":
+        out.append("RMSNorm only divides by the root mean square; it does not subtract the "
+                   "mean, so per-sample means are not 0.")
+    if m.norm == "group":
+        from lnexp.norms import resolve_groups
+
+        g = resolve_groups(cfg.features, m.groups)
+        out.append(f"GroupNorm with {g} groups of {cfg.features // g} features: each group "
+                   f"within a sample is standardized, hence the whole sample too.")
+    return out

@@ -1,0 +1,181 @@
+"""Figures for one run. Each function builds and returns a Figure; artifacts saves it.
+
+Object API only (no pyplot global state), Agg canvas, so this works headless and in threads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from lnexp.experiment import RunResult
+
+PRE, POST = "#1f77b4", "#2ca02c"  # blue before the norm, green after (as in the tutorial)
+MAX_POINTS = 2000  # per-index curves longer than this are thinned to every k-th point
+MAX_ROWS = 1000  # heatmaps with more samples show every k-th row
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _thin(n: int, limit: int) -> tuple[np.ndarray, int]:
+    step = max(1, -(-n // limit))
+    return np.arange(0, n, step), step
+
+
+def _describe(result: RunResult) -> str:
+    cfg = result.config
+    m = cfg.model
+    layer = f"Linear({m.in_features}→{m.out_features}) → " if m.linear else ""
+    return (f"{layer}{result.norm.title} ({m.norm}), {m.mode} mode  ·  "
+            f"{cfg.data.n_samples} samples × {cfg.features} features  ·  seed {cfg.seed}")
+
+
+def _per_index(ax: Axes, pre: np.ndarray, post: np.ndarray, what: str, axis_label: str,
+               target: float) -> None:
+    idx, step = _thin(len(pre), MAX_POINTS)
+    style = {"marker": "o", "markersize": 3, "linewidth": 1} if len(idx) <= 200 else {
+        "linewidth": 0.8}
+    ax.plot(idx, pre[idx], color=PRE, label="before", **style)
+    ax.plot(idx, post[idx], color=POST, label="after", **style)
+    ax.axhline(target, color="0.3", linestyle="--", linewidth=1, label=f"{target:g}")
+    thinned = f" (every {step}th)" if step > 1 else ""
+    ax.set_xlabel(f"{axis_label} index{thinned}")
+    ax.set_ylabel(what)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=9)
+
+
+def overview(result: RunResult) -> Figure:
+    """The tutorial's 2x3 figure, made honest.
+
+    Columns: distribution | per feature (over samples, dim 0) | per sample (over features,
+    dim 1). Top row: all values and means; bottom row: the chosen sample and biased variances.
+    """
+    fig = _new_figure(16, 9)
+    ax = fig.subplots(2, 3)
+    name = result.config.model.norm
+    pre_s, post_s = result.pre_stats, result.post_stats
+
+    bins = np.histogram_bin_edges(
+        np.concatenate([_finite(result.pre), _finite(result.post)]), bins=60)
+    for data, color, label, g in ((result.pre, PRE, "before", pre_s.global_),
+                                  (result.post, POST, "after", post_s.global_)):
+        ax[0, 0].hist(_finite(data), bins=bins, color=color, alpha=0.55,
+                      label=f"{label}: mean {_r(g.mean)}, var {g.var:.3f}")
+    ax[0, 0].set_title(f"All values before / after {name}")
+    ax[0, 0].set_xlabel("activation value")
+    ax[0, 0].set_ylabel("count")
+    ax[0, 0].legend(fontsize=9)
+
+    _sample_panel(ax[1, 0], result)
+
+    _per_index(ax[0, 1], pre_s.per_feature.mean, post_s.per_feature.mean, "mean", "feature", 0)
+    ax[0, 1].set_title("Per-feature mean (over samples, dim 0)")
+    _per_index(ax[1, 1], pre_s.per_feature.var, post_s.per_feature.var, "variance (biased, /n)",
+               "feature", 1)
+    ax[1, 1].set_title("Per-feature variance (over samples, dim 0)")
+    _per_index(ax[0, 2], pre_s.per_sample.mean, post_s.per_sample.mean, "mean", "sample", 0)
+    ax[0, 2].set_title("Per-sample mean (over features, dim 1)")
+    _per_index(ax[1, 2], pre_s.per_sample.var, post_s.per_sample.var, "variance (biased, /n)",
+               "sample", 1)
+    ax[1, 2].set_title("Per-sample variance (over features, dim 1)")
+
+    fig.suptitle(f"{result.norm.title}: {result.norm.summary}\n{_describe(result)}",
+                 fontsize=13)
+    return fig
+
+
+def _sample_panel(ax: Axes, result: RunResult) -> None:
+    i = result.config.sample_index
+    pre, post = result.sample_pre, result.sample_post
+    n = len(pre.values)
+    if n <= 64:
+        x = np.arange(n)
+        w = 0.4
+        ax.bar(x - w / 2, pre.values, w, color=PRE,
+               label=f"before: mean {_r(pre.mean)}, var {pre.var:.3f}")
+        ax.bar(x + w / 2, post.values, w, color=POST,
+               label=f"after: mean {_r(post.mean)}, var {post.var:.3f}")
+        ax.axhline(0, color="0.3", linewidth=0.8)
+        ax.set_xlabel("feature index")
+        ax.set_ylabel("value")
+        if n <= 20:
+            ax.set_xticks(x)
+    else:
+        bins = np.histogram_bin_edges(np.concatenate([_finite(pre.values),
+                                                      _finite(post.values)]), bins=40)
+        ax.hist(_finite(pre.values), bins=bins, color=PRE, alpha=0.55,
+                label=f"before: mean {_r(pre.mean)}, var {pre.var:.3f}")
+        ax.hist(_finite(post.values), bins=bins, color=POST, alpha=0.55,
+                label=f"after: mean {_r(post.mean)}, var {post.var:.3f}")
+        ax.set_xlabel("activation value")
+        ax.set_ylabel("count")
+    ax.set_title(f"Sample {i}: its {n} feature values (var biased)")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=9)
+
+
+def heatmap(result: RunResult) -> Figure:
+    """The activation matrix (samples x features) before and after the norm.
+
+    Margins show the biased std of every feature (top, over samples) and of every sample
+    (right, over its features) on one shared scale, so the normalized axis is the flat one.
+    """
+    fig = _new_figure(16, 7.5)
+    gs = fig.add_gridspec(2, 5, width_ratios=[6, 1.2, 0.4, 6, 1.2], height_ratios=[1.2, 5])
+    rows, step = _thin(result.pre.shape[0], MAX_ROWS)
+    thinned = f", every {step}th shown" if step > 1 else ""
+    name = result.config.model.norm
+    stages = ((result.pre, result.pre_stats, f"before {name}", 0),
+              (result.post, result.post_stats, f"after {name}", 3))
+    std_max = max(float(np.nanmax(st.per_feature.std, initial=0)) for _, st, _, _ in stages)
+    std_max = max(std_max, *(float(np.nanmax(st.per_sample.std, initial=0))
+                             for _, st, _, _ in stages), 1.0) * 1.1
+    for data, st, label, col in stages:
+        ax = fig.add_subplot(gs[1, col])
+        top = fig.add_subplot(gs[0, col], sharex=ax)
+        right = fig.add_subplot(gs[1, col + 1], sharey=ax)
+        shown = data[rows]
+        finite = _finite(shown)
+        vmax = float(np.percentile(np.abs(finite), 99.5)) if finite.size else 1.0
+        vmax = vmax if vmax > 0 else 1.0
+        im = ax.imshow(shown, aspect="auto", cmap="RdBu_r", vmin=-vmax, vmax=vmax,
+                       interpolation="nearest")
+        ax.set_xlabel("feature (dim 1)")
+        ax.set_ylabel(f"sample (dim 0{thinned})")
+        feats = np.arange(len(st.per_feature.std))
+        top.bar(feats, st.per_feature.std, width=1.0, color="0.45")
+        top.axhline(1, color="k", linestyle="--", linewidth=1)
+        top.set_ylim(0, std_max)
+        top.set_ylabel("std per\nfeature", fontsize=9)
+        top.tick_params(labelbottom=False)
+        top.set_title(f"Activations {label}", fontsize=12)
+        right.barh(np.arange(len(rows)), st.per_sample.std[rows], height=1.0, color="0.45")
+        right.axvline(1, color="k", linestyle="--", linewidth=1)
+        right.set_xlim(0, std_max)
+        right.set_xlabel("std per\nsample", fontsize=9)
+        right.tick_params(labelleft=False)
+        fig.colorbar(im, ax=[ax, right], location="bottom", shrink=0.6, aspect=40,
+                     label="activation value (colour clipped at the 99.5th percentile of |x|)")
+    fig.suptitle(f"Activation matrix: {result.norm.title} {result.norm.summary}\n"
+                 f"{_describe(result)}  ·  grey bars: biased std, dashed line at 1", fontsize=13)
+    return fig
+
+
+def _r(x: float) -> str:
+    """Signed, 3 decimals, without a '-0.000'."""
+    return f"{round(x, 3) + 0.0:+.3f}"
+
+
+def _finite(a: np.ndarray) -> np.ndarray:
+    flat = np.asarray(a).ravel()
+    return flat[np.isfinite(flat)]
+
+
+FIGURES = {"overview": overview, "heatmap": heatmap}
