@@ -279,7 +279,6 @@ def _problem_line(err: Any, path: str, source: str, lines: dict[str, int],
     if kind == "extra_forbidden":
         return f"{where}: {path}: unknown key{suggest(path)}"
     msg = err["msg"]
-    ctx = err.get("ctx") or {}
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
     starts_with_key = any(msg.startswith(p + " ") or msg.startswith(p + ":") for p in VALID_PATHS)

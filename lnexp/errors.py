@@ -29,9 +29,10 @@ class NormError(LnexpError):
 
 
 class NotDefinedError(LnexpError):
-    """A norm that is mathematically or by PyTorch not defined for this input (e.g. bn, batch of 1)."""
+    """A norm not defined for this input (e.g. bn on a batch of 1 in train mode).
 
-    exit_code = EXIT_PARTIAL
+    `run` exits 2 (the config asks for it); `compare` keeps the other norms and exits 3.
+    """
 
 
 class OutputError(LnexpError):

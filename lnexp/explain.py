@@ -69,10 +69,10 @@ def _norm_specific(result: Any) -> list[str]:
     m = cfg.model
     n = cfg.data.n_samples
     out: list[str] = []
-    if m.norm == "bn" and m.mode == "train" and n == 2:
-        if np.allclose(np.abs(result.post), 1.0, atol=1e-2):
-            out.append("With 2 samples, BatchNorm in train mode maps every feature to exactly "
-                       "±1: x − mean is ±d for the two samples and the biased std is |d|.")
+    if (m.norm == "bn" and m.mode == "train" and n == 2
+            and np.allclose(np.abs(result.post), 1.0, atol=1e-2)):
+        out.append("With 2 samples, BatchNorm in train mode maps every feature to exactly "
+                   "±1: x − mean is ±d for the two samples and the biased std is |d|.")
     if m.norm == "bn" and m.mode == "eval":
         out.append("BatchNorm in eval mode uses its running statistics, which at initialization "
                    "are mean 0 and variance 1, so the output is x / sqrt(1 + eps): almost an "
