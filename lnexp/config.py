@@ -383,3 +383,28 @@ def to_dict(cfg: Config) -> dict[str, Any]:
 def to_yaml(cfg: Config) -> str:
     """The resolved config as YAML text."""
     return yaml.safe_dump(to_dict(cfg), sort_keys=False, default_flow_style=None)
+
+
+def reference_markdown() -> str:
+    """The config reference table for the README (a test keeps the README in sync)."""
+    rows = ["| key | default | description |", "| --- | --- | --- |"]
+    defaults = to_dict(Config())
+    for path in VALID_PATHS:
+        parent, _, leaf = path.rpartition(".")
+        section = Config if not parent else Config.model_fields[parent].annotation
+        field = section.model_fields[leaf]  # type: ignore[union-attr]
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            continue
+        value: Any = defaults
+        for part in path.split("."):
+            value = value[part]
+        shown = "null" if value is None else json_default(value)
+        rows.append(f"| `{path}` | `{shown}` | {field.description} |")
+    return "\n".join(rows) + "\n"
+
+
+def json_default(value: Any) -> str:
+    """A default value as it would be written in YAML."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -28,6 +28,9 @@ def lines(result: Any) -> list[str]:
     if samp.standardized and feat.standardized:
         out.append(f"Both axes are standardized: every sample has mean 0, variance 1 across its "
                    f"{c} features, and every feature across the {n} samples.")
+    elif samp.standardized and n == 1:
+        out.append(f"The sample now has mean 0, variance 1 across its {c} features "
+                   f"(with one sample, per-feature statistics are just its values).")
     elif samp.standardized:
         out.append(f"Every sample now has mean 0, variance 1 across its {c} features; "
                    f"per-feature variance ranges {_range(post.per_feature.var)} "

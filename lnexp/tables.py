@@ -63,9 +63,11 @@ def summary_table(result: Any) -> Table:
         t.add_row(f"{label} var (unbiased, ÷(n−1))", _span(a.var_unbiased),
                   _span(b.var_unbiased))
 
-    axis_rows(f"per-feature (over {n} samples, dim 0)", pre.per_feature, post.per_feature)
+    axis_rows(f"per-feature (over {_plural(n, 'sample')}, dim 0)", pre.per_feature,
+              post.per_feature)
     t.add_section()
-    axis_rows(f"per-sample (over {c} features, dim 1)", pre.per_sample, post.per_sample)
+    axis_rows(f"per-sample (over {_plural(c, 'feature')}, dim 1)", pre.per_sample,
+              post.per_sample)
     t.add_section()
     g0, g1 = pre.global_, post.global_
     t.add_row("global mean", fmt(g0.mean), fmt(g1.mean))
@@ -79,6 +81,10 @@ def summary_table(result: Any) -> Table:
               f"{v['per_feature'].tolerance:g})", "",
               _standardizes(v["per_feature"].standardized, v["per_sample"].standardized))
     return t
+
+
+def _plural(k: int, word: str) -> str:
+    return f"{k} {word}" if k == 1 else f"{k} {word}s"
 
 
 def _standardizes(features: bool, samples: bool) -> str:

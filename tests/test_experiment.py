@@ -1,0 +1,122 @@
+"""experiment.run against the tutorial's own numbers and an independent torch computation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from lnexp import norms
+from lnexp.config import from_mapping, load_config
+from lnexp.errors import NotDefinedError
+from lnexp.experiment import run
+from tests.conftest import CONFIGS
+
+
+def tutorial_reference(seed: int = 0, n: int = 100, d_in: int = 100, d_out: int = 50,
+                       norm: nn.Module | None = None):
+    """The tutorial's script, as written there: seed -> Linear -> norm -> torch.randn."""
+    torch.manual_seed(seed)
+    linear = nn.Linear(d_in, d_out)
+    layer = norm if norm is not None else nn.LayerNorm(d_out)
+    x = torch.randn(n, d_in, requires_grad=True)
+    pre = linear(x).detach()
+    post = layer(linear(x)).detach()
+    return x.detach(), pre, post
+
+
+def test_default_config_reproduces_the_tutorial_exactly():
+    r = run(load_config(CONFIGS / "default.yaml"))
+    # Numbers printed by the tutorial's script (float32, torch.var unbiased).
+    assert r.sample_pre.mean == pytest.approx(-0.06453948, abs=1e-8)
+    assert r.sample_pre.var_unbiased == pytest.approx(0.37890887, abs=1e-7)
+    assert r.sample_post.var_unbiased == pytest.approx(1.02038061, abs=1e-7)
+    assert r.post_stats.per_feature.var_unbiased.min() == pytest.approx(0.59384686, abs=1e-7)
+    assert r.post_stats.per_feature.var_unbiased.max() == pytest.approx(1.31177449, abs=1e-7)
+    # And bit for bit the same activations as the script.
+    _, pre, post = tutorial_reference()
+    np.testing.assert_array_equal(r.pre, pre.numpy())
+    np.testing.assert_array_equal(r.post, post.numpy())
+
+
+@pytest.mark.parametrize("norm", norms.names())
+@pytest.mark.parametrize(("seed", "n", "d_in", "d_out"), [(3, 17, 8, 12), (7, 64, 30, 20)])
+def test_stats_match_an_independent_torch_computation(norm, seed, n, d_in, d_out):
+    cfg = from_mapping({"seed": seed, "data": {"n_samples": n},
+                        "model": {"in_features": d_in, "out_features": d_out, "norm": norm,
+                                  "groups": 2 if norm == "group" else None}})
+    r = run(cfg)
+    torch.manual_seed(seed)
+    linear = nn.Linear(d_in, d_out)
+    layer = norms.create(norm, d_out, groups=2)
+    x = torch.randn(n, d_in)
+    with torch.no_grad():
+        pre = linear(x)
+        post = layer(pre)
+    np.testing.assert_allclose(r.post, post.numpy(), rtol=0, atol=0)
+    for stage, ref in ((r.pre_stats, pre), (r.post_stats, post)):
+        ref64 = ref.double()
+        for dim, axis in ((0, stage.per_feature), (1, stage.per_sample)):
+            var_b, mean = torch.var_mean(ref64, dim=dim, correction=0)
+            var_u = torch.var(ref64, dim=dim, correction=1)
+            np.testing.assert_allclose(axis.mean, mean.numpy(), rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(axis.var, var_b.numpy(), rtol=1e-10, atol=1e-14)
+            np.testing.assert_allclose(axis.var_unbiased, var_u.numpy(), rtol=1e-10, atol=1e-14)
+            np.testing.assert_allclose(axis.std, var_b.sqrt().numpy(), rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize(("norm", "features", "samples"), [
+    ("bn", True, False), ("ln", False, True), ("instance", False, True), ("group", False, True),
+    ("rms", False, False), ("none", False, False),
+])
+def test_axis_verdicts(norm, features, samples):
+    r = run(from_mapping({"model": {"norm": norm}}))
+    assert r.verdicts["per_feature"].standardized is features
+    assert r.verdicts["per_sample"].standardized is samples
+
+
+def test_rms_rescales_without_centring():
+    r = run(from_mapping({"model": {"norm": "rms"}}))
+    ps = r.post_stats.per_sample
+    np.testing.assert_allclose(ps.mean**2 + ps.var, 1.0, atol=1e-4)  # mean square is 1
+    assert np.abs(ps.mean).max() > 0.05  # ... but the mean is not 0
+
+
+def test_single_sample_demo_matches_the_tutorial():
+    r = run(load_config(CONFIGS / "single_sample.yaml"))
+    np.testing.assert_allclose(r.sample_post.values,
+                               [-0.7071, 0.0, 1.4142, -1.4142, 0.7071], atol=1e-4)
+    assert r.sample_post.var == pytest.approx(1.0, abs=1e-5) and r.sample_post.var < 1.0
+    assert r.sample_post.var_unbiased == pytest.approx(1.25, abs=1e-4)
+    # One sample: a per-feature unbiased variance does not exist.
+    assert np.isnan(r.post_stats.per_feature.var_unbiased).all()
+
+
+def test_draw_order_is_seed_model_data():
+    """Changing the model's width changes the data only through the RNG stream position."""
+    a = run(from_mapping({"seed": 5}))
+    torch.manual_seed(5)
+    nn.Linear(100, 50)
+    np.testing.assert_array_equal(a.inputs, torch.randn(100, 100).numpy())
+
+
+@pytest.mark.parametrize("dist", ["normal", "uniform", "laplace", "student_t"])
+def test_distributions_have_the_configured_mean_and_std(dist):
+    cfg = from_mapping({"data": {"n_samples": 4000, "distribution": dist, "loc": 3.0,
+                                 "scale": 2.0, "df": 6.0},
+                        "model": {"in_features": 50, "out_features": 50, "linear": False}})
+    x = run(cfg).inputs.astype(np.float64)
+    assert x.mean() == pytest.approx(3.0, abs=0.05)
+    assert x.std() == pytest.approx(2.0, rel=0.03)
+
+
+def test_bn_batch_of_one_in_train_mode_is_not_defined():
+    cfg = from_mapping({"data": {"n_samples": 1}, "model": {"norm": "bn"}})
+    with pytest.raises(NotDefinedError, match="batch of 1 in train mode"):
+        run(cfg)
+
+
+def test_bn_eval_mode_with_fresh_running_stats_is_nearly_identity():
+    r = run(from_mapping({"model": {"norm": "bn", "mode": "eval"}}))
+    np.testing.assert_allclose(r.post, r.pre / np.sqrt(1 + 1e-5), rtol=1e-5, atol=1e-6)

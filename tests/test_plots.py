@@ -1,0 +1,53 @@
+"""Figures are checked by reading the PNG back, not by trusting that savefig ran."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import numpy as np
+import pytest
+
+from lnexp import artifacts, plots
+from lnexp.config import from_mapping
+from lnexp.experiment import run
+
+
+def _read(path: Path) -> np.ndarray:
+    img = mpimg.imread(path)
+    assert img.ndim == 3
+    return img[..., :3]
+
+
+@pytest.mark.parametrize("norm", ["ln", "bn"])
+@pytest.mark.parametrize("name", list(plots.FIGURES))
+def test_figures_render_readable_non_blank_pngs(tmp_path, name, norm):
+    result = run(from_mapping({"model": {"norm": norm}}))
+    path = tmp_path / f"{name}.png"
+    artifacts.save_figure(plots.FIGURES[name](result), path, dpi=100)
+    img = _read(path)
+    h, w = img.shape[:2]
+    assert w >= 1400 and h >= 600, "big enough to read at 100% zoom"
+    drawn = ~(img > 0.97).all(axis=2)
+    assert drawn.mean() > 0.10, "not blank"
+    if name == "overview":  # both stages drawn: blue before, green after
+        for colour in (plots.PRE, plots.POST):
+            assert _share_of(img, colour) > 0.005, colour
+    else:  # the diverging colormap: clearly red and clearly blue cells
+        red = (img[..., 0] > 0.6) & (img[..., 2] < 0.4)
+        blue = (img[..., 2] > 0.6) & (img[..., 0] < 0.4)
+        assert red.mean() > 0.01 and blue.mean() > 0.01
+
+
+def _share_of(img: np.ndarray, hex_colour: str) -> float:
+    """Share of pixels within a small distance of a colour (alpha blending tolerated)."""
+    rgb = np.array([int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5)])
+    return float((np.abs(img - rgb).max(axis=2) < 0.12).mean())
+
+
+def test_figures_handle_a_single_sample_and_nan(tmp_path):
+    result = run(from_mapping({"data": {"values": [[2, 3, 5, 1, 4]]},
+                               "model": {"linear": False}}))
+    for name, make in plots.FIGURES.items():
+        artifacts.save_figure(make(result), tmp_path / f"{name}.png", dpi=60)
+        assert _read(tmp_path / f"{name}.png").std() > 0.05

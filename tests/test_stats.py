@@ -1,0 +1,52 @@
+"""stats: float64 accumulation, biased vs unbiased, verdicts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lnexp import stats
+
+
+def test_biased_and_unbiased_variance_are_labelled_correctly():
+    x = torch.tensor([[2.0, 3.0, 5.0, 1.0, 4.0]])
+    s = stats.axis_stats(x, 1)
+    assert s.count == 5
+    assert s.mean[0] == 3.0
+    assert s.var[0] == 2.0  # sum of squared deviations 10, / n
+    assert s.var_unbiased[0] == 2.5  # / (n - 1)
+    assert s.std[0] == pytest.approx(np.sqrt(2.0))
+
+
+def test_large_offset_does_not_cancel_digits():
+    """float32 one-pass E[x^2] - E[x]^2 is badly wrong at loc 1e4; lnexp matches float64."""
+    g = torch.Generator().manual_seed(0)
+    x = (1.0e4 + 1e-2 * torch.randn(2000, 8, generator=g)).float()
+    ref = x.double().var(dim=0, correction=0).numpy()
+    naive = ((x * x).mean(dim=0) - x.mean(dim=0) ** 2).numpy()
+    assert np.abs(naive - ref).max() > 10 * ref.max()  # the naive way really fails here
+    np.testing.assert_allclose(stats.axis_stats(x, 0).var, ref, rtol=1e-9)
+
+
+def test_global_stats_and_nonfinite_count():
+    x = torch.tensor([[1.0, float("nan")], [3.0, 4.0]])
+    g = stats.global_stats(x)
+    assert g.nonfinite == 1 and np.isnan(g.mean)
+    g = stats.global_stats(torch.tensor([[1.0, 2.0], [3.0, 4.0]]))
+    assert (g.count, g.mean, g.var, g.min, g.max) == (4, 2.5, 1.25, 1.0, 4.0)
+    assert g.rms == pytest.approx(np.sqrt(7.5))
+
+
+def test_unbiased_variance_of_one_value_is_nan():
+    s = stats.axis_stats(torch.ones(1, 3), 0)
+    assert np.isnan(s.var_unbiased).all() and (s.var == 0).all()
+
+
+def test_verdict_uses_the_tolerance():
+    x = torch.randn(200, 10, generator=torch.Generator().manual_seed(1))
+    z = (x - x.mean(0)) / x.std(0, correction=0)
+    v = stats.verdict(stats.axis_stats(z, 0))
+    assert v.standardized and v.centred and v.unit_variance
+    v = stats.verdict(stats.axis_stats(z * 1.01, 0))
+    assert v.centred and not v.unit_variance
