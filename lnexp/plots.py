@@ -18,9 +18,17 @@ MAX_ROWS = 1000  # heatmaps with more samples show every k-th row
 
 
 def _new_figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), layout="constrained")
+    # Fixed margins instead of constrained layout: the layout engine re-measures every text
+    # on each draw and doubled the time to save these figures.
+    fig = Figure(figsize=(width, height))
     FigureCanvasAgg(fig)
     return fig
+
+
+def _hist(ax: Axes, data: np.ndarray, bins: np.ndarray, color: str, label: str) -> None:
+    """A filled histogram drawn as one artist (ax.hist makes one patch per bin)."""
+    counts, edges = np.histogram(data, bins=bins)
+    ax.stairs(counts, edges, fill=True, color=color, alpha=0.5, label=label)
 
 
 def _thin(n: int, limit: int) -> tuple[np.ndarray, int]:
@@ -48,7 +56,6 @@ def _per_index(ax: Axes, pre: np.ndarray, post: np.ndarray, what: str, axis_labe
     ax.set_xlabel(f"{axis_label} index{thinned}")
     ax.set_ylabel(what)
     ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=9)
 
 
 def overview(result: RunResult) -> Figure:
@@ -58,7 +65,8 @@ def overview(result: RunResult) -> Figure:
     dim 1). Top row: all values and means; bottom row: the chosen sample and biased variances.
     """
     fig = _new_figure(16, 9)
-    ax = fig.subplots(2, 3)
+    ax = fig.subplots(2, 3, gridspec_kw={"left": 0.045, "right": 0.99, "bottom": 0.065,
+                                         "top": 0.86, "wspace": 0.2, "hspace": 0.3})
     name = result.config.model.norm
     pre_s, post_s = result.pre_stats, result.post_stats
 
@@ -66,12 +74,12 @@ def overview(result: RunResult) -> Figure:
         np.concatenate([_finite(result.pre), _finite(result.post)]), bins=60)
     for data, color, label, g in ((result.pre, PRE, "before", pre_s.global_),
                                   (result.post, POST, "after", post_s.global_)):
-        ax[0, 0].hist(_finite(data), bins=bins, color=color, alpha=0.55,
-                      label=f"{label}: mean {_r(g.mean)}, var {g.var:.3f}")
+        _hist(ax[0, 0], _finite(data), bins, color,
+              f"{label}: mean {_r(g.mean)}, var {g.var:.3f}")
     ax[0, 0].set_title(f"All values before / after {name}")
     ax[0, 0].set_xlabel("activation value")
     ax[0, 0].set_ylabel("count")
-    ax[0, 0].legend(fontsize=9)
+    ax[0, 0].legend(loc="upper right", fontsize=9)
 
     _sample_panel(ax[1, 0], result)
 
@@ -87,7 +95,12 @@ def overview(result: RunResult) -> Figure:
     ax[1, 2].set_title("Per-sample variance (over features, dim 1)")
 
     fig.suptitle(f"{result.norm.title}: {result.norm.summary}\n{_describe(result)}",
-                 fontsize=13)
+                 fontsize=13, y=0.995)
+    handles, labels = ax[0, 1].get_legend_handles_labels()
+    labels = [f"{name} {label}" if label in ("before", "after") else "target (0 for means, "
+              "1 for variances)" for label in labels]
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.67, 0.935), ncol=3,
+               fontsize=10, frameon=False)
     return fig
 
 
@@ -110,15 +123,15 @@ def _sample_panel(ax: Axes, result: RunResult) -> None:
     else:
         bins = np.histogram_bin_edges(np.concatenate([_finite(pre.values),
                                                       _finite(post.values)]), bins=40)
-        ax.hist(_finite(pre.values), bins=bins, color=PRE, alpha=0.55,
-                label=f"before: mean {_r(pre.mean)}, var {pre.var:.3f}")
-        ax.hist(_finite(post.values), bins=bins, color=POST, alpha=0.55,
-                label=f"after: mean {_r(post.mean)}, var {post.var:.3f}")
+        _hist(ax, _finite(pre.values), bins, PRE,
+              f"before: mean {_r(pre.mean)}, var {pre.var:.3f}")
+        _hist(ax, _finite(post.values), bins, POST,
+              f"after: mean {_r(post.mean)}, var {post.var:.3f}")
         ax.set_xlabel("activation value")
         ax.set_ylabel("count")
     ax.set_title(f"Sample {i}: its {n} feature values (var biased)")
     ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=9)
+    ax.legend(loc="upper right", fontsize=9)
 
 
 def heatmap(result: RunResult) -> Figure:
@@ -128,7 +141,9 @@ def heatmap(result: RunResult) -> Figure:
     (right, over its features) on one shared scale, so the normalized axis is the flat one.
     """
     fig = _new_figure(16, 7.5)
-    gs = fig.add_gridspec(2, 5, width_ratios=[6, 1.2, 0.4, 6, 1.2], height_ratios=[1.2, 5])
+    gs = fig.add_gridspec(4, 5, width_ratios=[6, 1.2, 0.55, 6, 1.2],
+                          height_ratios=[1.2, 5, 0.5, 0.16], left=0.05, right=0.99, bottom=0.07,
+                          top=0.87, wspace=0.04, hspace=0.1)
     rows, step = _thin(result.pre.shape[0], MAX_ROWS)
     thinned = f", every {step}th shown" if step > 1 else ""
     name = result.config.model.norm
@@ -150,18 +165,21 @@ def heatmap(result: RunResult) -> Figure:
         ax.set_xlabel("feature (dim 1)")
         ax.set_ylabel(f"sample (dim 0{thinned})")
         feats = np.arange(len(st.per_feature.std))
-        top.bar(feats, st.per_feature.std, width=1.0, color="0.45")
+        top.stairs(st.per_feature.std, np.append(feats, len(feats)) - 0.5, fill=True,
+                   color="0.45")
         top.axhline(1, color="k", linestyle="--", linewidth=1)
         top.set_ylim(0, std_max)
         top.set_ylabel("std per\nfeature", fontsize=9)
         top.tick_params(labelbottom=False)
         top.set_title(f"Activations {label}", fontsize=12)
-        right.barh(np.arange(len(rows)), st.per_sample.std[rows], height=1.0, color="0.45")
+        right.stairs(st.per_sample.std[rows], np.arange(len(rows) + 1) - 0.5, fill=True,
+                     color="0.45", orientation="horizontal")
         right.axvline(1, color="k", linestyle="--", linewidth=1)
         right.set_xlim(0, std_max)
         right.set_xlabel("std per\nsample", fontsize=9)
         right.tick_params(labelleft=False)
-        fig.colorbar(im, ax=[ax, right], location="bottom", shrink=0.6, aspect=40,
+        cax = fig.add_subplot(gs[3, col])
+        fig.colorbar(im, cax=cax, orientation="horizontal",
                      label="activation value (colour clipped at the 99.5th percentile of |x|)")
     fig.suptitle(f"Activation matrix: {result.norm.title} {result.norm.summary}\n"
                  f"{_describe(result)}  ·  grey bars: biased std, dashed line at 1", fontsize=13)
