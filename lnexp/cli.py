@@ -172,7 +172,7 @@ def compare(names: NamesArg = None, config: ConfigOpt = Path("configs/default.ya
     cmp = compare_mod.compare(cfg, selected, source=str(config))
     compare_dir = artifacts.create_run_dir(root, f"{cfg.name}-compare")
     folder = artifacts.RunFolder(compare_dir, "compare", sys.argv)
-    missing = "; ".join(f"{o.name}: {o.reason}" for o in cmp.not_computed)
+    missing = "; ".join(o.reason or o.name for o in cmp.not_computed)
     with folder.tracking():
         if missing:
             folder.mark_partial(f"not computed: {missing}")

@@ -28,6 +28,11 @@ class NormOutcome:
     reason: str | None = None  # set exactly when result is None
 
     @property
+    def why(self) -> str | None:
+        """The reason without its leading '<name>: ' (for a cell already labelled by name)."""
+        return None if self.reason is None else self.reason.removeprefix(f"{self.name}: ")
+
+    @property
     def standardizes(self) -> str | None:
         """'features', 'samples', 'features and samples' or 'neither'; None if not computed."""
         if self.result is None:

@@ -85,7 +85,8 @@ def _norm_specific(result: Any) -> list[str]:
         from lnexp.norms import resolve_groups
 
         g = resolve_groups(cfg.features, m.groups)
-        out.append(f"GroupNorm with {g} groups of {cfg.features // g} features: each group "
+        out.append(f"GroupNorm with {g} group{'s' if g > 1 else ''} of {cfg.features // g} "
+                   f"features: each group "
                    f"within a sample is standardized, hence the whole sample too.")
     if m.norm == "instance":
         out.append("InstanceNorm1d would read a 2-D (N, C) tensor as one unbatched sample; lnexp "
@@ -106,7 +107,7 @@ def compare_lines(cmp: Any) -> list[tuple[str, list[str]]]:
     for o in cmp.outcomes:
         head = f"{o.name} ({o.spec.title}) {o.spec.summary}"
         if o.result is None:
-            out.append((o.name, [f"{head}: not computed - {o.reason}"]))
+            out.append((o.name, [f"{head}: not computed - {o.why}"]))
             continue
         out.append((o.name, [f"{head}: {_observed(o)}", *_norm_specific(o.result)]))
     return out

@@ -11,6 +11,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from lnexp.experiment import RunResult
 
@@ -210,7 +211,7 @@ def comparison(cmp: Any) -> Figure:
         if o.result is None:
             for ax in axes:
                 ax.set_axis_off()
-            axes[1].text(0.5, 0.5, _wrap(f"not computed: {o.reason}", 34), ha="center",
+            axes[1].text(0.5, 0.5, _wrap(f"not computed: {o.why}", 34), ha="center",
                          va="center", fontsize=10, transform=axes[1].transAxes, wrap=True)
             continue
         r = o.result
@@ -220,8 +221,12 @@ def comparison(cmp: Any) -> Figure:
             post = getattr(r.post_stats, key).var
             idx, _ = _thin(len(pre), MAX_POINTS)
             style = {"marker": "o", "markersize": 2.5} if len(idx) <= 120 else {}
+            # "after" first and thicker, so an unchanged curve (none) still shows both colours.
+            ax.plot(idx, post[idx], color=POST, linewidth=2.2, label="after",
+                    **{**style, "markersize": 4} if style else {})
             ax.plot(idx, pre[idx], color=PRE, linewidth=1, label="before", **style)
-            ax.plot(idx, post[idx], color=POST, linewidth=1.4, label="after", **style)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+            ax.set_xlim(-0.5, len(pre) - 0.5)
             ax.axhline(1, color="0.3", linestyle="--", linewidth=1)
             ax.set_xlabel(f"{label} index", fontsize=10)
             ax.grid(alpha=0.3)
@@ -234,10 +239,13 @@ def comparison(cmp: Any) -> Figure:
         if j == lead:
             axes[0].set_ylabel(f"per-feature variance\n(over {n} samples, dim 0)", fontsize=11)
             axes[1].set_ylabel(f"per-sample variance\n(over {c} features, dim 1)", fontsize=11)
-            axes[0].legend(loc="upper right", fontsize=9)
+            handles, labels = axes[0].get_legend_handles_labels()
+            axes[0].legend(handles[::-1], labels[::-1], loc="upper right", fontsize=9)
         image = axes[2].imshow(r.post[rows], aspect="auto", cmap="RdBu_r", vmin=-vmax,
                                vmax=vmax, interpolation="nearest")
         axes[2].set_xlabel("feature (dim 1)", fontsize=10)
+        axes[2].xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        axes[2].yaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         if j == lead:
             thinned = f", every {step}th" if step > 1 else ""
             axes[2].set_ylabel(f"activations after the norm\nsample (dim 0{thinned})",
@@ -251,7 +259,8 @@ def comparison(cmp: Any) -> Figure:
                            "the 99.5th percentile of |x|)")
     m = cfg.model
     layer = f"Linear({m.in_features}→{m.out_features}) → norm" if m.linear else "norm only"
-    fig.suptitle(f"Same inputs, same Linear weights, one norm per column  ·  {layer}, "
+    same = "same inputs, same Linear weights" if m.linear else "same inputs"
+    fig.suptitle(f"{same[0].upper() + same[1:]}, one norm per column  ·  {layer}, "
                  f"{m.mode} mode  ·  {n} samples × {c} features  ·  seed {cfg.seed}\n"
                  f"variances are biased (÷n); blue before the norm, green after; dashed line "
                  f"at 1", fontsize=13)

@@ -151,15 +151,17 @@ def compare_table(cmp: Any) -> Table:
     which axis ends up standardized."""
     cfg = cmp.config
     n, c = cfg.data.n_samples, cfg.features
-    t = Table(title=f"After each norm, on the same {n} samples × {c} features and the same "
-                    f"Linear weights (seed {cfg.seed}, {cfg.model.mode} mode).\n"
+    weights = "the same Linear weights" if cfg.model.linear else "no Linear layer"
+    t = Table(title=f"After each norm, on the same {n} × {c} inputs (samples × features) and "
+                    f"{weights} (seed {cfg.seed}, {cfg.model.mode} mode).\n"
                     f"Cells are min…max over the axis; per-feature = over the {n} samples "
                     f"(dim 0), per-sample = over the {c} features (dim 1); var biased = ÷n "
                     f"(what the norms use), unbiased = ÷(n−1) (torch.var's default).",
               box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
     t.add_column("after the norm", no_wrap=True)
     for o in cmp.outcomes:
-        t.add_column(f"{o.name}\n{o.spec.title}", justify="right", overflow="fold")
+        t.add_column(f"{o.name}\n{o.spec.title}", justify="right", overflow="fold",
+                     max_width=16)
 
     def row(label: str, cell: Any) -> None:
         t.add_row(label, *["—" if o.result is None else cell(o.result) for o in cmp.outcomes])
@@ -181,7 +183,7 @@ def compare_table(cmp: Any) -> Table:
     t.add_row(label, *[(o.standardizes or "not computed") for o in cmp.outcomes])
     if cmp.not_computed:
         t.add_row("not computed because", *[
-            (o.reason or "") if o.result is None else "" for o in cmp.outcomes])
+            o.why or "" for o in cmp.outcomes])
     return t
 
 
