@@ -238,3 +238,18 @@ def test_compare_yaml_validates_and_says_how_to_run_it() -> None:
     assert "# Run: lnexp compare --config configs/compare.yaml" in text
     cfg = config.load_config(CONFIGS / "compare.yaml")
     assert cmp_mod.norm_configs(cfg, None)["group"].model.groups == 4
+
+
+def test_real_subprocess_json_prints_only_the_document(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "lnexp", "compare", "bn", "ln", "--config",
+                          str(DEFAULT), *NO_FIGURES, "-o", str(tmp_path), "--json"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == ""
+    doc = json.loads(out.stdout)
+    assert (doc["schema_version"], doc["kind"], doc["norm_order"]) == (1, "compare", ["bn", "ln"])
+    assert [e["standardizes"] for e in doc["norms"]] == ["features", "samples"]
+    assert (Path(doc["compare_dir"]) / "comparison.csv").is_file()
