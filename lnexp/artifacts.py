@@ -214,14 +214,20 @@ def create_run_dir(root: Path, name: str) -> Path:
 
 
 class RunFolder:
-    """A run folder with its status in run.json: running -> completed | failed | interrupted."""
+    """A run folder with its status in run.json: running -> completed | partial | failed |
+    interrupted ('partial' only for compare folders where some norm was not computed)."""
 
     def __init__(self, path: Path, kind: str, argv: list[str]):
         self.path = path
         self.info: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "kind": kind,
                                      "status": "running", "argv": argv,
                                      "started": _now(), "finished": None, "error": None}
+        self._final: tuple[str, str | None] = ("completed", None)
         self._write_status()
+
+    def mark_partial(self, error: str) -> None:
+        """End as 'partial' (some part was not computed) instead of 'completed' on success."""
+        self._final = ("partial", error)
 
     def _write_status(self) -> None:
         write_atomic(self.path / "run.json", dumps(self.info))
@@ -242,7 +248,7 @@ class RunFolder:
             self.finish("failed", f"{type(exc).__name__}: {exc}")
             raise
         else:
-            self.finish("completed")
+            self.finish(*self._final)
 
 
 def _now() -> str:
@@ -264,4 +270,114 @@ def write_run(result: Any, folder: RunFolder, argv: list[str]) -> dict[str, Any]
             save_figure(make(result), path / "figures" / f"{fig_name}.png", cfg.output.dpi)
     doc = metrics(result)
     write_atomic(path / "metrics.json", dumps(doc))
+    return doc
+
+
+# --------------------------------------------------------------------------- compare
+
+COMPARISON_CSV_STATS = ("mean", "var", "var_unbiased")
+
+
+def _norm_entry(o: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": o.name, "title": o.spec.title, "summary": o.spec.summary,
+                             "expected_axis": o.spec.axis}
+    if o.result is None:
+        return {**entry, "status": "not_defined", "reason": o.reason, "run_dir": None,
+                "standardizes": None, "per_feature": None, "per_sample": None,
+                "global": None, "verdict": None}
+    post = o.result.post_stats
+    g = post.global_
+    return {
+        **entry,
+        "status": "completed",
+        "reason": None,
+        "run_dir": o.name,  # relative to the compare folder; holds the usual run files
+        "standardizes": o.standardizes,
+        "per_feature": {k: _spread(getattr(post.per_feature, k)) for k in COMPARISON_CSV_STATS},
+        "per_sample": {k: _spread(getattr(post.per_sample, k)) for k in COMPARISON_CSV_STATS},
+        "global": {"mean": _num(g.mean), "var": _num(g.var), "rms": _num(g.rms),
+                   "min": _num(g.min), "max": _num(g.max)},
+        "verdict": {axis: verdict_dict(v) for axis, v in o.result.verdicts.items()},
+    }
+
+
+def comparison(cmp: Any) -> dict[str, Any]:
+    """The comparison.json document for a CompareResult (post-norm statistics per norm)."""
+    cfg = cmp.config
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "compare",
+        "lnexp_version": __version__,
+        "status": "completed" if cmp.complete else "partial",
+        "config": config.to_dict(cfg),
+        "norm_order": [o.name for o in cmp.outcomes],
+        "shape": {"n_samples": cfg.data.n_samples, "features": cfg.features},
+        "labels": {
+            "per_feature": "after the norm, one value per feature over the samples (dim 0); "
+                           "min/max/mean over the features",
+            "per_sample": "after the norm, one value per sample over its features (dim 1); "
+                          "min/max/mean over the samples",
+            "var": "biased variance (divide by n), what the norm layers use",
+            "var_unbiased": "unbiased variance (divide by n-1); null if n<2",
+            "global": "over every value after the norm",
+            "standardizes": "which axis has every |mean| <= tolerance and every "
+                            "|var - 1| <= tolerance: features, samples, features and samples, "
+                            "neither; null if not computed",
+            "config": "the base config; each norm's run uses it with model.norm=<name>",
+        },
+        "axes": explain.AXES.format(n=cfg.data.n_samples, c=cfg.features),
+        "norms": [{**_norm_entry(o), "explanation": lines}
+                  for o, (_, lines) in zip(cmp.outcomes, explain.compare_lines(cmp), strict=True)],
+    }
+
+
+def comparison_csv(doc: dict[str, Any]) -> str:
+    """comparison.csv: one row per norm, the comparison.json numbers flattened."""
+    header = ["norm", "title", "status", "standardizes"]
+    for axis in ("per_feature", "per_sample"):
+        for stat in COMPARISON_CSV_STATS:
+            header += [f"{axis}_{stat}_min", f"{axis}_{stat}_max"]
+    header += ["global_mean", "global_var", "global_rms", "global_min", "global_max",
+               "per_feature_standardized", "per_sample_standardized", "run_dir", "reason"]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+
+    def cell(v: Any) -> str:
+        return "" if v is None else repr(v) if isinstance(v, float) else str(v)
+
+    for e in doc["norms"]:
+        row = [e["name"], e["title"], e["status"], e["standardizes"]]
+        for axis in ("per_feature", "per_sample"):
+            for stat in COMPARISON_CSV_STATS:
+                spread = (e[axis] or {}).get(stat) or {}
+                row += [spread.get("min"), spread.get("max")]
+        g = e["global"] or {}
+        row += [g.get(k) for k in ("mean", "var", "rms", "min", "max")]
+        v = e["verdict"] or {}
+        row += [(v.get(a) or {}).get("standardized") for a in ("per_feature", "per_sample")]
+        row += [e["run_dir"], e["reason"]]
+        w.writerow([cell(x) for x in row])
+    return buf.getvalue()
+
+
+def write_compare(cmp: Any, folder: RunFolder, argv: list[str]) -> dict[str, Any]:
+    """Write one run folder per computed norm (same files as `lnexp run`), then the
+    comparison figure, comparison.csv and comparison.json last; returns the document."""
+    path = folder.path
+    for o in cmp.outcomes:
+        if o.result is None:
+            continue
+        (path / o.name).mkdir()
+        with RunFolder(path / o.name, "run", argv).tracking() as sub:
+            write_run(o.result, sub, argv)
+    write_atomic(path / "config.yaml", config.to_yaml(cmp.config))
+    write_atomic(path / "env.json", dumps(env_info(cmp.config, argv)))
+    if cmp.config.output.figures:
+        from lnexp import plots
+
+        save_figure(plots.comparison(cmp), path / "comparison.png", cmp.config.output.dpi)
+    doc = comparison(cmp)
+    write_atomic(path / "comparison.csv", comparison_csv(doc))
+    write_atomic(path / "comparison.json", dumps(doc))
     return doc

@@ -6,6 +6,7 @@ Every domain error becomes a one-line message on stderr and its exit code, here 
 
 from __future__ import annotations
 
+import enum
 import functools
 import json
 import sys
@@ -15,9 +16,10 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from lnexp import __version__
+from lnexp import __version__, norms
 from lnexp.errors import (
     EXIT_INTERRUPTED,
+    EXIT_PARTIAL,
     EXIT_USAGE,
     LnexpError,
 )
@@ -138,6 +140,55 @@ def run(config: ConfigArg, set_: SetOpt = None, json_: JsonOpt = False, quiet: Q
         typer.echo(str(run_dir))
     else:
         tables.render_run(tables.make_console(), result, str(run_dir), doc["explanation"])
+
+
+# compare's choices come from the registry (norms imports no torch, so --help stays fast).
+NormName = enum.Enum("NormName", {name: name for name in norms.names()}, type=str)  # type: ignore[misc]
+NamesArg = Annotated[list[NormName] | None, typer.Argument(
+    help="Norms to compare, in this order (default: all): " + " ".join(norms.names()) + ".",
+    show_default=False)]
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c",
+                                         help="YAML config file; its model.norm is ignored.")]
+
+
+@app.command()
+@guarded
+def compare(names: NamesArg = None, config: ConfigOpt = Path("configs/default.yaml"),
+            set_: SetOpt = None, json_: JsonOpt = False, quiet: QuietOpt = False,
+            output_dir: OutOpt = None) -> None:
+    """Run several norms on the same inputs and weights, e.g. `lnexp compare bn ln`.
+
+    Each norm's run equals `lnexp run CONFIG --set model.norm=NAME`. Writes a folder
+    OUTPUT_DIR/<name>-compare/<timestamp>-<id>/ with one run folder per norm plus
+    comparison.json, comparison.csv and comparison.png. Exit 3 if some norm could not be
+    computed (e.g. bn on a batch of 1 in train mode); the others are still written.
+    """
+    from lnexp import artifacts, explain, tables
+    from lnexp import compare as compare_mod
+
+    cfg = _load(config, set_, output_dir)
+    selected = [n.value for n in names] if names else None
+    root = artifacts.ensure_output_dir(Path(cfg.output.dir))
+    cmp = compare_mod.compare(cfg, selected, source=str(config))
+    compare_dir = artifacts.create_run_dir(root, f"{cfg.name}-compare")
+    folder = artifacts.RunFolder(compare_dir, "compare", sys.argv)
+    missing = "; ".join(o.reason or o.name for o in cmp.not_computed)
+    with folder.tracking():
+        if missing:
+            folder.mark_partial(f"not computed: {missing}")
+        doc = artifacts.write_compare(cmp, folder, sys.argv)
+    if json_:
+        sys.stdout.write(artifacts.dumps({**doc, "compare_dir": str(compare_dir)}))
+    elif quiet:
+        typer.echo(str(compare_dir))
+    else:
+        axes = explain.AXES.format(n=cfg.data.n_samples, c=cfg.features)
+        tables.render_compare(tables.make_console(), cmp, str(compare_dir),
+                              explain.compare_lines(cmp), axes)
+    if missing:
+        typer.echo(f"partly done (exit {EXIT_PARTIAL}): {len(cmp.not_computed)} of "
+                   f"{len(cmp.outcomes)} norms not computed - {missing}", err=True)
+        raise typer.Exit(EXIT_PARTIAL)
 
 
 @app.command()

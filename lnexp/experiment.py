@@ -38,8 +38,8 @@ class RunResult:
 def not_defined_reason(cfg: Config) -> str | None:
     """Why this norm cannot run on this input at all, or None."""
     if cfg.model.norm == "bn" and cfg.model.mode == "train" and cfg.data.n_samples == 1:
-        return ("bn is not defined for a batch of 1 in train mode (a feature's variance over one "
-                "sample is 0 and PyTorch refuses it) - use model.mode: eval or more samples")
+        return ("bn: not defined for a batch of 1 in train mode — use model.mode: eval or more "
+                "samples (a feature's variance over one sample is 0; PyTorch refuses it)")
     return None
 
 

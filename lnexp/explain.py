@@ -9,7 +9,8 @@ import numpy as np
 
 def _range(a: np.ndarray) -> str:
     with np.errstate(invalid="ignore"):
-        return f"{np.nanmin(a):.3g}–{np.nanmax(a):.3g}"
+        lo, hi = f"{np.nanmin(a):.3g}", f"{np.nanmax(a):.3g}"
+    return lo if lo == hi else f"{lo} to {hi}"
 
 
 def lines(result: Any) -> list[str]:
@@ -87,6 +88,52 @@ def _norm_specific(result: Any) -> list[str]:
         from lnexp.norms import resolve_groups
 
         g = resolve_groups(cfg.features, m.groups)
-        out.append(f"GroupNorm with {g} groups of {cfg.features // g} features: each group "
+        out.append(f"GroupNorm with {g} group{'s' if g > 1 else ''} of {cfg.features // g} "
+                   f"features: each group "
                    f"within a sample is standardized, hence the whole sample too.")
+    if m.norm == "instance":
+        out.append("InstanceNorm1d would read a 2-D (N, C) tensor as one unbatched sample; lnexp "
+                   "reshapes it to (N, 1, C), so each sample is normalized over its features "
+                   "(LayerNorm's axis) with one scalar weight and bias.")
     return out
+
+
+AXES = ("per-feature = one value per feature (column), over the {n} samples (dim 0) - what "
+        "BatchNorm pins; per-sample = one value per sample (row), over its {c} features (dim 1) "
+        "- what LayerNorm pins.")
+
+
+def compare_lines(cmp: Any) -> list[tuple[str, list[str]]]:
+    """For `lnexp compare`: per norm, one line saying which axis it normalizes and what the
+    numbers show, then its norm-specific notes. Returns (norm name, lines) pairs."""
+    out: list[tuple[str, list[str]]] = []
+    for o in cmp.outcomes:
+        head = f"{o.name} ({o.spec.title}) {o.spec.summary}"
+        if o.result is None:
+            out.append((o.name, [f"{head}: not computed - {o.why}"]))
+            continue
+        out.append((o.name, [f"{head}: {_observed(o)}", *_norm_specific(o.result)]))
+    return out
+
+
+def _observed(o: Any) -> str:
+    r = o.result
+    n, c = r.config.data.n_samples, r.config.features
+    post = r.post_stats
+    feat_var, samp_var = _range(post.per_feature.var), _range(post.per_sample.var)
+    if o.standardizes == "features and samples":
+        return (f"here every feature (over {n} samples) and every sample (over {c} features) "
+                f"has mean 0, variance 1.")
+    if o.standardizes == "features":
+        return (f"here every feature has mean 0, variance 1 over the {n} samples; samples are "
+                f"not standardized (per-sample variance {samp_var}).")
+    if o.standardizes == "samples":
+        return (f"here every sample has mean 0, variance 1 over its {c} features; features are "
+                f"not standardized (per-feature variance {feat_var}).")
+    if np.array_equal(r.pre, r.post, equal_nan=True):
+        return (f"here nothing is normalized: output = input (per-feature variance {feat_var}, "
+                f"per-sample variance {samp_var}).")
+    ps = post.per_sample
+    rms = np.sqrt(ps.mean**2 + ps.var)
+    return (f"here neither axis is standardized: per-sample mean {_range(ps.mean)}, per-sample "
+            f"RMS {_range(rms)}, per-feature variance {feat_var}.")

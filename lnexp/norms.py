@@ -125,9 +125,10 @@ NORMS: dict[str, NormSpec] = {
                  "standardizes each sample across its features (dim 1)", _ln),
         NormSpec("rms", "RMSNorm", "neither",
                  "rescales each sample to RMS 1 across its features, without centring", _rms),
-        NormSpec("group", "GroupNorm", "neither",
-                 "standardizes each group of features within a sample "
-                 "(groups=1 is LayerNorm without per-feature affine)", _group),
+        # Equal-sized groups each at mean 0, variance 1 make the whole sample mean 0, var 1.
+        NormSpec("group", "GroupNorm", "samples",
+                 "standardizes each group of features within a sample, hence the sample "
+                 "(groups=1 equals LayerNorm)", _group),
         NormSpec("instance", "InstanceNorm", "samples",
                  "standardizes each sample across its features, with one shared scalar affine "
                  "(input reshaped (N, C) -> (N, 1, C))", _instance),

@@ -5,10 +5,13 @@ Object API only (no pyplot global state), Agg canvas, so this works headless and
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from lnexp.experiment import RunResult
 
@@ -184,6 +187,108 @@ def heatmap(result: RunResult) -> Figure:
     fig.suptitle(f"Activation matrix: {result.norm.title} {result.norm.summary}\n"
                  f"{_describe(result)}  ·  grey bars: biased std, dashed line at 1", fontsize=13)
     return fig
+
+
+def comparison(cmp: Any) -> Figure:
+    """One column per norm; rows: per-feature variance, per-sample variance (before in blue,
+    after in green, shared y per row) and the activation heatmap after the norm (one shared
+    colour scale). A norm that was not computed shows its reason instead."""
+    outcomes = cmp.outcomes
+    k = len(outcomes)
+    width = max(7.0, 1.2 + 3.1 * k)
+    fig = _new_figure(width, 10.5)
+    gs = fig.add_gridspec(4, k, height_ratios=[1, 1, 1.6, 0.08])
+    done = [o.result for o in outcomes if o.result is not None]
+    cfg = cmp.config
+    n, c = cfg.data.n_samples, cfg.features
+
+    def top(key: str) -> float:
+        vals = [getattr(st, key).var for r in done for st in (r.pre_stats,
+                                                                           r.post_stats)]
+        return max([float(np.nanmax(v, initial=0)) for v in vals] + [1.0])
+
+    tops = {"per_feature": top("per_feature"), "per_sample": top("per_sample")}
+    post_all = np.concatenate([_finite(r.post) for r in done]) if done else np.zeros(1)
+    vmax = float(np.percentile(np.abs(post_all), 99.5)) if post_all.size else 1.0
+    vmax = vmax if vmax > 0 else 1.0
+    rows, step = _thin(n, MAX_ROWS)
+    image = None
+    first: dict[int, Axes] = {}
+    # The first computed column carries the y labels (bn may be missing in column 0).
+    lead = next((j for j, o in enumerate(outcomes) if o.result is not None), 0)
+    for j, o in enumerate(outcomes):
+        axes = []
+        for i in range(3):
+            share = first.get(i) if i < 2 else None
+            ax = fig.add_subplot(gs[i, j], sharey=share)
+            first.setdefault(i, ax)
+            axes.append(ax)
+        verdict = o.standardizes or "not computed"
+        axes[0].set_title(f"{o.name}: {o.spec.title}\nstandardizes: {verdict}", fontsize=12,
+                          fontweight="bold" if o.result is not None else "normal")
+        if o.result is None:
+            for ax in axes:
+                ax.set_axis_off()
+            axes[1].text(0.5, 0.5, _wrap(f"not computed: {o.why}", 34), ha="center",
+                         va="center", fontsize=10, transform=axes[1].transAxes, wrap=True)
+            continue
+        r = o.result
+        for ax, key, label in ((axes[0], "per_feature", "feature"),
+                               (axes[1], "per_sample", "sample")):
+            pre = getattr(r.pre_stats, key).var
+            post = getattr(r.post_stats, key).var
+            idx, _ = _thin(len(pre), MAX_POINTS)
+            style = {"marker": "o", "markersize": 2.5} if len(idx) <= 120 else {}
+            # "after" first and thicker, so an unchanged curve (none) still shows both colours.
+            ax.plot(idx, post[idx], color=POST, linewidth=2.2, label="after",
+                    **{**style, "markersize": 4} if style else {})
+            ax.plot(idx, pre[idx], color=PRE, linewidth=1, label="before", **style)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+            ax.set_xlim(-0.5, len(pre) - 0.5)
+            ax.axhline(1, color="0.3", linestyle="--", linewidth=1)
+            ax.set_xlabel(f"{label} index", fontsize=10)
+            ax.grid(alpha=0.3)
+            if tops[key] > 20:
+                ax.set_yscale("symlog", linthresh=0.1)
+            else:
+                ax.set_ylim(0, tops[key] * 1.08)
+            if j != lead:
+                ax.tick_params(labelleft=False)
+        if j == lead:
+            axes[0].set_ylabel(f"per-feature variance\n(over {n} samples, dim 0)", fontsize=11)
+            axes[1].set_ylabel(f"per-sample variance\n(over {c} features, dim 1)", fontsize=11)
+            handles, labels = axes[0].get_legend_handles_labels()
+            axes[0].legend(handles[::-1], labels[::-1], loc="upper right", fontsize=9)
+        image = axes[2].imshow(r.post[rows], aspect="auto", cmap="RdBu_r", vmin=-vmax,
+                               vmax=vmax, interpolation="nearest")
+        axes[2].set_xlabel("feature (dim 1)", fontsize=10)
+        axes[2].xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        axes[2].yaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        if j == lead:
+            thinned = f", every {step}th" if step > 1 else ""
+            axes[2].set_ylabel(f"activations after the norm\nsample (dim 0{thinned})",
+                               fontsize=11)
+        else:
+            axes[2].tick_params(labelleft=False)
+    if image is not None:
+        cax = fig.add_subplot(gs[3, max(0, k // 2 - 1): max(1, k // 2 + 1)])
+        fig.colorbar(image, cax=cax, orientation="horizontal",
+                     label="activation value after the norm (one scale for all; clipped at "
+                           "the 99.5th percentile of |x|)")
+    m = cfg.model
+    layer = f"Linear({m.in_features}→{m.out_features}) → norm" if m.linear else "norm only"
+    same = "same inputs, same Linear weights" if m.linear else "same inputs"
+    fig.suptitle(f"{same[0].upper() + same[1:]}, one norm per column  ·  {layer}, "
+                 f"{m.mode} mode  ·  {n} samples × {c} features  ·  seed {cfg.seed}\n"
+                 f"variances are biased (÷n); blue before the norm, green after; dashed line "
+                 f"at 1", fontsize=13)
+    return fig
+
+
+def _wrap(text: str, width: int) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width))
 
 
 def _r(x: float) -> str:

@@ -124,3 +124,82 @@ def render_run(console: Console, result: Any, run_dir: str, explanation: list[st
     for line in explanation:
         console.print(f"• {line}", soft_wrap=False)
     console.print(f"\nrun folder: {run_dir}")
+
+
+# --------------------------------------------------------------------------- compare
+
+def _short(x: float) -> str:
+    """A compact number for the comparison table (six columns must fit 120 characters)."""
+    if x is None or not np.isfinite(x):
+        return fmt(x)
+    if x == 0:
+        return "0"
+    if 1e-3 <= abs(x) < 1e4:
+        return f"{x:.3g}"
+    return f"{x:.1e}"
+
+
+def _short_span(a: np.ndarray) -> str:
+    """min…max, 3 significant digits; all within 1e-5 of 0 reads '|x|≤3e-08' (float32
+    rounding of an exact 0)."""
+    with np.errstate(invalid="ignore"):
+        if a.size == 0 or np.all(np.isnan(a)):
+            return "n/a"
+        lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
+    if 0 < max(abs(lo), abs(hi)) < 1e-5:
+        return f"|x|≤{max(abs(lo), abs(hi)):.0e}"
+    a_, b_ = _short(lo), _short(hi)
+    return a_ if a_ == b_ else f"{a_}…{b_}"
+
+
+def compare_table(cmp: Any) -> Table:
+    """One column per norm; rows: per-feature and per-sample spreads, output mean / RMS and
+    which axis ends up standardized."""
+    cfg = cmp.config
+    n, c = cfg.data.n_samples, cfg.features
+    weights = "the same Linear weights" if cfg.model.linear else "no Linear layer"
+    t = Table(title=f"After each norm, on the same {n} × {c} inputs (samples × features) and "
+                    f"{weights} (seed {cfg.seed}, {cfg.model.mode} mode).\n"
+                    f"Cells are min…max over the axis; per-feature = over the {n} samples "
+                    f"(dim 0), per-sample = over the {c} features (dim 1); var biased = ÷n "
+                    f"(what the norms use), unbiased = ÷(n−1) (torch.var's default).",
+              box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
+    t.add_column("after the norm", no_wrap=True)
+    for o in cmp.outcomes:
+        t.add_column(f"{o.name}\n{o.spec.title}", justify="right", overflow="fold",
+                     max_width=16)
+
+    def row(label: str, cell: Any) -> None:
+        t.add_row(label, *["—" if o.result is None else cell(o.result) for o in cmp.outcomes])
+
+    for axis in ("per_feature", "per_sample"):
+        label = axis.replace("_", "-")
+        row(f"{label} mean", lambda r, a=axis: _short_span(getattr(r.post_stats, a).mean))
+        row(f"{label} var (biased)",
+            lambda r, a=axis: _short_span(getattr(r.post_stats, a).var))
+        row(f"{label} var (unbiased)",
+            lambda r, a=axis: _short_span(getattr(r.post_stats, a).var_unbiased))
+        t.add_section()
+    row("output mean", lambda r: _short(r.post_stats.global_.mean))
+    row("output RMS", lambda r: _short(r.post_stats.global_.rms))
+    t.add_section()
+    tol = next((o.result.verdicts["per_feature"].tolerance for o in cmp.outcomes
+                if o.result is not None), None)
+    label = "standardizes" + (f" (tol {tol:g})" if tol is not None else "")
+    t.add_row(label, *[(o.standardizes or "not computed") for o in cmp.outcomes])
+    if cmp.not_computed:
+        t.add_row("not computed because", *[
+            o.why or "" for o in cmp.outcomes])
+    return t
+
+
+def render_compare(console: Console, cmp: Any, compare_dir: str,
+                   lines: list[tuple[str, list[str]]], axes_line: str) -> None:
+    """Everything `lnexp compare` prints for a person."""
+    console.print(compare_table(cmp))
+    console.print(f"Axes: {axes_line}")
+    for _name, norm_lines in lines:
+        console.print(f"• {norm_lines[0]}", soft_wrap=False)
+        for extra in norm_lines[1:]:
+            console.print(f"    – {extra}", soft_wrap=False)
+    console.print(f"\ncompare folder: {compare_dir}")

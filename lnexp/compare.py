@@ -1,0 +1,115 @@
+"""Every norm side by side on the same inputs and the same Linear weights. No I/O here.
+
+How "the same" is guaranteed: each norm gets its own config, built from the base config plus
+the one override `model.norm=<name>` - exactly what `lnexp run CONFIG --set model.norm=<name>`
+builds - and runs through `experiment.run`, which re-seeds (`torch.manual_seed(seed)`), builds
+the model and then draws the data. The Linear layer is built first and no norm consumes random
+numbers at construction, so every norm sees bit-identical Linear weights and inputs, and each
+norm's result equals that of a separate `run` (tests/test_compare.py checks both).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lnexp import config, experiment, norms
+from lnexp.config import Config
+from lnexp.errors import ConfigError, NormError, NotDefinedError
+
+
+@dataclass(frozen=True)
+class NormOutcome:
+    """One norm's column: its run, or the reason it could not be computed."""
+
+    name: str
+    spec: norms.NormSpec
+    config: Config
+    result: experiment.RunResult | None
+    reason: str | None = None  # set exactly when result is None
+
+    @property
+    def why(self) -> str | None:
+        """The reason without its leading '<name>: ' (for a cell already labelled by name)."""
+        return None if self.reason is None else self.reason.removeprefix(f"{self.name}: ")
+
+    @property
+    def standardizes(self) -> str | None:
+        """'features', 'samples', 'features and samples' or 'neither'; None if not computed."""
+        if self.result is None:
+            return None
+        v = self.result.verdicts
+        return standardizes(v["per_feature"].standardized, v["per_sample"].standardized)
+
+
+@dataclass(frozen=True)
+class CompareResult:
+    """The base config and one outcome per requested norm, in the requested order."""
+
+    config: Config
+    outcomes: list[NormOutcome]
+
+    @property
+    def complete(self) -> bool:
+        """True when every requested norm was computed."""
+        return all(o.result is not None for o in self.outcomes)
+
+    @property
+    def not_computed(self) -> list[NormOutcome]:
+        return [o for o in self.outcomes if o.result is None]
+
+
+def standardizes(features: bool, samples: bool) -> str:
+    """The axis verdict in words."""
+    if features and samples:
+        return "features and samples"
+    return "features" if features else "samples" if samples else "neither"
+
+
+def select(names: list[str] | None) -> list[str]:
+    """The norms to compare, in the given order; none given means every registered norm."""
+    if not names:
+        return norms.names()
+    for name in names:
+        norms.get(name)  # unknown names raise NormError listing the valid ones
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise NormError(f"norm {', '.join(repeated)} given more than once; "
+                        f"list each norm once, e.g. lnexp compare bn ln")
+    return list(names)
+
+
+def norm_configs(cfg: Config, names: list[str] | None,
+                 source: str = "<config>") -> dict[str, Config]:
+    """One validated config per norm: `cfg` with `model.norm=<name>`.
+
+    Every problem (e.g. `model.groups` not dividing the features, which only matters for
+    `group`) is collected and raised as one ConfigError before anything runs.
+    """
+    raw = config.to_dict(cfg)
+    out: dict[str, Config] = {}
+    problems: list[str] = []
+    for name in select(names):
+        try:
+            out[name] = config.from_mapping(raw, [f"model.norm={name}"],
+                                            source=f"{source} --set model.norm={name}")
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+    return out
+
+
+def compare(cfg: Config, names: list[str] | None = None,
+            source: str = "<config>") -> CompareResult:
+    """Run every requested norm on `cfg`; a norm that is not defined for this input (bn on a
+    batch of 1 in train mode) keeps its reason instead of a result, the others still run."""
+    outcomes: list[NormOutcome] = []
+    for name, norm_cfg in norm_configs(cfg, names, source).items():
+        spec = norms.get(name)
+        try:
+            result = experiment.run(norm_cfg)
+        except NotDefinedError as exc:
+            outcomes.append(NormOutcome(name, spec, norm_cfg, None, str(exc)))
+        else:
+            outcomes.append(NormOutcome(name, spec, norm_cfg, result))
+    return CompareResult(config=cfg, outcomes=outcomes)
