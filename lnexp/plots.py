@@ -197,7 +197,10 @@ def comparison(cmp: Any) -> Figure:
     k = len(outcomes)
     width = max(7.0, 1.2 + 3.1 * k)
     fig = _new_figure(width, 10.5)
-    gs = fig.add_gridspec(4, k, height_ratios=[1, 1, 1.6, 0.08])
+    height = 10.5
+    gs = fig.add_gridspec(5, k, height_ratios=[1, 1, 1.6, 0.02, 0.07],
+                          left=1.25 / width, right=1 - 0.2 / width, bottom=0.65 / height,
+                          top=1 - 1.45 / height, wspace=0.12, hspace=0.42)
     done = [o.result for o in outcomes if o.result is not None]
     cfg = cmp.config
     n, c = cfg.data.n_samples, cfg.features
@@ -271,7 +274,7 @@ def comparison(cmp: Any) -> Figure:
         else:
             axes[2].tick_params(labelleft=False)
     if image is not None:
-        cax = fig.add_subplot(gs[3, max(0, k // 2 - 1): max(1, k // 2 + 1)])
+        cax = fig.add_subplot(gs[4, max(0, k // 2 - 1): max(1, k // 2 + 1)])
         fig.colorbar(image, cax=cax, orientation="horizontal",
                      label="activation value after the norm (one scale for all; clipped at "
                            "the 99.5th percentile of |x|)")

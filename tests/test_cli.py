@@ -79,7 +79,7 @@ def test_human_output_explains_the_norm(invoke, tmp_path):
     out = result.stdout
     assert "var (biased, ÷n)" in out and "var (unbiased, ÷(n−1))" in out
     assert "Every sample now has mean 0, variance 1 across its 50 features" in out
-    assert "per-feature variance ranges 0.588–1.3" in out
+    assert "per-feature variance ranges 0.588 to 1.3" in out
     assert "\x1b[" not in out, "no colour codes when stdout is not a terminal"
 
 
