@@ -15,11 +15,12 @@ from lnexp.stats import AxisStats
 
 
 def make_console(stderr: bool = False) -> Console:
-    """A Console that uses colour only on a terminal without NO_COLOR; otherwise plain text
-    at a fixed width of 120 columns (no terminal-width tricks in pipes and CI logs)."""
+    """A Console that uses colour only on a terminal without NO_COLOR or CI; otherwise plain
+    text at a fixed width of 120 columns (no terminal-width tricks in pipes and CI logs)."""
     stream = sys.stderr if stderr else sys.stdout
     tty = stream.isatty() and os.environ.get("TERM") != "dumb"
-    plain = not tty or "NO_COLOR" in os.environ
+    ci = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+    plain = not tty or "NO_COLOR" in os.environ or ci
     if plain:
         return Console(file=stream, no_color=True, highlight=False, width=120,
                        force_terminal=False, emoji=False, soft_wrap=False)
@@ -118,3 +119,22 @@ def render_run(console: Console, result: Any, run_dir: str, explanation: list[st
     for line in explanation:
         console.print(f"• {line}", soft_wrap=False)
     console.print(f"\nrun folder: {run_dir}")
+
+
+def expectations_table(results: list[dict[str, Any]]) -> Table:
+    """One row per expectation: metric.reducer, comparison, value, PASS/FAIL."""
+    failed = sum(not r["passed"] for r in results)
+    verdict = f"{failed} of {len(results)} failed" if failed else f"all {len(results)} passed"
+    t = Table(title=f"Expectations: {verdict}", box=box.SIMPLE_HEAD, title_justify="left")
+    t.add_column("metric.reducer")
+    t.add_column("expected", justify="right")
+    t.add_column("value", justify="right")
+    t.add_column("result")
+    for r in results:
+        sym = {"le": "<=", "ge": ">=", "lt": "<", "gt": ">", "approx": "≈"}[r["op"]]
+        bound = f"{sym} {r['bound']:g}" + (f" ± {r['tol']:g}" if r["tol"] is not None else "")
+        value = fmt(r["value"]) if r["value"] is not None else "NaN/Inf"
+        mark = "PASS" if r["passed"] else "[bold red]FAIL[/]"
+        t.add_row(f"{r['metric']}.{r['reducer']}", bound, value,
+                  mark + (f" ({r['note']})" if r.get("note") and not r["passed"] else ""))
+    return t
