@@ -20,13 +20,15 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lnexp import __version__, config, expect, explain
 from lnexp.errors import OutputError, RunFolderError
-from lnexp.stats import AxisStats, SampleStats, StageStats, Verdict
+
+if TYPE_CHECKING:  # stats imports torch; `lnexp check` reads run folders without it
+    from lnexp.stats import AxisStats, SampleStats, StageStats, Verdict
 
 SCHEMA_VERSION = 1
 

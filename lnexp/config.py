@@ -409,10 +409,13 @@ def load_config(path: str | Path, overrides: list[str] | None = None,
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError([_yaml_error_line(source, exc)]) from None
-    if raw is not None and not isinstance(raw, dict):
+    if raw is None:
+        raise ConfigError([f"{source}: the file is empty (only comments or blank lines); "
+                           f"expected a YAML mapping (an empty mapping {{}} runs all defaults)"])
+    if not isinstance(raw, dict):
         raise ConfigError([f"{source}: expected a mapping of keys (name:, seed:, data:, "
                            f"model:, ...) at the top level, got a {type(raw).__name__}"])
-    return from_mapping(raw or {}, overrides or [], source=source, lines=_line_index(text),
+    return from_mapping(raw, overrides or [], source=source, lines=_line_index(text),
                         expectations=expectations)
 
 

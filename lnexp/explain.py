@@ -8,8 +8,9 @@ import numpy as np
 
 
 def _range(a: np.ndarray) -> str:
-    with np.errstate(invalid="ignore"):
-        return f"{np.nanmin(a):.3g}–{np.nanmax(a):.3g}"
+    if a.size == 0 or np.all(np.isnan(a)):
+        return "n/a"
+    return f"{np.nanmin(a):.3g}–{np.nanmax(a):.3g}"
 
 
 def lines(result: Any) -> list[str]:

@@ -81,7 +81,8 @@ def limit_bytes(cfg: Any, available: int | None = None) -> tuple[int | None, str
 
 
 def gb(n: float) -> str:
-    return f"{n / GIB:.3g} GiB"
+    """Bytes as '1.5 GiB' (or '12.3 MiB' below 1 GiB)."""
+    return f"{n / GIB:.3g} GiB" if n >= GIB else f"{n / 1024**2:.3g} MiB"
 
 
 def check(cfg: Any, available: int | None = None) -> dict[str, Any]:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from lnexp.stats import AxisStats
+if TYPE_CHECKING:  # stats imports torch; `lnexp check` renders tables without it
+    from lnexp.stats import AxisStats
 
 
 def make_console(stderr: bool = False) -> Console:
