@@ -18,7 +18,7 @@ run: $(STAMP)  ## run the tutorial's experiment (configs/default.yaml)
 	$(BIN)/lnexp run configs/default.yaml
 
 test: $(STAMP)  ## lint + the whole test suite
-	$(BIN)/ruff check lnexp tests benchmarks
+	$(BIN)/ruff check $(wildcard lnexp tests benchmarks)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)  ## benchmark against the tutorial script

@@ -238,7 +238,7 @@ class RunFolder:
         try:
             yield self
         except KeyboardInterrupt:
-            self.finish("interrupted", "interrupted (Ctrl-C / SIGINT)")
+            self.finish("interrupted", "interrupted (Ctrl-C / SIGINT or SIGTERM)")
             raise
         except BaseException as exc:
             self.finish("failed", f"{type(exc).__name__}: {exc}")

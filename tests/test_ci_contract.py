@@ -115,3 +115,12 @@ def test_examples_ci_sh(tmp_path: Path) -> None:
     assert "passing run: exit 0" in res.stdout
     assert "failing run (model.norm=bn): exit 1" in res.stdout
     assert "check with a failing --expect: exit 1" in res.stdout
+
+
+def test_help_documents_exit_codes() -> None:
+    res = CliRunner().invoke(app, ["--help"])
+    assert res.exit_code == 0
+    text = " ".join(res.stdout.split())
+    for part in ("0 success", "1 an expectation failed", "2 usage or config error",
+                 "3 partly done", "130 interrupted", "numeric_trouble"):
+        assert part in text, part
