@@ -21,13 +21,15 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lnexp import __version__, config, explain
-from lnexp.errors import OutputError
-from lnexp.stats import AxisStats, SampleStats, StageStats, Verdict
+from lnexp import __version__, config, expect, explain
+from lnexp.errors import OutputError, RunFolderError
+
+if TYPE_CHECKING:  # stats imports torch; `lnexp check` reads run folders without it
+    from lnexp.stats import AxisStats, SampleStats, StageStats, Verdict
 
 SCHEMA_VERSION = 1
 
@@ -85,7 +87,7 @@ def verdict_dict(v: Verdict) -> dict[str, Any]:
 def metrics(result: Any) -> dict[str, Any]:
     """The metrics.json document for a RunResult (see README, "metrics.json contract")."""
     cfg = result.config
-    return {
+    doc = {
         "schema_version": SCHEMA_VERSION,
         "kind": "run",
         "lnexp_version": __version__,
@@ -105,8 +107,12 @@ def metrics(result: Any) -> dict[str, Any]:
         "sample": {"index": cfg.sample_index, "pre_norm": sample_dict(result.sample_pre),
                    "post_norm": sample_dict(result.sample_post)},
         "verdict": {axis: verdict_dict(v) for axis, v in result.verdicts.items()},
+        "numeric_trouble": result.numeric_trouble,
         "explanation": explain.lines(result),
     }
+    # Evaluated on the document itself, exactly as `lnexp check` does on a saved file.
+    doc["expectations"] = expect.evaluate(doc, config.expect_dict(cfg))
+    return doc
 
 
 def dumps(doc: dict[str, Any]) -> str:
@@ -192,8 +198,13 @@ def ensure_output_dir(root: Path) -> Path:
         raise OutputError(f"output folder {root}: cannot create it ({exc.strerror})") from None
     if not root.is_dir():
         raise OutputError(f"output folder {root}: exists and is not a folder")
-    if not os.access(root, os.W_OK | os.X_OK):
-        raise OutputError(f"output folder {root}: not writable")
+    # Try it rather than trust os.access (which says yes to root on a read-only mount).
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".lnexp-write-test-", dir=root)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(f"output folder {root}: not writable ({exc.strerror})") from None
     return root
 
 
@@ -242,7 +253,7 @@ class RunFolder:
         try:
             yield self
         except KeyboardInterrupt:
-            self.finish("interrupted", "interrupted (Ctrl-C / SIGINT)")
+            self.finish("interrupted", "interrupted (Ctrl-C / SIGINT or SIGTERM)")
             raise
         except BaseException as exc:
             self.finish("failed", f"{type(exc).__name__}: {exc}")
@@ -380,4 +391,41 @@ def write_compare(cmp: Any, folder: RunFolder, argv: list[str]) -> dict[str, Any
     doc = comparison(cmp)
     write_atomic(path / "comparison.csv", comparison_csv(doc))
     write_atomic(path / "comparison.json", dumps(doc))
+    return doc
+
+
+def read_completed_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(run.json, metrics.json) of a run folder whose status is completed; RunFolderError
+    (exit 2) for anything a CI script should not trust."""
+    if not run_dir.exists():
+        raise RunFolderError(f"{run_dir}: no such folder")
+    if not run_dir.is_dir():
+        raise RunFolderError(f"{run_dir}: not a folder; expected a run folder "
+                             f"(OUTPUT_DIR/<name>/<timestamp>-<id>/)")
+    info = _read_json(run_dir / "run.json", "run.json", run_dir)
+    status = info.get("status")
+    if status != "completed":
+        why = f" ({info['error']})" if info.get("error") else ""
+        raise RunFolderError(
+            f"{run_dir}: run status is {status!r}{why}, not 'completed'; its results are "
+            f"incomplete and cannot be checked - rerun it")
+    if info.get("kind") != "run":
+        raise RunFolderError(f"{run_dir}: lnexp check reads folders of `lnexp run`, this one "
+                             f"is of kind {info.get('kind')!r}")
+    doc = _read_json(run_dir / "metrics.json", "metrics.json", run_dir)
+    if doc.get("schema_version") != SCHEMA_VERSION:
+        raise RunFolderError(f"{run_dir}: metrics.json schema_version "
+                             f"{doc.get('schema_version')!r}, this lnexp reads {SCHEMA_VERSION}")
+    return info, doc
+
+
+def _read_json(path: Path, what: str, run_dir: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise RunFolderError(f"{run_dir}: no {what}; not a completed lnexp run folder")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise RunFolderError(f"{run_dir}: {what} cannot be read ({exc})") from None
+    if not isinstance(doc, dict):
+        raise RunFolderError(f"{run_dir}: {what} is not a JSON object")
     return doc

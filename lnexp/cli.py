@@ -9,7 +9,10 @@ from __future__ import annotations
 import enum
 import functools
 import json
+import os
+import signal
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -18,6 +21,8 @@ import typer
 
 from lnexp import __version__, norms
 from lnexp.errors import (
+    EXIT_EXPECTATION_FAILED,
+    EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     EXIT_PARTIAL,
     EXIT_USAGE,
@@ -25,9 +30,13 @@ from lnexp.errors import (
 )
 
 EXIT_CODES_HELP = (
-    "Exit codes: 0 success · 1 an expectation failed · 2 usage or config error · "
-    "3 partly done (some part could not be computed) · 130 interrupted."
+    "Exit codes: 0 success (also when NaN/Inf appeared: then a warning on stderr and "
+    "numeric_trouble in metrics.json) · 1 an expectation failed · 2 usage or config error "
+    "(also: resource guard, unwritable output, run folder not completed) · 3 partly done "
+    "(some part could not be computed) · 130 interrupted (Ctrl-C / SIGTERM) · 70 internal "
+    "error (a bug)."
 )
+JSON_SCHEMA_VERSION = 1
 
 app = typer.Typer(
     name="lnexp",
@@ -64,21 +73,47 @@ def _err(message: str) -> None:
         typer.echo(f"error: {line}", err=True)
 
 
+def _emit(doc: dict[str, Any]) -> None:
+    """Write one JSON document to stdout (the only thing --json puts there)."""
+    sys.stdout.write(json.dumps({"schema_version": JSON_SCHEMA_VERSION, **doc}, indent=2,
+                                allow_nan=False) + "\n")
+    sys.stdout.flush()
+
+
+def _fail(code: int, message: str, json_mode: bool, error: str) -> typer.Exit:
+    _err(message)
+    if json_mode:
+        _emit({"kind": "error", "ok": False, "exit_code": code, "error": error,
+               "problems": message.splitlines()})
+    return typer.Exit(code)
+
+
 def guarded(func: F) -> F:
-    """Turn lnexp's errors into one-line messages and exit codes (no traceback)."""
+    """Turn errors into one-line messages and exit codes (no traceback unless --debug).
+
+    With --json, stdout also gets {"kind": "error", "exit_code", "problems"} so a CI script
+    always has a document to parse.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        json_mode = bool(kwargs.get("json_"))
         try:
             return func(*args, **kwargs)
+        except typer.Exit:
+            raise
         except LnexpError as exc:
             if _state["debug"]:
                 raise
-            _err(str(exc))
-            raise typer.Exit(exc.exit_code) from None
+            raise _fail(exc.exit_code, str(exc), json_mode, type(exc).__name__) from None
         except KeyboardInterrupt:
-            _err("interrupted")
-            raise typer.Exit(EXIT_INTERRUPTED) from None
+            raise _fail(EXIT_INTERRUPTED, "interrupted", json_mode, "Interrupted") from None
+        except Exception as exc:
+            if _state["debug"]:
+                raise
+            raise _fail(EXIT_INTERNAL, f"internal error (a bug in lnexp; rerun with --debug "
+                                       f"for the traceback): {type(exc).__name__}: {exc}",
+                        json_mode, type(exc).__name__) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -89,19 +124,32 @@ SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", metavar="KEY=VALUE",
     help="Override a config key; VALUE is read as YAML. Repeatable: --set model.norm=bn "
          "--set seed=3.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print only the JSON document to stdout.")]
+JsonOpt = Annotated[bool, typer.Option(
+    "--json", help="Print only a JSON document (with schema_version) to stdout; messages go "
+                   "to stderr.")]
+ExpectOpt = Annotated[list[str] | None, typer.Option(
+    "--expect", metavar="'METRIC.REDUCER OP VALUE'",
+    help="Add an expectation, e.g. --expect 'post_norm.per_sample.mean.abs_max <= 1e-6' or "
+         "'post_norm.per_sample.var.mean approx 1 tol 1e-3'. OP: <= >= < > ~= (or le ge lt gt "
+         "approx); REDUCER: abs_max min max mean spread. Repeatable; any failure exits 1.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the run folder.")]
 OutOpt = Annotated[Path | None, typer.Option("--output-dir", "-o",
                                              help="Parent folder of run folders (output.dir).")]
 
 
-def _load(config: Path, sets: list[str] | None, output_dir: Path | None = None) -> Any:
+def _load(config: Path, sets: list[str] | None, output_dir: Path | None = None,
+          expects: list[str] | None = None) -> Any:
     from lnexp.config import load_config
 
     overrides = list(sets or [])
     if output_dir is not None:
         overrides.append(f"output.dir={json.dumps(str(output_dir))}")
-    return load_config(config, overrides)
+    return load_config(config, overrides, list(expects or []))
+
+
+# Test hook (documented in the README): seconds to wait after the run folder is marked
+# running and before computing, so a test can interrupt a real run at a known point.
+HOLD_ENV = "LNEXP_TEST_HOLD_S"
 
 
 def _execute(cfg: Any, root: Path, argv: list[str]) -> tuple[Any, Path, dict[str, Any]]:
@@ -115,31 +163,62 @@ def _execute(cfg: Any, root: Path, argv: list[str]) -> tuple[Any, Path, dict[str
     run_dir = artifacts.create_run_dir(root, cfg.name)
     folder = artifacts.RunFolder(run_dir, "run", argv)
     with folder.tracking():
+        hold = float(os.environ.get(HOLD_ENV) or 0)
+        if hold > 0:
+            typer.echo(f"{HOLD_ENV}: holding {hold:g} s in {run_dir}", err=True)
+            time.sleep(hold)
         result = experiment.run(cfg)
         doc = artifacts.write_run(result, folder, argv)
     return result, run_dir, doc
 
 
+def _warn_trouble(doc: dict[str, Any]) -> None:
+    from lnexp.explain import trouble_line
+
+    trouble = doc["numeric_trouble"]
+    if trouble["detected"]:
+        _warn(f"numeric trouble: {trouble_line(trouble)}; statistics involving them are "
+              f"NaN (metrics.json: numeric_trouble)")
+
+
+def _warn(message: str) -> None:
+    typer.echo(f"warning: {message}", err=True)
+
+
 @app.command()
 @guarded
-def run(config: ConfigArg, set_: SetOpt = None, json_: JsonOpt = False, quiet: QuietOpt = False,
-        output_dir: OutOpt = None) -> None:
+def run(config: ConfigArg, set_: SetOpt = None, expect_: ExpectOpt = None,
+        json_: JsonOpt = False, quiet: QuietOpt = False, output_dir: OutOpt = None) -> None:
     """Run one experiment from a YAML config, e.g. `lnexp run configs/default.yaml`.
 
     Prints the tables, and writes config.yaml, metrics.json, stats.csv, env.json, run.json and
-    figures/*.png into a new folder OUTPUT_DIR/<name>/<timestamp>-<id>/.
+    figures/*.png into a new folder OUTPUT_DIR/<name>/<timestamp>-<id>/ (metrics.json last).
+    Exit 1 when an expectation (config `expect:` or --expect) fails. NaN/Inf in the input or
+    the activations does not change the exit code: a warning goes to stderr and metrics.json
+    carries numeric_trouble (add an expectation such as
+    'numeric_trouble.post_norm.nonfinite.max <= 0' to fail on it).
     """
-    from lnexp import artifacts, tables
+    from lnexp import artifacts, resources, tables
 
-    cfg = _load(config, set_, output_dir)
+    cfg = _load(config, set_, output_dir, expect_)
+    resources.check(cfg)
     root = artifacts.ensure_output_dir(Path(cfg.output.dir))
     result, run_dir, doc = _execute(cfg, root, sys.argv)
+    _warn_trouble(doc)
+    results = doc["expectations"]
     if json_:
-        sys.stdout.write(artifacts.dumps({**doc, "run_dir": str(run_dir)}))
+        _emit({**doc, "run_dir": str(run_dir)})
     elif quiet:
         typer.echo(str(run_dir))
     else:
-        tables.render_run(tables.make_console(), result, str(run_dir), doc["explanation"])
+        console = tables.make_console()
+        tables.render_run(console, result, str(run_dir), doc["explanation"])
+        if results:
+            console.print(tables.expectations_table(results))
+    if not all(r["passed"] for r in results):
+        failed = [r["expectation"] for r in results if not r["passed"]]
+        _err(f"{len(failed)} expectation(s) failed: {'; '.join(failed)}")
+        raise typer.Exit(EXIT_EXPECTATION_FAILED)
 
 
 # compare's choices come from the registry (norms imports no torch, so --help stays fast).
@@ -193,26 +272,68 @@ def compare(names: NamesArg = None, config: ConfigOpt = Path("configs/default.ya
 
 @app.command()
 @guarded
-def validate(config: ConfigArg, set_: SetOpt = None, json_: JsonOpt = False) -> None:
+def check(run_dir: Annotated[Path, typer.Argument(
+              help="A run folder, e.g. outputs/default/20250101-120000-abc123.",
+              show_default=False)],
+          expect_: ExpectOpt = None, json_: JsonOpt = False) -> None:
+    """Re-evaluate a saved run's expectations on its metrics.json without recomputing, e.g.
+    `lnexp check outputs/ci_ln_invariants/<run>`; --expect adds more.
+
+    Exit 0 when all pass, 1 when one fails, 2 when the folder is not a completed run
+    (status running, failed or interrupted in run.json) or an expectation is malformed.
+    Reads only; writes nothing.
+    """
+    from lnexp import artifacts, expect, tables
+    from lnexp.config import expect_dict, from_mapping
+
+    _, doc = artifacts.read_completed_run(run_dir)
+    saved = (doc.get("config") or {}).get("expect") or {}
+    cfg = from_mapping({"expect": saved}, source=str(run_dir / "metrics.json"),
+                       expectations=list(expect_ or []))
+    results = expect.evaluate(doc, expect_dict(cfg))
+    passed = expect.all_passed(results)
+    if json_:
+        _emit({"kind": "check", "run_dir": str(run_dir), "passed": passed,
+               "expectations": results})
+    else:
+        console = tables.make_console()
+        if results:
+            console.print(tables.expectations_table(results))
+        else:
+            console.print(f"{run_dir}: no expectations (add expect: to the config or "
+                          f"--expect here)")
+    if not passed:
+        _err(f"{sum(not r['passed'] for r in results)} expectation(s) failed")
+        raise typer.Exit(EXIT_EXPECTATION_FAILED)
+
+
+@app.command()
+@guarded
+def validate(config: ConfigArg, set_: SetOpt = None, expect_: ExpectOpt = None,
+             json_: JsonOpt = False) -> None:
     """Check a config without running it, e.g. `lnexp validate configs/bn.yaml`.
 
-    Reports every problem at once, one line each; exit 2 if there is any.
+    Reports every problem at once, one line each (file:line: key.path: message), including
+    the resource guard's verdict for this machine; exit 2 if there is any.
     """
+    from lnexp import resources
     from lnexp.errors import ConfigError
 
     try:
-        _load(config, set_)
+        cfg = _load(config, set_, expects=expect_)
+        est = resources.check(cfg)
     except ConfigError as exc:
         if json_:
-            sys.stdout.write(json.dumps({"schema_version": 1, "config": str(config),
-                                         "valid": False, "problems": exc.problems}) + "\n")
+            _err("\n".join(exc.problems))
+            _emit({"kind": "validate", "config": str(config), "valid": False,
+                   "problems": exc.problems})
             raise typer.Exit(EXIT_USAGE) from None
         raise
     if json_:
-        sys.stdout.write(json.dumps({"schema_version": 1, "config": str(config), "valid": True,
-                                     "problems": []}) + "\n")
+        _emit({"kind": "validate", "config": str(config), "valid": True, "problems": [],
+               "estimated_peak_bytes": est["peak"]})
     else:
-        typer.echo(f"{config}: ok")
+        typer.echo(f"{config}: ok (estimated peak memory {resources.gb(est['peak'])})")
 
 
 config_app = typer.Typer(help="Inspect configs.", no_args_is_help=True, rich_markup_mode=None)
@@ -221,19 +342,24 @@ app.add_typer(config_app, name="config")
 
 @config_app.command("show")
 @guarded
-def config_show(config: ConfigArg, set_: SetOpt = None, json_: JsonOpt = False) -> None:
-    """Print the resolved config (defaults and overrides applied), e.g.
-    `lnexp config show configs/default.yaml --set model.norm=bn`."""
+def config_show(config: ConfigArg, set_: SetOpt = None, expect_: ExpectOpt = None,
+                json_: JsonOpt = False) -> None:
+    """Print the resolved config (defaults, --set and --expect applied) as YAML: what would
+    run, e.g. `lnexp config show configs/default.yaml --set model.norm=bn`."""
     from lnexp import config as config_mod
 
-    cfg = _load(config, set_)
+    cfg = _load(config, set_, expects=expect_)
     if json_:
-        sys.stdout.write(json.dumps({"schema_version": 1, "config": config_mod.to_dict(cfg)},
-                                    indent=2) + "\n")
+        _emit({"kind": "config", "source": str(config), "config": config_mod.to_dict(cfg)})
     else:
         typer.echo(config_mod.to_yaml(cfg), nl=False)
 
 
+def _sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # a cancelled CI job: mark the run interrupted, exit 130
+
+
 def main() -> None:
     """Console-script entry point."""
+    signal.signal(signal.SIGTERM, _sigterm)
     app()

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -26,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from lnexp import norms
+from lnexp import expect, norms
 from lnexp.errors import ConfigError, NormError
 
 
@@ -43,6 +44,9 @@ def _to_float(value: Any) -> Any:
 
 
 Float = Annotated[float, BeforeValidator(_to_float)]
+# Sizes above this are refused by the schema (torch would need 64-bit indexing, and the group
+# check would loop for minutes); realistic sizes are refused earlier by the resource guard.
+MAX_DIM = 2**31 - 1
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
 
@@ -53,7 +57,7 @@ class _Section(BaseModel):
 class DataConfig(_Section):
     """The input batch fed to the model: `n_samples` rows of `model.in_features` values."""
 
-    n_samples: StrictInt = Field(100, ge=1, description="Rows in the batch (dim 0), e.g. 100.")
+    n_samples: StrictInt = Field(100, ge=1, le=MAX_DIM, description="Rows in the batch (dim 0), e.g. 100.")
     distribution: Literal["normal", "uniform", "laplace", "student_t"] = Field(
         "normal", description="Shape of the input distribution: normal, uniform, laplace, student_t.")
     loc: Float = Field(0.0, description="Mean of the input values, e.g. 0.0.")
@@ -67,8 +71,8 @@ class DataConfig(_Section):
 class ModelConfig(_Section):
     """The tutorial's SimpleModel: Linear(in_features, out_features) then the norm."""
 
-    in_features: StrictInt = Field(100, ge=1, description="Inputs of the Linear layer, e.g. 100.")
-    out_features: StrictInt = Field(50, ge=1, description="Outputs of the Linear layer = features the norm sees, e.g. 50.")
+    in_features: StrictInt = Field(100, ge=1, le=MAX_DIM, description="Inputs of the Linear layer, e.g. 100.")
+    out_features: StrictInt = Field(50, ge=1, le=MAX_DIM, description="Outputs of the Linear layer = features the norm sees, e.g. 50.")
     linear: StrictBool = Field(True, description="Put Linear before the norm; false feeds the data straight into the norm.")
     norm: str = Field("ln", description="Norm after the Linear layer: " + ", ".join(norms.names()) + ".")
     mode: Literal["train", "eval"] = Field(
@@ -106,6 +110,42 @@ class OutputConfig(_Section):
     dpi: StrictInt = Field(100, ge=30, le=600, description="Resolution of the PNG figures.")
 
 
+class LimitsConfig(_Section):
+    """The resource guard: a run whose estimated peak memory is above the limit is refused
+    before anything is allocated (exit 2)."""
+
+    max_memory_gb: Float | None = Field(None, gt=0, description="Refuse runs estimated above this many GiB, e.g. 4; default: memory_fraction of the available RAM.")
+    memory_fraction: Float = Field(0.5, gt=0, le=1, description="Share of MemAvailable (/proc/meminfo) a run may use when max_memory_gb is not set, e.g. 0.5.")
+
+
+class Bound(_Section):
+    """Comparators of one expectation, e.g. {le: 1.0e-6} or {approx: 1.0, tol: 1.0e-3}."""
+
+    le: Float | None = Field(None, description="Passes when the reduced value is <= this.")
+    ge: Float | None = Field(None, description="Passes when the reduced value is >= this.")
+    lt: Float | None = Field(None, description="Passes when the reduced value is < this.")
+    gt: Float | None = Field(None, description="Passes when the reduced value is > this.")
+    approx: Float | None = Field(None, description="Passes when |value - approx| <= tol.")
+    tol: Float | None = Field(None, ge=0, description="Tolerance for approx (default 1e-6).")
+
+    @model_validator(mode="after")
+    def _one_op(self) -> Bound:
+        ops = [op for op in expect.OPS if getattr(self, op) is not None]
+        if not ops:
+            raise ValueError(f"expected at least one comparator ({', '.join(expect.OPS)}), "
+                             f"e.g. {{le: 1.0e-6}}")
+        if self.tol is not None and self.approx is None:
+            raise ValueError("tol goes with approx only, e.g. {approx: 1.0, tol: 1.0e-3}")
+        bad = [op for op in expect.OPS if getattr(self, op) is not None
+               and not math.isfinite(getattr(self, op))]
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: expected a finite number")
+        return self
+
+
+MetricKey = Annotated[str, AfterValidator(expect.check_key)]
+
+
 class Config(_Section):
     """One experiment. Draw order: torch.manual_seed(seed) -> build model -> draw data."""
 
@@ -115,6 +155,11 @@ class Config(_Section):
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    expect: dict[MetricKey, Bound] = Field(
+        default_factory=dict,
+        description="Checks on metrics.json, METRIC.REDUCER: {OP: BOUND}, e.g. "
+                    "post_norm.per_sample.mean.abs_max: {le: 1.0e-6}; any failure exits 1.")
 
     @field_validator("name")
     @classmethod
@@ -242,10 +287,16 @@ def _describe(value: Any) -> str:
 
 
 def validate(raw: Any, source: str = "<config>", lines: dict[str, int] | None = None,
-             overridden: set[str] | None = None) -> Config:
-    """Validate a raw mapping into a Config, collecting every problem into one ConfigError."""
+             overridden: set[str] | None = None,
+             origins: dict[str, str] | None = None) -> Config:
+    """Validate a raw mapping into a Config, collecting every problem into one ConfigError.
+
+    `origins` maps a dotted path to where it came from when not from the file (e.g.
+    `expect.x.abs_max` -> "--expect 'x.abs_max <= 1'").
+    """
     lines = lines or {}
     overridden = overridden or set()
+    origins = origins or {}
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -257,25 +308,36 @@ def validate(raw: Any, source: str = "<config>", lines: dict[str, int] | None = 
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            path = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
-            problems.append(_problem_line(err, path, source, lines, overridden))
+            path = ".".join(str(p) for p in err["loc"]
+                            if not str(p).startswith("function-") and str(p) != "[key]")
+            problems.append(_problem_line(err, path, source, lines, overridden, origins))
         raise ConfigError(problems) from None
 
 
 def _problem_line(err: Any, path: str, source: str, lines: dict[str, int],
-                  overridden: set[str]) -> str:
-    # Find the nearest key with a known line (list items have none of their own).
+                  overridden: set[str], origins: dict[str, str] | None = None) -> str:
+    # Find the nearest key with a known origin or line (list items have none of their own).
     where = source
+    origins = origins or {}
     if path in overridden:
         where = f"{source} (--set {path})"
     else:
         probe = path
         while probe:
+            if probe in origins:
+                where = origins[probe]
+                break
             if probe in lines:
                 where = f"{source}:{lines[probe]}"
                 break
             probe = probe.rpartition(".")[0]
     kind = err["type"]
+    if kind == "extra_forbidden" and path.startswith("expect."):
+        leaf = path.rpartition(".")[2]
+        close = difflib.get_close_matches(leaf, [*expect.OPS, "tol"], n=1, cutoff=0.5)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        return (f"{where}: {path}: unknown comparator{hint}; expected "
+                f"{', '.join(expect.OPS)} (and tol with approx)")
     if kind == "extra_forbidden":
         return f"{where}: {path}: unknown key{suggest(path)}"
     msg = err["msg"]
@@ -326,8 +388,10 @@ def check_values_shape(cfg: Config) -> None:
         raise ConfigError(problems)
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
-    """Read a YAML config (safe_load only), apply `--set` overrides and validate it."""
+def load_config(path: str | Path, overrides: list[str] | None = None,
+                expectations: list[str] | None = None) -> Config:
+    """Read a YAML config (safe_load only), apply `--set` overrides and `--expect` checks, and
+    validate it."""
     path = Path(path)
     source = str(path)
     if not path.exists():
@@ -345,24 +409,71 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError([_yaml_error_line(source, exc)]) from None
-    if raw is not None and not isinstance(raw, dict):
+    if raw is None:
+        raise ConfigError([f"{source}: the file is empty (only comments or blank lines); "
+                           f"expected a YAML mapping (an empty mapping {{}} runs all defaults)"])
+    if not isinstance(raw, dict):
         raise ConfigError([f"{source}: expected a mapping of keys (name:, seed:, data:, "
                            f"model:, ...) at the top level, got a {type(raw).__name__}"])
-    return from_mapping(raw or {}, overrides or [], source=source, lines=_line_index(text))
+    return from_mapping(raw, overrides or [], source=source, lines=_line_index(text),
+                        expectations=expectations)
 
 
 def from_mapping(raw: dict[str, Any], overrides: list[str] | None = None,
-                 source: str = "<config>", lines: dict[str, int] | None = None) -> Config:
-    """Validate an in-memory mapping (plus overrides) into a Config."""
+                 source: str = "<config>", lines: dict[str, int] | None = None,
+                 expectations: list[str] | None = None) -> Config:
+    """Validate an in-memory mapping (plus `--set` overrides and `--expect` texts) into a
+    Config."""
     overrides = overrides or []
     merged = apply_overrides(raw, overrides)
     overridden = {parse_override(o)[0] for o in overrides}
-    cfg = validate(merged, source, lines, overridden)
+    merged, origins, problems = add_expectations(merged, expectations or [])
+    try:
+        cfg = validate(merged, source, lines, overridden, origins)
+    except ConfigError as exc:
+        raise ConfigError(problems + exc.problems) from None
+    if problems:
+        raise ConfigError(problems)
     try:
         check_values_shape(cfg)
     except ConfigError as exc:
         raise ConfigError([f"{source}: {p}" for p in exc.problems]) from None
     return cfg
+
+
+def add_expectations(raw: dict[str, Any], texts: list[str]
+                     ) -> tuple[dict[str, Any], dict[str, str], list[str]]:
+    """Merge `--expect 'KEY OP VALUE'` texts into raw['expect'] (same key: ops are merged,
+    the command line wins). Returns the new mapping, where each added key came from, and the
+    texts that could not be parsed (one problem line each)."""
+    if not texts:
+        return raw, {}, []
+    problems: list[str] = []
+    origins: dict[str, str] = {}
+    block = raw.get("expect")
+    block = dict(block) if isinstance(block, dict) else ({} if block is None else block)
+    if not isinstance(block, dict):
+        return raw, {}, []  # the schema reports the bad `expect:` value itself
+    for text in texts:
+        try:
+            key, bound = expect.parse_cli(text)
+        except ValueError as exc:
+            problems.append(f"--expect {text!r}: {exc}")
+            continue
+        old = block.get(key)
+        block[key] = {**old, **bound} if isinstance(old, dict) else bound
+        origins[f"expect.{key}"] = f"--expect {text!r}"
+    return {**raw, "expect": block}, origins, problems
+
+
+def validate_expect(block: Any, source: str) -> dict[str, dict[str, float]]:
+    """Validate a stand-alone `expect:` block (what `lnexp check` reads from metrics.json)."""
+    return expect_dict(validate({"expect": block}, source))
+
+
+def expect_dict(cfg: Config) -> dict[str, dict[str, float]]:
+    """The `expect:` block as plain data, without the comparators left unset."""
+    return {k: b.model_dump(exclude_none=True) for k, b in cfg.expect.items()}
 
 
 def _yaml_error_line(source: str, exc: yaml.YAMLError) -> str:
@@ -377,7 +488,9 @@ def _yaml_error_line(source: str, exc: yaml.YAMLError) -> str:
 
 def to_dict(cfg: Config) -> dict[str, Any]:
     """The resolved config as plain data (what config.yaml and metrics.json store)."""
-    return cfg.model_dump(mode="json")
+    out = cfg.model_dump(mode="json")
+    out["expect"] = expect_dict(cfg)
+    return out
 
 
 def to_yaml(cfg: Config) -> str:

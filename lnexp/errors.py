@@ -8,6 +8,7 @@ EXIT_EXPECTATION_FAILED = 1
 EXIT_USAGE = 2
 EXIT_PARTIAL = 3
 EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 70  # an unexpected exception: a bug in lnexp (sysexits EX_SOFTWARE), never 1
 
 
 class LnexpError(Exception):
@@ -37,3 +38,7 @@ class NotDefinedError(LnexpError):
 
 class OutputError(LnexpError):
     """The output folder cannot be created or written."""
+
+
+class RunFolderError(LnexpError):
+    """A run folder `lnexp check` cannot trust: missing, not a run, or not completed."""

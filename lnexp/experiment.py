@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,6 +29,17 @@ class RunResult:
     post_stats: stats.StageStats
     sample_pre: stats.SampleStats
     sample_post: stats.SampleStats
+
+    @cached_property
+    def numeric_trouble(self) -> dict[str, Any]:
+        """NaN/Inf counts per stage (input, pre_norm, post_norm) and the first stage that has
+        any, e.g. data.scale 1e39 overflows float32 at the input; eps 0 on a constant row
+        divides 0 by 0 in post_norm."""
+        stages = {"input": stats.nonfinite_counts(self.inputs),
+                  "pre_norm": stats.nonfinite_counts(self.pre),
+                  "post_norm": stats.nonfinite_counts(self.post)}
+        first = next((name for name, c in stages.items() if c["nonfinite"]), None)
+        return {"detected": first is not None, "first_stage": first, **stages}
 
     @property
     def verdicts(self) -> dict[str, stats.Verdict]:

@@ -9,6 +9,8 @@ import numpy as np
 
 def _range(a: np.ndarray) -> str:
     with np.errstate(invalid="ignore"):
+        if a.size == 0 or np.all(np.isnan(a)):
+            return "n/a"
         lo, hi = f"{np.nanmin(a):.3g}", f"{np.nanmax(a):.3g}"
     return lo if lo == hi else f"{lo} to {hi}"
 
@@ -21,9 +23,9 @@ def lines(result: Any) -> list[str]:
     v = result.verdicts
     out: list[str] = []
 
-    if post.global_.nonfinite or result.pre_stats.global_.nonfinite:
-        out.append(f"NaN/Inf present: {result.pre_stats.global_.nonfinite} values before the "
-                   f"norm, {post.global_.nonfinite} after; statistics involving them are NaN.")
+    trouble = result.numeric_trouble
+    if trouble["detected"]:
+        out.append(trouble_line(trouble) + "; statistics involving them are NaN.")
 
     feat, samp = v["per_feature"], v["per_sample"]
     if samp.standardized and feat.standardized:
@@ -42,7 +44,7 @@ def lines(result: Any) -> list[str]:
                    f"per-sample variance ranges {_range(post.per_sample.var)} "
                    f"and per-sample mean {_range(post.per_sample.mean)}, so samples are "
                    f"not standardized.")
-    elif np.array_equal(result.pre, result.post, equal_nan=True):
+    elif not trouble["detected"] and np.array_equal(result.pre, result.post):
         out.append("Nothing was normalized: the output equals the input.")
     else:
         ps = post.per_sample
@@ -137,3 +139,13 @@ def _observed(o: Any) -> str:
     rms = np.sqrt(ps.mean**2 + ps.var)
     return (f"here neither axis is standardized: per-sample mean {_range(ps.mean)}, per-sample "
             f"RMS {_range(rms)}, per-feature variance {feat_var}.")
+
+
+def trouble_line(trouble: dict[str, Any]) -> str:
+    """'NaN/Inf first appears in input: input 5000 Inf, pre_norm 5000 NaN, ...' (no period)."""
+    parts = []
+    for stage in ("input", "pre_norm", "post_norm"):
+        c = trouble[stage]
+        kinds = [f"{c[k]} {label}" for k, label in (("nan", "NaN"), ("inf", "Inf")) if c[k]]
+        parts.append(f"{stage} {' + '.join(kinds) if kinds else 'clean'}")
+    return f"NaN/Inf first appears in {trouble['first_stage']}: " + ", ".join(parts)

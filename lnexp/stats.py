@@ -156,3 +156,10 @@ def sample_stats(x: torch.Tensor, index: int) -> SampleStats:
     return SampleStats(values=row[0].to(torch.float64).numpy(), mean=float(s.mean[0]),
                        var=float(s.var[0]), var_unbiased=float(s.var_unbiased[0]),
                        std=float(s.std[0]))
+
+
+def nonfinite_counts(a: np.ndarray) -> dict[str, int]:
+    """How many values of `a` are NaN and how many are +-Inf."""
+    nan = int(np.count_nonzero(np.isnan(a)))
+    inf = int(np.count_nonzero(np.isinf(a)))
+    return {"nan": nan, "inf": inf, "nonfinite": nan + inf}

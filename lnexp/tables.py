@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from lnexp.stats import AxisStats
+if TYPE_CHECKING:  # stats imports torch; `lnexp check` renders tables without it
+    from lnexp.stats import AxisStats
 
 
 def make_console(stderr: bool = False) -> Console:
-    """A Console that uses colour only on a terminal without NO_COLOR; otherwise plain text
-    at a fixed width of 120 columns (no terminal-width tricks in pipes and CI logs)."""
+    """A Console that uses colour only on a terminal without NO_COLOR or CI; otherwise plain
+    text at a fixed width of 120 columns (no terminal-width tricks in pipes and CI logs)."""
     stream = sys.stderr if stderr else sys.stdout
     tty = stream.isatty() and os.environ.get("TERM") != "dumb"
-    plain = not tty or "NO_COLOR" in os.environ
+    ci = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+    plain = not tty or "NO_COLOR" in os.environ or ci
     if plain:
         return Console(file=stream, no_color=True, highlight=False, width=120,
                        force_terminal=False, emoji=False, soft_wrap=False)
@@ -203,3 +205,22 @@ def render_compare(console: Console, cmp: Any, compare_dir: str,
         for extra in norm_lines[1:]:
             console.print(f"    – {extra}", soft_wrap=False)
     console.print(f"\ncompare folder: {compare_dir}")
+
+
+def expectations_table(results: list[dict[str, Any]]) -> Table:
+    """One row per expectation: metric.reducer, comparison, value, PASS/FAIL."""
+    failed = sum(not r["passed"] for r in results)
+    verdict = f"{failed} of {len(results)} failed" if failed else f"all {len(results)} passed"
+    t = Table(title=f"Expectations: {verdict}", box=box.SIMPLE_HEAD, title_justify="left")
+    t.add_column("metric.reducer")
+    t.add_column("expected", justify="right")
+    t.add_column("value", justify="right")
+    t.add_column("result")
+    for r in results:
+        sym = {"le": "<=", "ge": ">=", "lt": "<", "gt": ">", "approx": "≈"}[r["op"]]
+        bound = f"{sym} {r['bound']:g}" + (f" ± {r['tol']:g}" if r["tol"] is not None else "")
+        value = fmt(r["value"]) if r["value"] is not None else "NaN/Inf"
+        mark = "PASS" if r["passed"] else "[bold red]FAIL[/]"
+        t.add_row(f"{r['metric']}.{r['reducer']}", bound, value,
+                  mark + (f" ({r['note']})" if r.get("note") and not r["passed"] else ""))
+    return t

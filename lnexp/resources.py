@@ -1,0 +1,102 @@
+"""The resource guard: estimate a run's peak memory from its config, refuse it above a limit.
+
+Runs before anything is allocated, so an absurd config fails in milliseconds with exit 2
+instead of being killed by the OS. The estimate counts what lnexp itself allocates (N samples,
+I inputs, C features the norm sees), as read from data.py, experiment.py, stats.py, plots.py
+and artifacts.py; it is an estimate of the peak, not a bound on what the OS reports:
+
+- held for the whole run: the float32 inputs (N x I), Linear weights (I x C), the float32
+  activations before and after the norm (2 x N x C) and the metrics document's Python lists;
+- then, one phase at a time, the largest transient of: drawing the inputs (up to 3 more
+  N x I float32 temporaries for scale/loc and the non-normal draws), the forward pass (up to 3
+  N x C float32 temporaries, e.g. RMSNorm's x^2), the float64 statistics (x in float64, x -
+  mean and its square alive together: 3 x N x C x 8 bytes), the figures (finite-value copies
+  and their concatenation for the histograms: ~4 x N x C x 4 bytes) and the text of
+  stats.csv / metrics.json (pure-Python JSON encoding with indent: ~200 bytes per value).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from lnexp.errors import ConfigError
+
+GIB = 1024**3
+F32, F64 = 4, 8
+PY_FLOAT_IN_LIST = 32  # a float object (24 bytes) plus its list slot (8)
+JSON_BYTES_PER_VALUE = 200  # encoder chunks + text, json.dumps(indent=2) is pure Python
+CSV_BYTES_PER_ROW = 600  # 4 repr floats in a StringIO (UCS4 buffer) plus the final str
+
+
+def estimate(cfg: Any) -> dict[str, Any]:
+    """Estimated bytes per part, 'held' (their sum), 'worst' (the name of the largest
+    transient) and 'peak' = held + the largest transient."""
+    n, i, c = cfg.data.n_samples, cfg.model.in_features, cfg.features
+    nc, ni = n * c, n * i
+    values = 8 * (n + c) + 2 * c  # floats in metrics.json's lists
+    held = {
+        "inputs": ni * F32 + (ni * 2 * PY_FLOAT_IN_LIST if cfg.data.values is not None else 0),
+        "weights": (i * c + c) * F32 if cfg.model.linear else 0,
+        "activations": 2 * nc * F32,
+        "metrics lists": values * PY_FLOAT_IN_LIST,
+    }
+    transient = {
+        "input draw": 3 * ni * F32,
+        "forward": 3 * nc * F32,
+        "float64 statistics": 3 * nc * F64,
+        "figures": 4 * nc * F32 if cfg.output.figures else 0,
+        "text files": max(values * JSON_BYTES_PER_VALUE, 2 * (n + c) * CSV_BYTES_PER_ROW),
+    }
+    worst = max(transient, key=lambda k: transient[k])
+    return {**held, **transient, "held": sum(held.values()), "worst": worst,
+            "peak": sum(held.values()) + transient[worst]}
+
+
+def available_bytes() -> int | None:
+    """MemAvailable from /proc/meminfo, else free physical pages from sysconf, else None."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def limit_bytes(cfg: Any, available: int | None = None) -> tuple[int | None, str]:
+    """The limit for this run and how it was chosen."""
+    if cfg.limits.max_memory_gb is not None:
+        limit = int(cfg.limits.max_memory_gb * GIB)
+        return limit, f"limits.max_memory_gb {cfg.limits.max_memory_gb:g}"
+    available = available_bytes() if available is None else available
+    if available is None:
+        return None, "no limit (available memory unknown)"
+    frac = cfg.limits.memory_fraction
+    return int(available * frac), f"limits.memory_fraction {frac:g} of {gb(available)} available"
+
+
+def gb(n: float) -> str:
+    """Bytes as '1.5 GiB' (or '12.3 MiB' below 1 GiB)."""
+    return f"{n / GIB:.3g} GiB" if n >= GIB else f"{n / 1024**2:.3g} MiB"
+
+
+def check(cfg: Any, available: int | None = None) -> dict[str, Any]:
+    """Raise ConfigError (exit 2) when the estimated peak is above the limit; else return the
+    estimate. Allocates nothing."""
+    est = estimate(cfg)
+    limit, how = limit_bytes(cfg, available)
+    if limit is not None and est["peak"] > limit:
+        n, i, c = cfg.data.n_samples, cfg.model.in_features, cfg.features
+        worst = est["worst"]
+        raise ConfigError([
+            f"resource guard: this run needs about {gb(est['peak'])} of memory "
+            f"({n} samples x {i} inputs -> {c} features: {gb(est['held'])} held for the run "
+            f"+ {gb(est[worst])} for the {worst}), above the limit of "
+            f"{gb(limit)} ({how}); reduce data.n_samples / model.in_features / "
+            f"model.out_features, set output.figures: false, or raise limits.max_memory_gb"])
+    return est

@@ -1,0 +1,116 @@
+"""lnexp/expect.py: grammar, reducers, comparators, evaluation on a metrics document."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from lnexp import expect
+from lnexp.config import from_mapping
+from lnexp.errors import ConfigError
+
+DOC = {
+    "stages": {"post_norm": {"per_sample": {"mean": [1e-8, -3e-8, 2e-8], "var": [0.9, 1.0, 1.1]},
+                             "global": {"mean": 0.5, "nonfinite": 0}}},
+    "sample": {"post_norm": {"var": None}},
+    "numeric_trouble": {"post_norm": {"nonfinite": 0}},
+}
+
+
+@pytest.mark.parametrize(("values", "reducer", "want"), [
+    ([1.0, -3.0, 2.0], "abs_max", 3.0), ([1.0, -3.0, 2.0], "min", -3.0),
+    ([1.0, -3.0, 2.0], "max", 2.0), ([1.0, -3.0, 2.0], "mean", 0.0),
+    ([1.0, -3.0, 2.0], "spread", 5.0), (4.0, "spread", 0.0), (-4.0, "abs_max", 4.0),
+])
+def test_reducers(values, reducer: str, want: float) -> None:
+    assert expect.reduce(values, reducer) == pytest.approx(want)
+
+
+@pytest.mark.parametrize("values", [None, [1.0, None], [], [math.inf]])
+def test_missing_values_reduce_to_nan(values) -> None:
+    assert math.isnan(expect.reduce(values, "max"))
+
+
+@pytest.mark.parametrize(("op", "bound", "passed"), [
+    ("le", 2.0, True), ("le", 1.9, False), ("lt", 2.0, False), ("ge", 2.0, True),
+    ("gt", 2.0, False), ("approx", 2.0000001, True), ("approx", 2.1, False),
+])
+def test_compare(op: str, bound: float, passed: bool) -> None:
+    assert expect.compare(2.0, op, bound) is passed
+    assert expect.compare(math.nan, op, bound) is False
+
+
+def test_evaluate_short_and_long_paths() -> None:
+    results = expect.evaluate(DOC, {
+        "post_norm.per_sample.mean.abs_max": {"le": 1e-6},
+        "stages.post_norm.per_sample.var.min": {"ge": 0.95},
+        "post_norm.per_sample.var.mean": {"approx": 1.0, "tol": 1e-9},
+        "post_norm.global.mean.max": {"gt": 0, "lt": 1},
+        "sample.post_norm.var.max": {"le": 2},
+    })
+    assert [(r["metric"], r["op"], r["passed"]) for r in results] == [
+        ("post_norm.per_sample.mean", "le", True),
+        ("stages.post_norm.per_sample.var", "ge", False),
+        ("post_norm.per_sample.var", "approx", True),
+        ("post_norm.global.mean", "lt", True),  # ops in the fixed order le ge lt gt approx
+        ("post_norm.global.mean", "gt", True),
+        ("sample.post_norm.var", "le", False),
+    ]
+    assert results[0]["path"] == "stages.post_norm.per_sample.mean"
+    assert results[0]["value"] == pytest.approx(3e-8) and results[1]["value"] == 0.9
+    assert results[5]["value"] is None and "NaN/Inf" in results[5]["note"]
+    assert not expect.all_passed(results)
+
+
+def test_metric_missing_from_document_fails() -> None:
+    (r,) = expect.evaluate({}, {"post_norm.global.rms.max": {"le": 1}})
+    assert r["passed"] is False and "not in this metrics.json" in r["note"]
+
+
+@pytest.mark.parametrize(("text", "key", "bound"), [
+    ("post_norm.per_sample.mean.abs_max <= 1e-6", "post_norm.per_sample.mean.abs_max",
+     {"le": 1e-6}),
+    ("a.max>=2", "a.max", {"ge": 2.0}),
+    ("a.max gt -1", "a.max", {"gt": -1.0}),
+    ("a.mean ~= 1 tol 0.01", "a.mean", {"approx": 1.0, "tol": 0.01}),
+    ("a.mean approx 1 ± 0.01", "a.mean", {"approx": 1.0, "tol": 0.01}),
+])
+def test_parse_cli(text: str, key: str, bound: dict) -> None:
+    assert expect.parse_cli(text) == (key, bound)
+
+
+@pytest.mark.parametrize("text", ["a.max", "a.max == 1", "a.max <= x", "a.max <= 1 tol 2",
+                                  "a.max <= nan", ""])
+def test_parse_cli_rejects(text: str) -> None:
+    with pytest.raises(ValueError):
+        expect.parse_cli(text)
+
+
+def test_schema_checks_expect_block() -> None:
+    cfg = from_mapping({"expect": {"post_norm.per_sample.var.min": {"ge": "0.999"}}},
+                       expectations=["post_norm.per_sample.var.min <= 1"])
+    assert cfg.expect["post_norm.per_sample.var.min"].model_dump(exclude_none=True) == {
+        "ge": 0.999, "le": 1.0}
+    with pytest.raises(ConfigError) as exc:
+        from_mapping({"expect": {"post_norm.per_sample.var.min": {"tol": 1},
+                                 "post_norm.per_sample.var.max": {"le": "inf"},
+                                 "post_norm.per_sample.var.mean": 3}})
+    text = str(exc.value)
+    assert "at least one comparator" in text and "expected a finite number" in text
+    assert "expect.post_norm.per_sample.var.mean" in text
+    assert len(exc.value.problems) == 3
+
+
+def test_every_metric_path_exists_in_a_real_run() -> None:
+    """The grammar and the metrics.json contract agree (every short path resolves)."""
+    from lnexp import artifacts, experiment
+
+    cfg = from_mapping({"data": {"n_samples": 4}, "model": {"in_features": 3,
+                                                            "out_features": 2}})
+    doc = artifacts.metrics(experiment.run(cfg))
+    for short, path in expect.METRICS.items():
+        node = doc
+        for part in path.split("."):
+            node = node[part]
+        assert node is not None or short.endswith("var_unbiased"), short
