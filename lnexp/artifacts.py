@@ -19,7 +19,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+import traceback
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,24 +54,30 @@ def _spread(a: np.ndarray) -> dict[str, float | None]:
         return {"min": _num(np.min(a)), "max": _num(np.max(a)), "mean": _num(np.mean(a))}
 
 
-def axis_dict(s: AxisStats) -> dict[str, Any]:
-    """One axis: lists with one value per feature/sample, plus their min/max/mean."""
+AXIS_STATS = ("mean", "var", "var_unbiased", "std")
+
+
+def axis_dict(s: AxisStats, lists: bool = True) -> dict[str, Any]:
+    """One axis: lists with one value per feature/sample (null when `lists` is false), plus
+    their min/max/mean in `summary`."""
     return {
         "count": s.count,
-        "mean": _nums(s.mean),
-        "var": _nums(s.var),
-        "var_unbiased": _nums(s.var_unbiased),
-        "std": _nums(s.std),
-        "summary": {k: _spread(getattr(s, k)) for k in ("mean", "var", "var_unbiased", "std")},
+        **{k: _nums(getattr(s, k)) if lists else None for k in AXIS_STATS},
+        "summary": {k: _spread(getattr(s, k)) for k in AXIS_STATS},
     }
 
 
-def stage_dict(s: StageStats) -> dict[str, Any]:
+def per_sample_lists(cfg: Any) -> bool:
+    """Whether per-sample lists are written (n_samples <= output.per_sample_limit)."""
+    return bool(cfg.data.n_samples <= cfg.output.per_sample_limit)
+
+
+def stage_dict(s: StageStats, sample_lists: bool = True) -> dict[str, Any]:
     """One stage (pre_norm or post_norm)."""
     g = s.global_
     return {
         "per_feature": axis_dict(s.per_feature),
-        "per_sample": axis_dict(s.per_sample),
+        "per_sample": axis_dict(s.per_sample, sample_lists),
         "global": {k: (_num(v) if isinstance(v, float) else v) for k, v in vars(g).items()},
     }
 
@@ -102,8 +111,8 @@ def metrics(result: Any) -> dict[str, Any]:
             "var_unbiased": "unbiased variance (divide by n-1), torch.var's default; null if n<2",
             "std": "sqrt(var), biased",
         },
-        "stages": {"pre_norm": stage_dict(result.pre_stats),
-                   "post_norm": stage_dict(result.post_stats)},
+        "stages": {"pre_norm": stage_dict(result.pre_stats, per_sample_lists(cfg)),
+                   "post_norm": stage_dict(result.post_stats, per_sample_lists(cfg))},
         "sample": {"index": cfg.sample_index, "pre_norm": sample_dict(result.sample_pre),
                    "post_norm": sample_dict(result.sample_post)},
         "verdict": {axis: verdict_dict(v) for axis, v in result.verdicts.items()},
@@ -125,8 +134,10 @@ def stats_csv(result: Any) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["stage", "axis", "index", "mean", "var", "var_unbiased", "std"])
+    axes = ("per_feature", "per_sample") if per_sample_lists(result.config) else (
+        "per_feature",)
     for stage, st in (("pre_norm", result.pre_stats), ("post_norm", result.post_stats)):
-        for axis in ("per_feature", "per_sample"):
+        for axis in axes:
             a: AxisStats = getattr(st, axis)
             for i, row in enumerate(zip(a.mean, a.var, a.var_unbiased, a.std, strict=True)):
                 w.writerow([stage, axis, i, *(repr(float(v)) for v in row)])
@@ -188,6 +199,69 @@ def save_figure(fig: Any, path: Path, dpi: int) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     write_atomic(path, buf.getvalue())
+
+
+@dataclass(frozen=True)
+class FigureJob:
+    """One PNG to render: `make(arg)` builds the Figure, saved atomically to `path`."""
+
+    make: Callable[[Any], Any]
+    arg: Any
+    path: Path
+    dpi: int
+
+    def __call__(self) -> None:
+        save_figure(self.make(self.arg), self.path, self.dpi)
+
+
+def figure_workers(configured: int | None, jobs: int) -> int:
+    """How many processes render `jobs` figures: the configured count, else the CPU count."""
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
+    return max(1, min(jobs, configured or available))
+
+
+def render_figures(jobs: list[FigureJob], workers: int | None = None) -> None:
+    """Render figure jobs, spread over forked worker processes where fork exists.
+
+    Rendering PNGs is CPU-bound Python that holds the GIL, so threads do not help; a fork
+    shares the computed results without copying or pickling them. The parent renders its own
+    share and waits for the children; any failure (or Ctrl-C) is raised in the parent.
+    """
+    n = figure_workers(workers, len(jobs))
+    if n <= 1 or not hasattr(os, "fork"):
+        for job in jobs:
+            job()
+        return
+    shares = [jobs[i::n] for i in range(n)]
+    children: list[int] = []
+    try:
+        for share in shares[1:]:
+            with warnings.catch_warnings():  # 3.12+ warns about fork with torch's threads;
+                warnings.simplefilter("ignore", DeprecationWarning)  # children never use torch
+                pid = os.fork()
+            if pid == 0:  # child: render, then leave without running the parent's cleanup
+                code = 1
+                try:
+                    for job in share:
+                        job()
+                    code = 0
+                except KeyboardInterrupt:
+                    code = 130
+                except BaseException:
+                    traceback.print_exc()
+                finally:
+                    os._exit(code)
+            children.append(pid)
+        for job in shares[0]:
+            job()
+    finally:
+        failed = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children]
+    bad = [code for code in failed if code != 0]
+    if bad:
+        if 130 in bad:
+            raise KeyboardInterrupt
+        raise RuntimeError(f"figure rendering failed in a worker process (exit {bad[0]})")
 
 
 def ensure_output_dir(root: Path) -> Path:
@@ -266,22 +340,33 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
-def write_run(result: Any, folder: RunFolder, argv: list[str]) -> dict[str, Any]:
-    """Write config, env, stats and figures, then metrics.json last; returns the metrics."""
+def prepare_run(result: Any, folder: RunFolder, argv: list[str]) -> list[FigureJob]:
+    """Write config.yaml, env.json and stats.csv; return the figures still to render."""
     cfg = result.config
     path = folder.path
     write_atomic(path / "config.yaml", config.to_yaml(cfg))
     write_atomic(path / "env.json", dumps(env_info(cfg, argv)))
     write_atomic(path / "stats.csv", stats_csv(result))
-    if cfg.output.figures:
-        from lnexp import plots
+    if not cfg.output.figures:
+        return []
+    from lnexp import plots
 
-        (path / "figures").mkdir()
-        for fig_name, make in plots.FIGURES.items():
-            save_figure(make(result), path / "figures" / f"{fig_name}.png", cfg.output.dpi)
+    (path / "figures").mkdir()
+    return [FigureJob(make, result, path / "figures" / f"{name}.png", cfg.output.dpi)
+            for name, make in plots.FIGURES.items()]
+
+
+def finish_run(result: Any, folder: RunFolder) -> dict[str, Any]:
+    """Write metrics.json, the last file of a run folder; returns the document."""
     doc = metrics(result)
-    write_atomic(path / "metrics.json", dumps(doc))
+    write_atomic(folder.path / "metrics.json", dumps(doc))
     return doc
+
+
+def write_run(result: Any, folder: RunFolder, argv: list[str]) -> dict[str, Any]:
+    """Write config, env, stats and figures, then metrics.json last; returns the metrics."""
+    render_figures(prepare_run(result, folder, argv), result.config.output.workers)
+    return finish_run(result, folder)
 
 
 # --------------------------------------------------------------------------- compare
@@ -376,18 +461,30 @@ def write_compare(cmp: Any, folder: RunFolder, argv: list[str]) -> dict[str, Any
     """Write one run folder per computed norm (same files as `lnexp run`), then the
     comparison figure, comparison.csv and comparison.json last; returns the document."""
     path = folder.path
-    for o in cmp.outcomes:
-        if o.result is None:
-            continue
-        (path / o.name).mkdir()
-        with RunFolder(path / o.name, "run", argv).tracking() as sub:
-            write_run(o.result, sub, argv)
-    write_atomic(path / "config.yaml", config.to_yaml(cmp.config))
-    write_atomic(path / "env.json", dumps(env_info(cmp.config, argv)))
-    if cmp.config.output.figures:
-        from lnexp import plots
+    cfg = cmp.config
+    with contextlib.ExitStack() as stack:
+        # Every norm's folder is prepared first, then all figures render together (in
+        # parallel), then each folder gets its metrics.json last and is marked completed.
+        jobs: list[FigureJob] = []
+        runs: list[tuple[Any, RunFolder]] = []
+        for o in cmp.outcomes:
+            if o.result is None:
+                continue
+            (path / o.name).mkdir()
+            sub = stack.enter_context(RunFolder(path / o.name, "run", argv).tracking())
+            jobs += prepare_run(o.result, sub, argv)
+            runs.append((o.result, sub))
+        write_atomic(path / "config.yaml", config.to_yaml(cfg))
+        write_atomic(path / "env.json", dumps(env_info(cfg, argv)))
+        if cfg.output.figures:
+            from lnexp import plots
 
-        save_figure(plots.comparison(cmp), path / "comparison.png", cmp.config.output.dpi)
+            # The heaviest figure first, so one worker starts on it at once.
+            jobs.insert(0, FigureJob(plots.comparison, cmp, path / "comparison.png",
+                                     cfg.output.dpi))
+        render_figures(jobs, cfg.output.workers)
+        for result, sub in runs:
+            finish_run(result, sub)
     doc = comparison(cmp)
     write_atomic(path / "comparison.csv", comparison_csv(doc))
     write_atomic(path / "comparison.json", dumps(doc))

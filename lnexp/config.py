@@ -108,6 +108,8 @@ class OutputConfig(_Section):
     dir: str = Field("outputs", min_length=1, description="Parent folder of run folders, e.g. outputs.")
     figures: StrictBool = Field(True, description="Render the PNG figures.")
     dpi: StrictInt = Field(100, ge=30, le=600, description="Resolution of the PNG figures.")
+    workers: StrictInt | None = Field(None, ge=1, le=64, description="Processes rendering figures in parallel; null: one per CPU (1 renders in-process).")
+    per_sample_limit: StrictInt = Field(100_000, ge=0, description="Write per-sample lists (metrics.json, stats.csv) only up to this many samples; above it only their summary.")
 
 
 class LimitsConfig(_Section):

@@ -18,11 +18,15 @@ import torch
 from lnexp.config import DataConfig
 
 
-def make_inputs(cfg: DataConfig, in_features: int) -> torch.Tensor:
-    """Return a float32 (n_samples, in_features) tensor; random draws use the global RNG."""
+def make_inputs(cfg: DataConfig, in_features: int, rows: int | None = None,
+                start: int = 0) -> torch.Tensor:
+    """Return a float32 (rows, in_features) tensor: rows start.. of the batch (all
+    n_samples by default). Random draws use the global RNG, so drawing the batch chunk by chunk
+    continues one stream (see experiment.chunk_rows for when that equals one big draw)."""
+    rows = cfg.n_samples - start if rows is None else rows
     if cfg.values is not None:
-        return torch.tensor(cfg.values, dtype=torch.float32)
-    shape = (cfg.n_samples, in_features)
+        return torch.tensor(cfg.values[start:start + rows], dtype=torch.float32)
+    shape = (rows, in_features)
     if cfg.distribution == "normal":
         unit = torch.randn(shape)
     elif cfg.distribution == "uniform":

@@ -162,6 +162,20 @@ def reduce(values: Any, reducer: str) -> float:
     raise ValueError(f"unknown reducer {reducer!r}")
 
 
+def _summary_path(path: str) -> str:
+    stages, stage, axis, stat = path.split(".")
+    return f"{stages}.{stage}.{axis}.summary.{stat}"
+
+
+def reduce_summary(summary: Mapping[str, Any], reducer: str) -> float:
+    """A reducer from a list's {min, max, mean} summary (every reducer needs only these)."""
+    lo, hi, mean = (summary.get(k) for k in ("min", "max", "mean"))
+    if lo is None or hi is None or mean is None:
+        return math.nan
+    return {"abs_max": max(abs(lo), abs(hi)), "min": lo, "max": hi, "mean": mean,
+            "spread": hi - lo}[reducer]
+
+
 def compare(value: float, op: str, bound: float, tol: float | None = None) -> bool:
     """The comparison; NaN never passes."""
     if not math.isfinite(value):
@@ -191,7 +205,12 @@ def evaluate(doc: Mapping[str, Any],
         metric, path, reducer = split_key(key)
         note = None
         try:
-            value = reduce(_lookup(doc, path), reducer)
+            found = _lookup(doc, path)
+            if found is None and path.count(".") == 3 and path.startswith("stages."):
+                # A per-axis list left out of a large run: its summary has min/max/mean.
+                value = reduce_summary(_lookup(doc, _summary_path(path)), reducer)
+            else:
+                value = reduce(found, reducer)
             if math.isnan(value):
                 note = "the metric holds NaN/Inf (see numeric_trouble)"
         except KeyError:

@@ -7,12 +7,14 @@ Axis names, used everywhere (tables, metrics.json, stats.csv):
 
 `var` is the *biased* variance (divide by n), the one the norm layers use; `var_unbiased`
 divides by n - 1 (torch.var's default, what the tutorial printed) and is NaN where n < 2;
-`std` is sqrt(var), the biased standard deviation. Variances use two passes (mean first, then
-mean squared deviation) in float64, so a large common offset does not cancel digits away.
+`std` is sqrt(var), the biased standard deviation. Everything is accumulated in float64, chunk
+by chunk (see StreamingStats), so a large common offset does not cancel digits away and memory
+stays bounded for any number of samples.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,52 +77,123 @@ class Verdict:
         return self.centred and self.unit_variance
 
 
-def _moments(x: torch.Tensor, dim: int | None) -> tuple[int, torch.Tensor, torch.Tensor]:
-    """(n, mean, M2) along `dim` (all values when None), float64, two-pass."""
-    x = x.to(torch.float64)
-    n = x.numel() if dim is None else x.shape[dim]
-    mean = x.mean() if dim is None else x.mean(dim=dim)
-    centred = x - (mean if dim is None else mean.unsqueeze(dim))
-    m2 = (centred * centred).sum() if dim is None else (centred * centred).sum(dim=dim)
-    return n, mean, m2
+# A chunk of about this many values is converted to float64 at a time (32 MiB), so memory
+# stays bounded by the chunk, not the matrix, however many samples a run has.
+CHUNK_VALUES = 1 << 22
 
 
-def _variances(n: int, m2: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    var = (m2 / n).numpy()
-    var_u = (m2 / (n - 1)).numpy() if n > 1 else np.full_like(var, np.nan)
-    return var, var_u
+class StreamingStats:
+    """Per-feature, per-sample and global statistics of an (N, C) matrix fed in row chunks.
+
+    Each chunk is reduced in float64 with torch.var_mean (a stable one-pass Welford kernel);
+    per-feature moments of successive chunks are merged with Chan et al.'s pairwise update
+    (n, mean, M2), per-sample moments need no merge (a row is never split), and the global
+    moments are merged from the per-feature ones at the end. Equal to a float64 two-pass
+    computation on the whole matrix to ~1e-12 relative (tests check 1e-9).
+    """
+
+    def __init__(self) -> None:
+        self.n = 0
+        self._mean: torch.Tensor | None = None  # per feature, float64
+        self._m2: torch.Tensor | None = None
+        self._row_mean: list[torch.Tensor] = []
+        self._row_var: list[torch.Tensor] = []
+        self._min = math.inf
+        self._max = -math.inf
+        self._nan = 0
+        self._inf = 0
+
+    def update(self, chunk: torch.Tensor) -> None:
+        """Add the rows of `chunk` (k, C)."""
+        x = chunk.detach().to(torch.float64)
+        k = x.shape[0]
+        if k == 0:
+            return
+        var_r, mean_r = torch.var_mean(x, dim=1, correction=0)
+        self._row_mean.append(mean_r)
+        self._row_var.append(var_r)
+        var_c, mean_c = torch.var_mean(x, dim=0, correction=0)
+        m2_c = var_c * k
+        if self._mean is None or self._m2 is None:
+            self._mean, self._m2 = mean_c, m2_c
+        else:  # Chan, Golub & LeVeque (1979): merge (n_a, mean_a, M2_a) with (k, mean_c, M2_c)
+            n = self.n + k
+            delta = mean_c - self._mean
+            self._mean = self._mean + delta * (k / n)
+            self._m2 = self._m2 + m2_c + delta * delta * (self.n * k / n)
+        self.n += k
+        nan = int(torch.isnan(x).sum())
+        inf = int(torch.isinf(x).sum())
+        self._nan += nan
+        self._inf += inf
+        if nan + inf < x.numel():
+            finite = x if nan + inf == 0 else x[torch.isfinite(x)]
+            self._min = min(self._min, float(finite.min()))
+            self._max = max(self._max, float(finite.max()))
+
+    @property
+    def nonfinite(self) -> dict[str, int]:
+        """NaN and +-Inf counts of every value fed so far."""
+        return {"nan": self._nan, "inf": self._inf, "nonfinite": self._nan + self._inf}
+
+    def result(self) -> StageStats:
+        """The statistics of all rows fed so far."""
+        assert self._mean is not None and self._m2 is not None, "no rows were fed"
+        n, c = self.n, self._mean.numel()
+        per_feature = _axis(n, self._mean, self._m2 / n)
+        row_var = torch.cat(self._row_var)
+        per_sample = _axis(c, torch.cat(self._row_mean), row_var)
+        # Global moments from the per-feature ones (equal counts per feature).
+        mean = self._mean.mean()
+        m2 = self._m2.sum() + n * ((self._mean - mean) ** 2).sum()
+        count = n * c
+        var = float(m2 / count)
+        nonfinite = self._nan + self._inf
+        glob = GlobalStats(
+            count=count,
+            mean=float(mean),
+            var=var,
+            var_unbiased=float(m2 / (count - 1)) if count > 1 else math.nan,
+            std=math.sqrt(var) if var >= 0 else math.nan,
+            rms=math.sqrt(var + float(mean) ** 2) if var >= 0 else math.nan,
+            min=self._min if nonfinite == 0 else math.nan,
+            max=self._max if nonfinite == 0 else math.nan,
+            nonfinite=nonfinite,
+        )
+        return StageStats(per_feature=per_feature, per_sample=per_sample, global_=glob)
+
+    @classmethod
+    def of(cls, x: torch.Tensor, chunk_rows: int | None = None) -> StageStats:
+        """Statistics of a whole (N, C) tensor, computed chunk by chunk."""
+        acc = cls()
+        rows = chunk_rows or max(1, CHUNK_VALUES // max(1, x.shape[1]))
+        for start in range(0, x.shape[0], rows):
+            acc.update(x[start:start + rows])
+        return acc.result()
+
+
+def _axis(n: int, mean: torch.Tensor, var: torch.Tensor) -> AxisStats:
+    var_np = var.numpy()
+    var_u = var_np * (n / (n - 1)) if n > 1 else np.full_like(var_np, np.nan)
+    with np.errstate(invalid="ignore"):
+        std = np.sqrt(var_np)
+    return AxisStats(count=n, mean=mean.numpy(), var=var_np, var_unbiased=var_u, std=std)
 
 
 def axis_stats(x: torch.Tensor, dim: int) -> AxisStats:
     """Statistics of a 2-D tensor reduced over `dim` (0: per feature, 1: per sample)."""
-    n, mean, m2 = _moments(x, dim)
-    var, var_u = _variances(n, m2)
-    return AxisStats(count=n, mean=mean.numpy(), var=var, var_unbiased=var_u, std=np.sqrt(var))
+    st = StreamingStats.of(x)
+    return st.per_feature if dim == 0 else st.per_sample
 
 
 def global_stats(x: torch.Tensor) -> GlobalStats:
     """Statistics over all values of `x`."""
-    n, mean, m2 = _moments(x, None)
-    var, var_u = _variances(n, m2.reshape(1))
-    x64 = x.to(torch.float64)
-    return GlobalStats(
-        count=n,
-        mean=float(mean),
-        var=float(var[0]),
-        var_unbiased=float(var_u[0]),
-        std=float(np.sqrt(var[0])),
-        rms=float(torch.sqrt((x64 * x64).mean())),
-        min=float(x64.min()),
-        max=float(x64.max()),
-        nonfinite=int((~torch.isfinite(x)).sum()),
-    )
+    return StreamingStats.of(x).global_
 
 
 def stage_stats(x: torch.Tensor) -> StageStats:
     """Per-feature, per-sample and global statistics of an (N, C) activation matrix."""
-    x = x.detach()
-    return StageStats(per_feature=axis_stats(x, 0), per_sample=axis_stats(x, 1),
-                      global_=global_stats(x))
+    return StreamingStats.of(x.detach())
 
 
 def verdict(axis: AxisStats, tol: float = STANDARDIZED_TOL) -> Verdict:
@@ -156,10 +229,3 @@ def sample_stats(x: torch.Tensor, index: int) -> SampleStats:
     return SampleStats(values=row[0].to(torch.float64).numpy(), mean=float(s.mean[0]),
                        var=float(s.var[0]), var_unbiased=float(s.var_unbiased[0]),
                        std=float(s.std[0]))
-
-
-def nonfinite_counts(a: np.ndarray) -> dict[str, int]:
-    """How many values of `a` are NaN and how many are +-Inf."""
-    nan = int(np.count_nonzero(np.isnan(a)))
-    inf = int(np.count_nonzero(np.isinf(a)))
-    return {"nan": nan, "inf": inf, "nonfinite": nan + inf}

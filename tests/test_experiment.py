@@ -120,3 +120,42 @@ def test_bn_batch_of_one_in_train_mode_is_not_defined():
 def test_bn_eval_mode_with_fresh_running_stats_is_nearly_identity():
     r = run(from_mapping({"model": {"norm": "bn", "mode": "eval"}}))
     np.testing.assert_allclose(r.post, r.pre / np.sqrt(1 + 1e-5), rtol=1e-5, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- streaming
+
+def _close(a, b, rtol, atol):
+    for stage_a, stage_b in ((a.pre_stats, b.pre_stats), (a.post_stats, b.post_stats)):
+        for axis in ("per_feature", "per_sample"):
+            for stat in ("mean", "var", "var_unbiased"):
+                np.testing.assert_allclose(getattr(getattr(stage_a, axis), stat),
+                                           getattr(getattr(stage_b, axis), stat),
+                                           rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("norm", norms.names())
+@pytest.mark.parametrize("dist", ["normal", "uniform", "laplace"])
+def test_streamed_run_equals_the_one_chunk_run(norm, dist):
+    cfg = from_mapping({"seed": 2, "sample_index": 777,
+                        "data": {"n_samples": 1000, "distribution": dist, "loc": 0.5},
+                        "model": {"in_features": 20, "out_features": 12, "norm": norm,
+                                  "groups": 3 if norm == "group" else None}})
+    whole = run(cfg)
+    streamed = run(cfg, rows_per_chunk=96)
+    assert (whole.chunks, streamed.chunks) == (1, 11)
+    # Same random draws chunk by chunk, so the same inputs and pre-norm activations ...
+    np.testing.assert_array_equal(streamed.inputs, whole.inputs)
+    np.testing.assert_array_equal(streamed.pre, whole.pre)
+    if norm == "bn":  # float32 batch statistics inside BatchNorm vs lnexp's float64 ones
+        _close(streamed, whole, rtol=1e-5, atol=1e-6)
+    else:
+        _close(streamed, whole, rtol=1e-9, atol=1e-12)
+    assert streamed.sample_post.mean == pytest.approx(whole.sample_post.mean, abs=1e-6)
+    assert streamed.verdicts["per_feature"].standardized == \
+        whole.verdicts["per_feature"].standardized
+
+
+def test_chunk_rows_keep_randn_blocks_whole():
+    cfg = from_mapping({"data": {"n_samples": 10_000}, "model": {"in_features": 100}})
+    rows = __import__("lnexp.experiment", fromlist=["chunk_rows"]).chunk_rows(cfg, 50)
+    assert rows * 100 % 16 == 0

@@ -50,3 +50,43 @@ def test_verdict_uses_the_tolerance():
     assert v.standardized and v.centred and v.unit_variance
     v = stats.verdict(stats.axis_stats(z * 1.01, 0))
     assert v.centred and not v.unit_variance
+
+
+# --------------------------------------------------------------------------- streaming
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 1000])
+def test_chunked_statistics_equal_the_whole_tensor_float64_reference(chunk):
+    g = torch.Generator().manual_seed(3)
+    x = (5.0 + 2.0 * torch.randn(300, 13, generator=g)).float()
+    st = stats.StreamingStats.of(x, chunk_rows=chunk)
+    ref = x.double()
+    for dim, axis in ((0, st.per_feature), (1, st.per_sample)):
+        var, mean = torch.var_mean(ref, dim=dim, correction=0)
+        np.testing.assert_allclose(axis.mean, mean.numpy(), rtol=1e-9)
+        np.testing.assert_allclose(axis.var, var.numpy(), rtol=1e-9)
+        np.testing.assert_allclose(axis.var_unbiased,
+                                   torch.var(ref, dim=dim, correction=1).numpy(), rtol=1e-9)
+    var, mean = torch.var_mean(ref, correction=0)
+    assert st.global_.mean == pytest.approx(float(mean), rel=1e-9)
+    assert st.global_.var == pytest.approx(float(var), rel=1e-9)
+    assert st.global_.rms == pytest.approx(float(ref.pow(2).mean().sqrt()), rel=1e-9)
+    assert (st.global_.min, st.global_.max) == (float(ref.min()), float(ref.max()))
+
+
+def test_chunked_statistics_stay_exact_with_a_large_offset():
+    g = torch.Generator().manual_seed(4)
+    x = (1.0e4 + 1e-2 * torch.randn(5000, 4, generator=g)).float()
+    ref = x.double().var(dim=0, correction=0).numpy()
+    st = stats.StreamingStats.of(x, chunk_rows=17)
+    np.testing.assert_allclose(st.per_feature.var, ref, rtol=1e-9)
+    assert st.global_.var == pytest.approx(float(x.double().var(correction=0)), rel=1e-9)
+
+
+def test_streaming_counts_nan_and_inf_over_all_chunks():
+    x = torch.zeros(10, 3)
+    x[1, 0] = float("nan")
+    x[8, 2] = float("inf")
+    acc = stats.StreamingStats()
+    for start in range(0, 10, 4):
+        acc.update(x[start:start + 4])
+    assert acc.nonfinite == {"nan": 1, "inf": 1, "nonfinite": 2}

@@ -1,0 +1,164 @@
+"""Benchmark lnexp against the tutorial's script, in one invocation, interleaved.
+
+Every command runs as a fresh subprocess: one warm-up round, then `--reps` rounds in which
+the commands take turns (so drift in machine load hits all of them alike). Wall time and
+peak RSS (ru_maxrss of the process, from wait4) are reported as medians; ratios are taken
+between medians of the same invocation.
+
+    python benchmarks/bench.py                 # ~1 minute
+    python benchmarks/bench.py --reps 9 --out results.json
+    python benchmarks/bench.py --large         # streaming-stats throughput vs torch.var_mean
+
+Peak RSS is per process: lnexp renders figures in forked worker processes, whose memory is
+not added to the parent's (each is reported by the kernel as its own peak).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+LNEXP = [PY, "-m", "lnexp"]
+
+# (target name, numerator, denominator, limit, what)
+TARGETS = [
+    ("help_vs_import_floor", "lnexp --help", "import torch+matplotlib", 0.15, "wall"),
+    ("run_vs_tutorial", "lnexp run default", "tutorial script", 1.0, "wall"),
+    ("run_rss_vs_tutorial", "lnexp run default", "tutorial script", 1.1, "rss"),
+    ("compare6_vs_tutorial", "lnexp compare (6 norms)", "tutorial script", 2.0, "wall"),
+]
+
+
+def commands(out: Path) -> dict[str, list[str]]:
+    return {
+        "python -c pass": [PY, "-c", "pass"],
+        "import torch+matplotlib": [PY, "-c", "import torch, matplotlib.pyplot"],
+        "tutorial script": [PY, str(ROOT / "benchmarks" / "tutorial.py"),
+                            str(out / "tutorial.png")],
+        "lnexp --help": [*LNEXP, "--help"],
+        "lnexp run default": [*LNEXP, "run", str(ROOT / "configs" / "default.yaml"), "-q",
+                              "-o", str(out)],
+        "lnexp compare (6 norms)": [*LNEXP, "compare", "-q", "-o", str(out), "--config",
+                                    str(ROOT / "configs" / "default.yaml")],
+    }
+
+
+def measure(argv: list[str]) -> tuple[float, int]:
+    """(wall seconds, peak RSS bytes) of one subprocess."""
+    env = {**os.environ, "NO_COLOR": "1"}
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+                            cwd=ROOT)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark command failed ({proc.returncode}): {' '.join(argv)}\n"
+                         f"{proc.stderr.read().decode() if proc.stderr else ''}")
+    return wall, usage.ru_maxrss * 1024  # Linux reports KiB
+
+
+def run_suite(reps: int) -> dict[str, dict[str, float]]:
+    out = Path(tempfile.mkdtemp(prefix="lnexp-bench-"))
+    try:
+        cmds = commands(out)
+        for argv in cmds.values():  # warm-up: page cache, font cache, .pyc files
+            measure(argv)
+        samples: dict[str, list[tuple[float, int]]] = {name: [] for name in cmds}
+        for rep in range(reps):
+            for name, argv in cmds.items():
+                samples[name].append(measure(argv))
+            print(f"  round {rep + 1}/{reps} done", file=sys.stderr)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    return {name: {"wall_s": statistics.median(w for w, _ in s),
+                   "wall_min_s": min(w for w, _ in s),
+                   "peak_rss_mib": statistics.median(r for _, r in s) / 2**20,
+                   "n": len(s)} for name, s in samples.items()}
+
+
+def ratios(res: dict[str, dict[str, float]]) -> list[dict[str, object]]:
+    rows = []
+    for key, num, den, limit, kind in TARGETS:
+        field = "wall_s" if kind == "wall" else "peak_rss_mib"
+        value = res[num][field] / res[den][field]
+        rows.append({"target": key, "ratio": round(value, 3), "limit": limit,
+                     "met": value <= limit, "of": f"{num} / {den} ({kind})"})
+    return rows
+
+
+def large(gib: float) -> dict[str, object]:
+    """Stats throughput on one in-memory float32 tensor: lnexp's chunked float64 stats vs
+    torch.var_mean (per-feature and per-sample) on the same tensor."""
+    import torch
+
+    from lnexp import stats
+
+    cols = 1024
+    rows = int(gib * 2**30 / 4 / cols)
+    x = torch.randn(rows, cols)
+    nbytes = x.numel() * 4
+
+    def best(fn, reps: int = 3) -> float:
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    t_torch = best(lambda: (torch.var_mean(x, dim=0, correction=0),
+                            torch.var_mean(x, dim=1, correction=0)))
+    t_lnexp = best(lambda: stats.StreamingStats.of(x))
+    return {"shape": [rows, cols], "gib": nbytes / 2**30,
+            "torch_var_mean_gb_s": nbytes / t_torch / 1e9,
+            "lnexp_gb_s": nbytes / t_lnexp / 1e9,
+            "ratio": (t_torch / t_lnexp), "limit": 0.5, "met": t_torch / t_lnexp >= 0.5}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=5, help="measured rounds (default 5)")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bench.json")
+    ap.add_argument("--large", action="store_true", help="only the streaming-stats benchmark")
+    ap.add_argument("--gib", type=float, default=1.0, help="tensor size for --large")
+    args = ap.parse_args()
+
+    info = {"python": platform.python_version(), "platform": platform.platform(),
+            "cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    if args.large:
+        doc = {"machine": info, "large": large(args.gib)}
+        lg = doc["large"]
+        print(f"stats on {lg['shape'][0]}x{lg['shape'][1]} float32 ({lg['gib']:.2f} GiB): "
+              f"torch.var_mean {lg['torch_var_mean_gb_s']:.2f} GB/s, lnexp "
+              f"{lg['lnexp_gb_s']:.2f} GB/s, ratio {lg['ratio']:.2f} (target >= 0.5: "
+              f"{'met' if lg['met'] else 'MISSED'})")
+    else:
+        res = run_suite(args.reps)
+        doc = {"machine": info, "reps": args.reps, "commands": res, "ratios": ratios(res)}
+        print(f"{'command':28s} {'median wall s':>14s} {'min wall s':>11s} {'peak RSS MiB':>13s}")
+        for name, r in res.items():
+            print(f"{name:28s} {r['wall_s']:14.3f} {r['wall_min_s']:11.3f} "
+                  f"{r['peak_rss_mib']:13.1f}")
+        print()
+        for row in doc["ratios"]:
+            print(f"{row['target']:22s} {row['ratio']:6.3f}  (target <= {row['limit']}: "
+                  f"{'met' if row['met'] else 'MISSED'})  {row['of']}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"\nwritten: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
