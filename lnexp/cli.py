@@ -6,6 +6,7 @@ Every domain error becomes a one-line message on stderr and its exit code, here 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
@@ -102,8 +103,11 @@ def _load(config: Path, sets: list[str] | None, output_dir: Path | None = None) 
     return load_config(config, overrides)
 
 
-def _execute(cfg: Any, root: Path, argv: list[str]) -> tuple[Any, Path, dict[str, Any]]:
-    """Compute one run and write its folder (status tracked in run.json)."""
+def _execute(cfg: Any, root: Path, argv: list[str],
+             progress: Callable[[int, int, float], None] | None = None,
+             ) -> tuple[Any, Path, dict[str, Any]]:
+    """Compute one run and write its folder (status tracked in run.json). A training run
+    stopped by Ctrl-C is written as recorded, then marked interrupted (exit 130)."""
     from lnexp import artifacts, experiment
     from lnexp.errors import NotDefinedError
 
@@ -113,8 +117,12 @@ def _execute(cfg: Any, root: Path, argv: list[str]) -> tuple[Any, Path, dict[str
     run_dir = artifacts.create_run_dir(root, cfg.name)
     folder = artifacts.RunFolder(run_dir, "run", argv)
     with folder.tracking():
-        result = experiment.run(cfg)
+        result = experiment.run(cfg, progress)
         doc = artifacts.write_run(result, folder, argv)
+        if result.training is not None and result.training.interrupted:
+            typer.echo(f"training interrupted: what was recorded is saved in {run_dir}",
+                       err=True)
+            raise KeyboardInterrupt
     return result, run_dir, doc
 
 
@@ -125,13 +133,17 @@ def run(config: ConfigArg, set_: SetOpt = None, json_: JsonOpt = False, quiet: Q
     """Run one experiment from a YAML config, e.g. `lnexp run configs/default.yaml`.
 
     Prints the tables, and writes config.yaml, metrics.json, stats.csv, env.json, run.json and
-    figures/*.png into a new folder OUTPUT_DIR/<name>/<timestamp>-<id>/.
+    figures/*.png (plus history.csv with a train: block) into a new folder
+    OUTPUT_DIR/<name>/<timestamp>-<id>/. Training shows progress on stderr.
     """
     from lnexp import artifacts, tables
 
     cfg = _load(config, set_, output_dir)
     root = artifacts.ensure_output_dir(Path(cfg.output.dir))
-    result, run_dir, doc = _execute(cfg, root, sys.argv)
+    with contextlib.ExitStack() as stack:
+        report = (None if quiet or cfg.train is None else
+                  stack.enter_context(tables.progress(tables.make_console(stderr=True))))
+        result, run_dir, doc = _execute(cfg, root, sys.argv, report)
     if json_:
         sys.stdout.write(artifacts.dumps({**doc, "run_dir": str(run_dir)}))
     elif quiet:

@@ -122,7 +122,7 @@ def train(cfg: Config, net: nn.Module, linears: list[nn.Linear], layer_names: li
             loss.backward()
             before = [lin.weight.detach().clone() for lin in linears]
             opt.step()
-            value = float(loss)
+            value = float(loss.detach())
             grad_row = [float(lin.weight.grad.norm()) if lin.weight.grad is not None else 0.0
                         for lin in linears]
             ratio_row = [float((lin.weight.detach() - w0).norm() / w0.norm())
