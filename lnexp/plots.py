@@ -262,7 +262,6 @@ def training(result: RunResult) -> Figure:
            label="held-out, train mode")
     a.set_title(f"Loss ({tr.loss_name})")
     a.set_xlabel("step")
-    a.set_yscale("log")
     a.legend(fontsize=9)
 
     a = ax[0, 1]
