@@ -93,9 +93,61 @@ def verdict_dict(v: Verdict) -> dict[str, Any]:
             "var_min": _num(v.var_min), "var_max": _num(v.var_max), "tolerance": v.tolerance}
 
 
+def layers_dict(layers: Any) -> dict[str, Any]:
+    """Per-layer statistics at initialization (depth > 1)."""
+    return {
+        "loss": "mean over all N x C entries of (output - target)^2, target ~ N(0, 1) drawn "
+                "after the data",
+        "loss_value": _num(layers.loss),
+        "names": list(layers.names),
+        "activation_mean": _nums(layers.mean),
+        "activation_std": _nums(layers.std),
+        "grad_norm": _nums(layers.grad_norm),
+        "weight_norm": _nums(layers.weight_norm),
+        "grad_norm_first_over_last": _num(layers.first_over_last),
+    }
+
+
+def _opt(x: float | None) -> float | None:
+    return None if x is None else _num(x)
+
+
+def _eval_dict(e: Any) -> dict[str, Any]:
+    return {"step": e.step,
+            "eval_mode": {"loss": _num(e.loss_eval_mode), "accuracy": _opt(e.acc_eval_mode)},
+            "train_mode": {"loss": _num(e.loss_train_mode),
+                           "accuracy": _opt(e.acc_train_mode)}}
+
+
+def training_dict(tr: Any) -> dict[str, Any]:
+    """Training results: the last evaluation, every evaluation, per-layer means over steps."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # means of an empty history are NaN
+        tail = np.mean(tr.loss[-max(1, len(tr.loss) // 10):])
+        grad_mean = np.mean(tr.grad_norm, axis=0)
+        ratio_mean = np.mean(tr.update_ratio, axis=0)
+    return {
+        "loss": tr.loss_name,
+        "steps_done": tr.steps_done,
+        "interrupted": tr.interrupted,
+        "diverged": tr.diverged,
+        "layers": list(tr.layer_names),
+        "final": {"train_loss_last_10pct": _num(tail),
+                  "heldout": _eval_dict(tr.evals[-1])},
+        "evals": [_eval_dict(e) for e in tr.evals],
+        "grad_norm_mean": _nums(grad_mean),
+        "update_ratio_mean": _nums(ratio_mean),
+    }
+
+
 def metrics(result: Any) -> dict[str, Any]:
     """The metrics.json document for a RunResult (see README, "metrics.json contract")."""
     cfg = result.config
+    extra: dict[str, Any] = {}
+    if result.layers is not None:
+        extra["layers"] = layers_dict(result.layers)
+    if result.training is not None:
+        extra["training"] = training_dict(result.training)
     doc = {
         "schema_version": SCHEMA_VERSION,
         "kind": "run",
@@ -118,6 +170,7 @@ def metrics(result: Any) -> dict[str, Any]:
         "verdict": {axis: verdict_dict(v) for axis, v in result.verdicts.items()},
         "numeric_trouble": result.numeric_trouble,
         "explanation": explain.lines(result),
+        **extra,
     }
     # Evaluated on the document itself, exactly as `lnexp check` does on a saved file.
     doc["expectations"] = expect.evaluate(doc, config.expect_dict(cfg))
@@ -141,6 +194,34 @@ def stats_csv(result: Any) -> str:
             a: AxisStats = getattr(st, axis)
             for i, row in enumerate(zip(a.mean, a.var, a.var_unbiased, a.std, strict=True)):
                 w.writerow([stage, axis, i, *(repr(float(v)) for v in row)])
+    return buf.getvalue()
+
+
+def history_csv(tr: Any) -> str:
+    """history.csv: one row per step (step 0: the evaluation before training). Eval columns are
+    empty except at evaluation steps; floats are written with repr (round-trip exact)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["step", "loss", "heldout_loss_eval_mode", "heldout_acc_eval_mode",
+                "heldout_loss_train_mode", "heldout_acc_train_mode",
+                *(f"grad_norm.{n}" for n in tr.layer_names),
+                *(f"update_ratio.{n}" for n in tr.layer_names)])
+    evals = {e.step: e for e in tr.evals}
+    k = len(tr.layer_names)
+
+    def f(x: float | None) -> str:
+        return "" if x is None else repr(float(x))
+
+    for step in range(tr.steps_done + 1):
+        e = evals.get(step)
+        ev = ([f(e.loss_eval_mode), f(e.acc_eval_mode), f(e.loss_train_mode),
+               f(e.acc_train_mode)] if e else [""] * 4)
+        if step == 0:
+            w.writerow([0, "", *ev, *[""] * (2 * k)])
+        else:
+            i = step - 1
+            w.writerow([step, f(tr.loss[i]), *ev, *(f(v) for v in tr.grad_norm[i]),
+                        *(f(v) for v in tr.update_ratio[i])])
     return buf.getvalue()
 
 
@@ -347,13 +428,15 @@ def prepare_run(result: Any, folder: RunFolder, argv: list[str]) -> list[FigureJ
     write_atomic(path / "config.yaml", config.to_yaml(cfg))
     write_atomic(path / "env.json", dumps(env_info(cfg, argv)))
     write_atomic(path / "stats.csv", stats_csv(result))
+    if result.training is not None:
+        write_atomic(path / "history.csv", history_csv(result.training))
     if not cfg.output.figures:
         return []
     from lnexp import plots
 
     (path / "figures").mkdir()
     return [FigureJob(make, result, path / "figures" / f"{name}.png", cfg.output.dpi)
-            for name, make in plots.FIGURES.items()]
+            for name, make in plots.figures_for(result).items()]
 
 
 def finish_run(result: Any, folder: RunFolder) -> dict[str, Any]:

@@ -6,6 +6,7 @@ Every domain error becomes a one-line message on stderr and its exit code, here 
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import json
@@ -152,8 +153,11 @@ def _load(config: Path, sets: list[str] | None, output_dir: Path | None = None,
 HOLD_ENV = "LNEXP_TEST_HOLD_S"
 
 
-def _execute(cfg: Any, root: Path, argv: list[str]) -> tuple[Any, Path, dict[str, Any]]:
-    """Compute one run and write its folder (status tracked in run.json)."""
+def _execute(cfg: Any, root: Path, argv: list[str],
+             progress: Callable[[int, int, float], None] | None = None,
+             ) -> tuple[Any, Path, dict[str, Any]]:
+    """Compute one run and write its folder (status tracked in run.json). A training run
+    stopped by Ctrl-C is written as recorded, then marked interrupted (exit 130)."""
     from lnexp import artifacts, experiment
     from lnexp.errors import NotDefinedError
 
@@ -167,8 +171,12 @@ def _execute(cfg: Any, root: Path, argv: list[str]) -> tuple[Any, Path, dict[str
         if hold > 0:
             typer.echo(f"{HOLD_ENV}: holding {hold:g} s in {run_dir}", err=True)
             time.sleep(hold)
-        result = experiment.run(cfg)
+        result = experiment.run(cfg, progress)
         doc = artifacts.write_run(result, folder, argv)
+        if result.training is not None and result.training.interrupted:
+            typer.echo(f"training interrupted: what was recorded is saved in {run_dir}",
+                       err=True)
+            raise KeyboardInterrupt
     return result, run_dir, doc
 
 
@@ -197,13 +205,17 @@ def run(config: ConfigArg, set_: SetOpt = None, expect_: ExpectOpt = None,
     the activations does not change the exit code: a warning goes to stderr and metrics.json
     carries numeric_trouble (add an expectation such as
     'numeric_trouble.post_norm.nonfinite.max <= 0' to fail on it).
+    With a train: block it also writes history.csv and shows training progress on stderr.
     """
     from lnexp import artifacts, resources, tables
 
     cfg = _load(config, set_, output_dir, expect_)
     resources.check(cfg)
     root = artifacts.ensure_output_dir(Path(cfg.output.dir))
-    result, run_dir, doc = _execute(cfg, root, sys.argv)
+    with contextlib.ExitStack() as stack:
+        report = (None if quiet or cfg.train is None else
+                  stack.enter_context(tables.progress(tables.make_console(stderr=True))))
+        result, run_dir, doc = _execute(cfg, root, sys.argv, report)
     _warn_trouble(doc)
     results = doc["expectations"]
     if json_:

@@ -68,19 +68,35 @@ class DataConfig(_Section):
                           "and sets n_samples and model.in_features from its shape.")
 
 
-class ModelConfig(_Section):
-    """The tutorial's SimpleModel: Linear(in_features, out_features) then the norm."""
+ACTIVATIONS = ("none", "relu", "tanh", "sigmoid", "gelu")
+PLACEMENTS = ("post", "pre", "pre_residual", "post_residual")
+RESIDUAL = ("pre_residual", "post_residual")
 
-    in_features: StrictInt = Field(100, ge=1, le=MAX_DIM, description="Inputs of the Linear layer, e.g. 100.")
-    out_features: StrictInt = Field(50, ge=1, le=MAX_DIM, description="Outputs of the Linear layer = features the norm sees, e.g. 50.")
+
+class ModelConfig(_Section):
+    """A stack of `depth` blocks; depth 1 with the defaults is the tutorial's SimpleModel:
+    Linear(in_features, out_features) then the norm."""
+
+    in_features: StrictInt = Field(100, ge=1, le=MAX_DIM, description="Inputs of the first Linear layer, e.g. 100.")
+    out_features: StrictInt = Field(50, ge=1, le=MAX_DIM, description="Outputs of the last Linear layer (depth 1: the features the norm sees), e.g. 50.")
     linear: StrictBool = Field(True, description="Put Linear before the norm; false feeds the data straight into the norm.")
-    norm: str = Field("ln", description="Norm after the Linear layer: " + ", ".join(norms.names()) + ".")
+    norm: str = Field("ln", description="Norm in each block (the tutorial: after the Linear layer): " + ", ".join(norms.names()) + ".")
     mode: Literal["train", "eval"] = Field(
         "train", description="Module mode; the tutorial never calls .eval(), so train.")
     eps: Float = Field(1e-5, ge=0, description="eps added to the variance inside the norm, e.g. 1.0e-5.")
     affine: StrictBool = Field(True, description="Learnable scale/shift (at init: 1 and 0).")
     groups: StrictInt | None = Field(
         None, ge=1, description="Groups for norm: group; default: largest divisor of the features <= their square root.")
+    depth: StrictInt = Field(1, ge=1, le=512, description="Blocks in the stack, e.g. 20; 1 is the tutorial's single Linear + norm.")
+    hidden: StrictInt | None = Field(
+        None, ge=1, description="Width of the blocks between the first and the last (depth > 1); default: out_features.")
+    activation: Literal[ACTIVATIONS] = Field(  # type: ignore[valid-type]
+        "none", description="Activation at the end of each block: " + ", ".join(ACTIVATIONS) + ".")
+    placement: Literal[PLACEMENTS] = Field(  # type: ignore[valid-type]
+        "post", description="Block layout: post (Linear→Norm→Act), pre (Norm→Linear→Act), pre_residual (x + Act(Linear(Norm(x))), final Norm), post_residual (Norm(x + Act(Linear(x)))).")
+    init: Literal["default", "xavier", "kaiming"] = Field(
+        "default", description="Linear weights: default (torch's), xavier (uniform, gain), kaiming (normal, std gain/sqrt(fan_in)); xavier/kaiming zero the biases.")
+    gain: Float = Field(1.0, gt=0, description="Gain for init: xavier or kaiming, e.g. 1.4142 (sqrt 2) for kaiming with relu.")
 
     @field_validator("norm")
     @classmethod
@@ -94,11 +110,70 @@ class ModelConfig(_Section):
     @model_validator(mode="after")
     def _check_groups(self) -> ModelConfig:
         if self.norm == "group":
-            try:
-                norms.resolve_groups(self.out_features if self.linear else self.in_features,
-                                     self.groups)
-            except NormError as exc:
-                raise ValueError(f"model.groups: {exc}") from None
+            for width in sorted(set(self.normed_widths())):
+                try:
+                    norms.resolve_groups(width, self.groups)
+                except NormError as exc:
+                    raise ValueError(f"model.groups: {exc}") from None
+        return self
+
+    @model_validator(mode="after")
+    def _check_stack(self) -> ModelConfig:
+        if not self.linear and (self.depth != 1 or self.placement != "post"):
+            raise ValueError("model.linear: false feeds the data straight into one norm, so it "
+                             "needs model.depth: 1 and model.placement: post")
+        if self.placement in RESIDUAL and len(set(self.widths())) != 1:
+            raise ValueError(
+                f"model.placement: {self.placement} adds each block's input to its output, so "
+                f"in_features ({self.in_features}), hidden ({self.hidden_width}) and "
+                f"out_features ({self.out_features}) must be equal")
+        return self
+
+    @property
+    def hidden_width(self) -> int:
+        """Width between blocks (depth > 1)."""
+        return self.hidden if self.hidden is not None else self.out_features
+
+    def widths(self) -> list[int]:
+        """Feature counts between blocks: [in_features, hidden, ..., hidden, out_features]."""
+        if not self.linear:
+            return [self.in_features, self.in_features]
+        return [self.in_features] + [self.hidden_width] * (self.depth - 1) + [self.out_features]
+
+    def normed_widths(self) -> list[int]:
+        """The feature count each norm layer sees, first block first."""
+        w = self.widths()
+        if self.placement == "pre":
+            return w[:-1]  # before each Linear
+        if self.placement == "pre_residual":
+            return w  # before each Linear, plus the final norm after the last block
+        return w[1:]  # post, post_residual: after each Linear
+
+
+class TrainConfig(_Section):
+    """Training on a synthetic task drawn from the seed; absent (null) means no training."""
+
+    task: Literal["clusters", "teacher"] = Field(
+        "clusters", description="clusters: Gaussian-cluster classification (cross-entropy); teacher: regression onto a random tanh teacher (MSE).")
+    outputs: StrictInt = Field(4, ge=1, description="Classes (clusters, >= 2) or regression targets (teacher), e.g. 4.")
+    n_train: StrictInt = Field(1024, ge=2, description="Training examples, e.g. 1024.")
+    n_heldout: StrictInt = Field(512, ge=2, description="Held-out examples, drawn with the training set, e.g. 512.")
+    separation: Float = Field(4.0, gt=0, description="clusters: typical distance between class centres, in units of the within-class std (1).")
+    noise: Float = Field(0.1, ge=0, description="teacher: std of the Gaussian noise added to the teacher's outputs.")
+    steps: StrictInt = Field(300, ge=1, description="Optimizer steps, e.g. 300.")
+    batch_size: StrictInt = Field(32, ge=1, description="Examples per step, e.g. 32; batches come from a fresh shuffle each epoch, the last partial one dropped.")
+    optimizer: Literal["sgd", "adam"] = Field("adam", description="sgd or adam.")
+    lr: Float = Field(1e-3, gt=0, description="Learning rate, e.g. 1.0e-3.")
+    momentum: Float = Field(0.0, ge=0, lt=1, description="Momentum for optimizer: sgd, e.g. 0.9.")
+    eval_every: StrictInt = Field(50, ge=1, description="Evaluate on the held-out set every this many steps (and at the first and last step).")
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        if self.task == "clusters" and self.outputs < 2:
+            raise ValueError("train.outputs: clusters needs at least 2 classes")
+        if self.batch_size > self.n_train:
+            raise ValueError(f"train.batch_size ({self.batch_size}) is larger than train.n_train "
+                             f"({self.n_train})")
         return self
 
 
@@ -156,6 +231,7 @@ class Config(_Section):
     sample_index: StrictInt = Field(0, ge=0, description="The sample (row) shown on its own, e.g. 0.")
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig | None = Field(None, description="Training block (see train.*); null: no training, only the snapshot at initialization.")
     output: OutputConfig = Field(default_factory=OutputConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     expect: dict[MetricKey, Bound] = Field(
@@ -185,8 +261,8 @@ class Config(_Section):
 
     @property
     def features(self) -> int:
-        """Number of features the norm sees."""
-        return self.model.out_features if self.model.linear else self.model.in_features
+        """Number of features the first norm sees (the snapshot's pre_norm / post_norm)."""
+        return self.model.normed_widths()[0]
 
 
 # --------------------------------------------------------------------------- loading
@@ -197,10 +273,22 @@ def _all_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
     for key, field in model.model_fields.items():
         path = f"{prefix}{key}"
         out.append(path)
-        ann = field.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            out.extend(_all_paths(ann, path + "."))
+        section = _section(field.annotation)
+        if section is not None:
+            out.extend(_all_paths(section, path + "."))
     return out
+
+
+def _section(ann: Any) -> type[BaseModel] | None:
+    """The section model behind `Section` or `Section | None`, else None."""
+    import types
+    import typing
+
+    union = typing.get_origin(ann) in (typing.Union, types.UnionType)
+    for t in (ann, *(typing.get_args(ann) if union else ())):
+        if isinstance(t, type) and issubclass(t, BaseModel):
+            return t
+    return None
 
 
 VALID_PATHS = _all_paths(Config)
@@ -504,13 +592,14 @@ def reference_markdown() -> str:
     """The config reference table for the README (a test keeps the README in sync)."""
     rows = ["| key | default | description |", "| --- | --- | --- |"]
     defaults = to_dict(Config())
+    filled = to_dict(Config(train=TrainConfig()))  # defaults inside optional sections
     for path in VALID_PATHS:
         parent, _, leaf = path.rpartition(".")
-        section = Config if not parent else Config.model_fields[parent].annotation
+        section = Config if not parent else _section(Config.model_fields[parent].annotation)
         field = section.model_fields[leaf]  # type: ignore[union-attr]
         if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
-            continue
-        value: Any = defaults
+            continue  # a required section: its keys follow
+        value: Any = defaults if not parent or defaults.get(parent) is not None else filled
         for part in path.split("."):
             value = value[part]
         shown = "null" if value is None else json_default(value)

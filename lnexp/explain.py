@@ -67,6 +67,50 @@ def lines(result: Any) -> list[str]:
     if (samp.unit_variance or feat.unit_variance) and cfg.model.eps > 0:
         out.append(f"Biased variances land slightly below 1 because the norm divides by "
                    f"sqrt(var + eps) with eps={cfg.model.eps:g}.")
+    out.extend(_depth(result))
+    out.extend(_training(result))
+    return out
+
+
+def _depth(result: Any) -> list[str]:
+    lay = result.layers
+    if lay is None:
+        return []
+    r = lay.first_over_last
+    n = len(lay.names)
+    if not np.isfinite(r):
+        return [f"The gradient norm ratio first/last block is not finite ({r})."]
+    if r < 1e-2:
+        verdict = "gradients vanish towards the input"
+    elif r > 1e2:
+        verdict = "gradients explode towards the input"
+    else:
+        verdict = "gradients stay within two orders of magnitude across the stack"
+    return [f"At initialization the first block's weight gradient is {r:.3g} × the last "
+            f"block's ({lay.grad_norm[0]:.3g} vs {lay.grad_norm[-1]:.3g} over {n} blocks): "
+            f"{verdict}. Activation std goes from {lay.std[0]:.3g} (block 1) to "
+            f"{lay.std[-1]:.3g} (block {n})."]
+
+
+def _training(result: Any) -> list[str]:
+    tr = result.training
+    if tr is None:
+        return []
+    e = tr.evals[-1]
+    out = []
+    if tr.interrupted:
+        out.append(f"Training was interrupted after {tr.steps_done} steps; what was recorded "
+                   f"is saved.")
+    if tr.diverged:
+        out.append(f"Training diverged (non-finite loss) at step {tr.steps_done}.")
+    if tr.classification and e.acc_eval_mode is not None and e.acc_train_mode is not None:
+        gap = e.acc_train_mode - e.acc_eval_mode
+        out.append(f"Held-out accuracy at step {e.step}: {e.acc_eval_mode:.3f} in eval mode, "
+                   f"{e.acc_train_mode:.3f} in train mode (gap {gap:+.3f}); only BatchNorm "
+                   f"behaves differently in the two modes.")
+    else:
+        out.append(f"Held-out {tr.loss_name} at step {e.step}: {e.loss_eval_mode:.4g} in eval "
+                   f"mode, {e.loss_train_mode:.4g} in train mode.")
     return out
 
 

@@ -5,6 +5,7 @@ Object API only (no pyplot global state), Agg canvas, so this works headless and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -305,3 +306,142 @@ def _finite(a: np.ndarray) -> np.ndarray:
 
 
 FIGURES = {"overview": overview, "heatmap": heatmap}
+
+LayerSeries = tuple[str, np.ndarray, np.ndarray]  # (label, activation std, grad norm) per layer
+
+
+def layer_profile(series: list[LayerSeries], title: str) -> Figure:
+    """Activation std and gradient norm (log scale) by layer, one line per series.
+
+    `compare` passes one (norm, std, grad_norm) per norm; a run passes its own.
+    """
+    fig = _new_figure(15, 6)
+    ax_std, ax_grad = fig.subplots(1, 2)
+    for label, std, grad in series:
+        x = np.arange(1, len(std) + 1)
+        style = {"marker": "o", "markersize": 4} if len(x) <= 40 else {}
+        ax_std.plot(x, std, label=label, **style)
+        g = np.where(np.asarray(grad) > 0, grad, np.nan)  # log scale: zeros are gaps
+        ax_grad.plot(np.arange(1, len(g) + 1), g, label=label, **style)
+    ax_std.set_title("Activation std of each block's output (over all values)")
+    ax_std.set_ylabel("std (biased)")
+    ax_std.set_ylim(bottom=0)
+    ax_grad.set_title("Gradient norm of each block's Linear weight (log scale)")
+    ax_grad.set_ylabel("‖∂L/∂W‖ (Frobenius)")
+    ax_grad.set_yscale("log")
+    for ax in (ax_std, ax_grad):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("block (1 = nearest the input)")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=10)
+    fig.suptitle(title, fontsize=13)
+    return fig
+
+
+def _stack(result: RunResult) -> str:
+    m = result.config.model
+    return (f"{m.depth} blocks, {m.placement} placement, {m.activation} activation, "
+            f"{m.init} init (gain {m.gain:g}), width {m.hidden_width}  ·  "
+            f"{result.config.data.n_samples} samples  ·  seed {result.config.seed}")
+
+
+def layers(result: RunResult) -> Figure:
+    """The run's per-layer profile at initialization (depth > 1)."""
+    assert result.layers is not None
+    lay = result.layers
+    return layer_profile(
+        [(f"{result.config.model.norm} (first/last grad {lay.first_over_last:.2g})",
+          lay.std, lay.grad_norm)],
+        f"At initialization, one backward pass of MSE to a random target\n{_stack(result)}")
+
+
+def _smooth(y: np.ndarray, k: int) -> np.ndarray:
+    if len(y) < k or k <= 1:
+        return y
+    c = np.cumsum(np.insert(y, 0, 0.0))
+    out = (c[k:] - c[:-k]) / k
+    return np.concatenate([np.full(k - 1, np.nan), out])
+
+
+def training(result: RunResult) -> Figure:
+    """Loss, held-out accuracy (eval vs train mode), and per-layer gradient norm and
+    update/weight ratio over the steps."""
+    tr = result.training
+    assert tr is not None
+    tc = result.config.train
+    assert tc is not None
+    fig = _new_figure(16, 10)
+    ax = fig.subplots(2, 2)
+    steps = np.arange(1, tr.steps_done + 1)
+    ev_steps = np.array([e.step for e in tr.evals])
+    k = max(1, min(50, tr.steps_done // 20))
+
+    a = ax[0, 0]
+    a.plot(steps, tr.loss, color="0.75", linewidth=0.8, label="train loss (each minibatch)")
+    if k > 1:
+        a.plot(steps, _smooth(tr.loss, k), color="0.2", label=f"train loss ({k}-step mean)")
+    a.plot(ev_steps, [e.loss_eval_mode for e in tr.evals], "o-", color=POST,
+           label="held-out, eval mode")
+    a.plot(ev_steps, [e.loss_train_mode for e in tr.evals], "s--", color=PRE,
+           label="held-out, train mode")
+    a.set_title(f"Loss ({tr.loss_name})")
+    a.set_xlabel("step")
+    a.legend(fontsize=9)
+
+    a = ax[0, 1]
+    if tr.classification:
+        a.plot(ev_steps, [e.acc_eval_mode for e in tr.evals], "o-", color=POST,
+               label="eval mode (running statistics)")
+        a.plot(ev_steps, [e.acc_train_mode for e in tr.evals], "s--", color=PRE,
+               label=f"train mode (statistics of batches of {tc.batch_size})")
+        a.axhline(1 / tc.outputs, color="0.4", linestyle=":", label=f"chance (1/{tc.outputs})")
+        a.set_ylim(0, 1.02)
+        a.set_title("Held-out accuracy")
+        a.legend(fontsize=9)
+    else:
+        a.text(0.5, 0.5, "regression task: no accuracy", ha="center", va="center",
+               transform=a.transAxes)
+        a.set_title("Held-out accuracy")
+    a.set_xlabel("step")
+
+    cmap = _layer_colours(len(tr.layer_names))
+    for j, name in enumerate(tr.layer_names):
+        kw = {"color": cmap[j], "linewidth": 1.0}
+        lab = name if j in (0, len(tr.layer_names) - 1) or len(tr.layer_names) <= 8 else None
+        ax[1, 0].plot(steps, _positive(_smooth(tr.grad_norm[:, j], k)), label=lab, **kw)
+        ax[1, 1].plot(steps, _positive(_smooth(tr.update_ratio[:, j], k)), label=lab, **kw)
+    ax[1, 0].set_title("Gradient norm of each Linear weight (log)")
+    ax[1, 1].set_title("Update / weight norm per step (log)")
+    for a in (ax[1, 0], ax[1, 1]):
+        a.set_yscale("log")
+        a.set_xlabel("step")
+        a.legend(fontsize=9, title="layer (colour: input → head)", title_fontsize=9)
+    for a in ax.flat:
+        a.grid(alpha=0.3, which="both")
+    smooth = f"; curves of the bottom row are {k}-step means" if k > 1 else ""
+    status = " · INTERRUPTED" if tr.interrupted else " · DIVERGED" if tr.diverged else ""
+    fig.suptitle(f"Training {result.config.model.norm}: {tc.task}, {tc.optimizer} lr {tc.lr:g}, "
+                 f"batch {tc.batch_size}, {tr.steps_done}/{tc.steps} steps{status}{smooth}\n"
+                 f"{_stack(result)}", fontsize=13)
+    return fig
+
+
+def _positive(y: np.ndarray) -> np.ndarray:
+    return np.where(y > 0, y, np.nan)
+
+
+def _layer_colours(n: int) -> list[tuple[float, float, float, float]]:
+    from matplotlib import colormaps
+
+    cmap = colormaps["viridis"]
+    return [cmap(i / max(1, n - 1) * 0.9) for i in range(n)]
+
+
+def figures_for(result: RunResult) -> dict[str, Callable[[RunResult], Figure]]:
+    """The figures a run saves: FIGURES, plus `layers` for depth > 1, `training` with train."""
+    out: dict[str, Callable[[RunResult], Figure]] = dict(FIGURES)
+    if result.layers is not None:
+        out["layers"] = layers
+    if result.training is not None:
+        out["training"] = training
+    return out

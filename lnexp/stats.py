@@ -163,13 +163,18 @@ class StreamingStats:
         return StageStats(per_feature=per_feature, per_sample=per_sample, global_=glob)
 
     @classmethod
-    def of(cls, x: torch.Tensor, chunk_rows: int | None = None) -> StageStats:
-        """Statistics of a whole (N, C) tensor, computed chunk by chunk."""
+    def over(cls, x: torch.Tensor, chunk_rows: int | None = None) -> StreamingStats:
+        """An accumulator fed a whole (N, C) tensor, chunk by chunk."""
         acc = cls()
         rows = chunk_rows or max(1, CHUNK_VALUES // max(1, x.shape[1]))
         for start in range(0, x.shape[0], rows):
             acc.update(x[start:start + rows])
-        return acc.result()
+        return acc
+
+    @classmethod
+    def of(cls, x: torch.Tensor, chunk_rows: int | None = None) -> StageStats:
+        """Statistics of a whole (N, C) tensor, computed chunk by chunk."""
+        return cls.over(x, chunk_rows).result()
 
 
 def _axis(n: int, mean: torch.Tensor, var: torch.Tensor) -> AxisStats:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -119,10 +121,62 @@ def _values(v: np.ndarray) -> str:
     return "[" + ", ".join(f"{x:.4f}" for x in v) + "]"
 
 
+def layer_table(result: Any, max_rows: int = 12) -> Table:
+    """Per block at initialization: output mean/std and the weight's gradient norm (depth > 1).
+    Deep stacks show every k-th block plus the last, at most about `max_rows` rows."""
+    lay = result.layers
+    m = result.config.model
+    n = len(lay.names)
+    step = max(1, -(-n // max_rows))
+    rows = sorted(set(range(0, n, step)) | {n - 1})
+    shown = f", every {_ordinal(step)} shown" if step > 1 else ""
+    t = Table(title=f"Per layer at initialization ({n} blocks{shown}): {m.placement} "
+                    f"{m.norm}, {m.activation}, {m.init} init",
+              caption=f"‖∂L/∂W‖ first/last block: {fmt(lay.first_over_last)}  ·  L = MSE to a "
+                      f"random N(0,1) target = {fmt(lay.loss)}",
+              caption_justify="left", box=box.SIMPLE_HEAD, title_justify="left", min_width=90)
+    for col in ("block", "output mean", "output std", "‖∂L/∂W‖"):
+        t.add_column(col, justify="left" if col == "block" else "right")
+    for i in rows:
+        t.add_row(lay.names[i], fmt(lay.mean[i]), fmt(lay.std[i]), fmt(lay.grad_norm[i]))
+    return t
+
+
+def _ordinal(k: int) -> str:
+    return f"{k}{'nd' if k == 2 else 'rd' if k == 3 else 'th'}"
+
+
+def training_table(result: Any) -> Table:
+    """The training run in brief: last evaluation in eval and train mode, last losses."""
+    tr = result.training
+    tc = result.config.train
+    status = (" (interrupted)" if tr.interrupted else " (diverged)" if tr.diverged else "")
+    t = Table(title=f"Training: {tc.task}, {tc.optimizer} lr {tc.lr:g}, batch {tc.batch_size}, "
+                    f"{tr.steps_done}/{tc.steps} steps{status}",
+              box=box.SIMPLE_HEAD, title_justify="left", min_width=90)
+    t.add_column(f"held-out ({tc.n_heldout}) at step {tr.evals[-1].step}")
+    t.add_column("eval mode", justify="right")
+    t.add_column(f"train mode (batches of {tc.batch_size})", justify="right")
+    e = tr.evals[-1]
+    t.add_row(f"loss ({tr.loss_name})", fmt(e.loss_eval_mode), fmt(e.loss_train_mode))
+    if tr.classification:
+        t.add_row(f"accuracy (chance {1 / tc.outputs:.2f})", fmt(e.acc_eval_mode),
+                  fmt(e.acc_train_mode))
+    if tr.steps_done:
+        tail = max(1, tr.steps_done // 10)
+        t.add_row(f"train loss, mean of the last {tail} steps",
+                  fmt(float(np.mean(tr.loss[-tail:]))), "")
+    return t
+
+
 def render_run(console: Console, result: Any, run_dir: str, explanation: list[str]) -> None:
     """Everything `lnexp run` prints for a person."""
     console.print(summary_table(result))
     console.print(sample_table(result))
+    if result.layers is not None:
+        console.print(layer_table(result))
+    if result.training is not None:
+        console.print(training_table(result))
     for line in explanation:
         console.print(f"• {line}", soft_wrap=False)
     console.print(f"\nrun folder: {run_dir}")
@@ -224,3 +278,26 @@ def expectations_table(results: list[dict[str, Any]]) -> Table:
         t.add_row(f"{r['metric']}.{r['reducer']}", bound, value,
                   mark + (f" ({r['note']})" if r.get("note") and not r["passed"] else ""))
     return t
+
+
+@contextlib.contextmanager
+def progress(console: Console) -> Iterator[Callable[[int, int, float], None]]:
+    """A training progress callback: a rich bar (steps, loss) on a terminal, otherwise a plain
+    line every tenth of the steps, both on `console` (stderr)."""
+    if console.is_terminal:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(),
+                       TextColumn("loss {task.fields[loss]}"), console=console, transient=True)
+        task = bar.add_task("train", total=None, loss="…")
+        with bar:
+            yield lambda step, total, loss: bar.update(task, completed=step, total=total,
+                                                       loss=fmt(loss))
+        return
+
+    def plain(step: int, total: int, loss: float) -> None:
+        every = max(1, total // 10)
+        if step % every == 0 or step == total:
+            console.print(f"training step {step}/{total}  loss {fmt(loss)}")
+
+    yield plain

@@ -50,7 +50,7 @@ def test_every_norm_sees_identical_linear_weights_and_inputs() -> None:
     weights = []
     for norm_cfg in per_norm.values():
         torch.manual_seed(norm_cfg.seed)
-        weights.append(build_model(norm_cfg.model).linear.weight.detach().clone())
+        weights.append(build_model(norm_cfg.model).blocks[0].linear.weight.detach().clone())
     assert all(torch.equal(weights[0], w) for w in weights[1:])
 
     result = cmp_mod.compare(cfg)

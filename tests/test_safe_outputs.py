@@ -96,7 +96,7 @@ def test_exception_marks_failed_and_no_metrics(cfg: Path, monkeypatch: pytest.Mo
 
 
 def test_keyboard_interrupt_in_process(cfg: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def interrupted(c):
+    def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(experiment, "run", interrupted)

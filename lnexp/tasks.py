@@ -1,0 +1,55 @@
+"""Synthetic training tasks, drawn from their own generator so they never shift the model's draws.
+
+The generator is `torch.Generator().manual_seed(seed + TASK_SEED_OFFSET)`: the same seed gives
+the same task whatever the model (depth, width, norm), so norms are compared on the same data.
+One pool of n_train + n_heldout examples is drawn and split, training examples first.
+
+- clusters: `outputs` classes, labels uniform; class centres ~ N(0, s^2 I) with
+  s = separation / sqrt(2 * in_features), so two centres lie about `separation` apart; each
+  example is its centre plus N(0, I) noise. Loss: cross-entropy; accuracy is reported.
+- teacher:  x ~ N(0, I); y = tanh(x A) B + noise * N(0, I) with A ~ N(0, 1/in_features) of
+  width TEACHER_WIDTH and B ~ N(0, 1/TEACHER_WIDTH). Loss: MSE; no accuracy.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from lnexp.config import TrainConfig
+
+TASK_SEED_OFFSET = 1_000_003
+TEACHER_WIDTH = 32
+
+
+@dataclass(frozen=True)
+class Task:
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_heldout: torch.Tensor
+    y_heldout: torch.Tensor
+    classification: bool
+
+
+def generator(seed: int) -> torch.Generator:
+    """The task's own generator (also used for the minibatch shuffles)."""
+    return torch.Generator().manual_seed(seed + TASK_SEED_OFFSET)
+
+
+def make_task(cfg: TrainConfig, in_features: int, g: torch.Generator) -> Task:
+    """Draw the task's examples from `g`."""
+    n = cfg.n_train + cfg.n_heldout
+    if cfg.task == "clusters":
+        s = cfg.separation / math.sqrt(2 * in_features)
+        centres = torch.randn(cfg.outputs, in_features, generator=g) * s
+        y = torch.randint(cfg.outputs, (n,), generator=g)
+        x = centres[y] + torch.randn(n, in_features, generator=g)
+    else:
+        a = torch.randn(in_features, TEACHER_WIDTH, generator=g) / math.sqrt(in_features)
+        b = torch.randn(TEACHER_WIDTH, cfg.outputs, generator=g) / math.sqrt(TEACHER_WIDTH)
+        x = torch.randn(n, in_features, generator=g)
+        y = torch.tanh(x @ a) @ b + cfg.noise * torch.randn(n, cfg.outputs, generator=g)
+    k = cfg.n_train
+    return Task(x[:k], y[:k], x[k:], y[k:], classification=cfg.task == "clusters")
