@@ -565,6 +565,9 @@ def write_compare(cmp: Any, folder: RunFolder, argv: list[str]) -> dict[str, Any
             # The heaviest figure first, so one worker starts on it at once.
             jobs.insert(0, FigureJob(plots.comparison, cmp, path / "comparison.png",
                                      cfg.output.dpi))
+            if any(o.result is not None and o.result.layers is not None for o in cmp.outcomes):
+                jobs.append(FigureJob(plots.compare_layers, cmp, path / "layers.png",
+                                      cfg.output.dpi))
         render_figures(jobs, cfg.output.workers)
         for result, sub in runs:
             finish_run(result, sub)

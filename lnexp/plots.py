@@ -316,7 +316,9 @@ def layer_profile(series: list[LayerSeries], title: str) -> Figure:
     `compare` passes one (norm, std, grad_norm) per norm; a run passes its own.
     """
     fig = _new_figure(15, 6)
-    ax_std, ax_grad = fig.subplots(1, 2)
+    ax_std, ax_grad = fig.subplots(1, 2, gridspec_kw={"left": 0.06, "right": 0.985,
+                                                      "bottom": 0.1, "top": 0.86,
+                                                      "wspace": 0.18})
     for label, std, grad in series:
         x = np.arange(1, len(std) + 1)
         style = {"marker": "o", "markersize": 4} if len(x) <= 40 else {}
@@ -371,7 +373,8 @@ def training(result: RunResult) -> Figure:
     tc = result.config.train
     assert tc is not None
     fig = _new_figure(16, 10)
-    ax = fig.subplots(2, 2)
+    ax = fig.subplots(2, 2, gridspec_kw={"left": 0.055, "right": 0.985, "bottom": 0.06,
+                                         "top": 0.89, "wspace": 0.15, "hspace": 0.28})
     steps = np.arange(1, tr.steps_done + 1)
     ev_steps = np.array([e.step for e in tr.evals])
     k = max(1, min(50, tr.steps_done // 20))
@@ -435,6 +438,16 @@ def _layer_colours(n: int) -> list[tuple[float, float, float, float]]:
 
     cmap = colormaps["viridis"]
     return [cmap(i / max(1, n - 1) * 0.9) for i in range(n)]
+
+
+def compare_layers(cmp: Any) -> Figure:
+    """`lnexp compare` on a deep model: one activation-std and one gradient-norm line per
+    norm (norms that were not computed are left out)."""
+    done = [o for o in cmp.outcomes if o.result is not None and o.result.layers is not None]
+    series = [(o.name, o.result.layers.std, o.result.layers.grad_norm) for o in done]
+    first = done[0].result
+    return layer_profile(series, f"Per-layer profile at initialization, one line per norm  ·  "
+                                 f"{_stack(first)}")
 
 
 def figures_for(result: RunResult) -> dict[str, Callable[[RunResult], Figure]]:

@@ -238,6 +238,10 @@ def compare_table(cmp: Any) -> Table:
         t.add_section()
     row("output mean", lambda r: _short(r.post_stats.global_.mean))
     row("output RMS", lambda r: _short(r.post_stats.global_.rms))
+    if any(o.result is not None and o.result.layers is not None for o in cmp.outcomes):
+        t.add_section()
+        row("grad norm, first / last block", lambda r: _short(r.layers.first_over_last))
+        row("activation std, last block", lambda r: _short(float(r.layers.std[-1])))
     t.add_section()
     tol = next((o.result.verdicts["per_feature"].tolerance for o in cmp.outcomes
                 if o.result is not None), None)

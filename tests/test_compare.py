@@ -253,3 +253,21 @@ def test_real_subprocess_json_prints_only_the_document(tmp_path: Path) -> None:
     assert (doc["schema_version"], doc["kind"], doc["norm_order"]) == (1, "compare", ["bn", "ln"])
     assert [e["standardizes"] for e in doc["norms"]] == ["features", "samples"]
     assert (Path(doc["compare_dir"]) / "comparison.csv").is_file()
+
+
+def test_compare_on_a_deep_model_draws_one_gradient_line_per_norm(tmp_path: Path) -> None:
+    import matplotlib.image as mpimg
+
+    cfg = config.load_config(CONFIGS / "deep_tanh.yaml", ["output.figures=false"])
+    result = cmp_mod.compare(cfg, ["bn", "ln", "none"], source="deep_tanh.yaml")
+    ratios = {o.name: o.result.layers.first_over_last for o in result.outcomes}
+    assert ratios["none"] < 1e-2 and ratios["bn"] > 1e-1 and ratios["ln"] > 1e-1
+    fig = plots.compare_layers(result)
+    _, labels = fig.axes[1].get_legend_handles_labels()
+    assert labels == ["bn", "ln", "none"]  # one gradient-norm line per norm
+    artifacts.save_figure(fig, tmp_path / "layers.png", dpi=80)
+    img = mpimg.imread(tmp_path / "layers.png")[..., :3]
+    assert img.shape[1] >= 1000 and (~(img > 0.97).all(axis=2)).mean() > 0.05
+    table = Console(width=140, record=True)
+    table.print(tables.compare_table(result))
+    assert "grad norm, first / last block" in table.export_text()
