@@ -254,11 +254,12 @@ def compare(names: NamesArg = None, config: ConfigOpt = Path("configs/default.ya
     comparison.json, comparison.csv and comparison.png. Exit 3 if some norm could not be
     computed (e.g. bn on a batch of 1 in train mode); the others are still written.
     """
-    from lnexp import artifacts, explain, tables
+    from lnexp import artifacts, explain, resources, tables
     from lnexp import compare as compare_mod
 
     cfg = _load(config, set_, output_dir)
     selected = [n.value for n in names] if names else None
+    resources.check(cfg, runs=len(selected) if selected else len(norms.names()))
     root = artifacts.ensure_output_dir(Path(cfg.output.dir))
     cmp = compare_mod.compare(cfg, selected, source=str(config))
     compare_dir = artifacts.create_run_dir(root, f"{cfg.name}-compare")

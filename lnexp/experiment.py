@@ -19,7 +19,6 @@ norm, unlike the sum of squares of a LayerNorm output, which is constant).
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -28,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lnexp import norms, stats
+from lnexp import norms, plan, stats
 from lnexp.config import Config
 from lnexp.data import make_inputs
 from lnexp.errors import NotDefinedError
@@ -60,7 +59,7 @@ class RunResult:
     """Everything one run computed; renderers turn it into tables, figures and files.
 
     `inputs`, `pre` and `post` hold the activations the figures draw: every row when the run
-    fits one chunk (the default config does), else the first KEEP_ROWS rows; the statistics
+    fits one chunk (the default config does), else the first plan.KEEP_ROWS rows; the statistics
     always cover every row.
     """
 
@@ -97,25 +96,6 @@ class RunResult:
                 "per_sample": stats.verdict(self.post_stats.per_sample)}
 
 
-# Rows per chunk are chosen so a chunk holds about this many values of the widest layer.
-CHUNK_VALUES = 1 << 21
-# When a run streams, the figures draw the first KEEP_ROWS rows (the rows are i.i.d.).
-KEEP_ROWS = 2000
-
-
-def chunk_rows(cfg: Config, limit: int | None = None) -> int:
-    """Rows per chunk: about CHUNK_VALUES values (or `limit` rows), and a multiple of
-    16 / gcd(in_features, 16) rows, because torch.randn fills 16 values at a time on the CPU:
-    chunks of whole 16-value blocks continue the stream exactly as one big draw would (tested).
-    """
-    n = cfg.data.n_samples
-    width = max(cfg.model.in_features, cfg.features)
-    rows = limit if limit is not None else max(1, CHUNK_VALUES // width)
-    step = 16 // math.gcd(cfg.model.in_features, 16)
-    rows = max(step, rows - rows % step)
-    return min(rows, n)
-
-
 def block_names(depth: int) -> list[str]:
     return [f"block{i}" for i in range(1, depth + 1)]
 
@@ -137,8 +117,7 @@ def run(cfg: Config, progress: Progress | None = None,
     reason = not_defined_reason(cfg)
     if reason:
         raise NotDefinedError(reason)
-    m = cfg.model
-    if m.depth == 1 and m.placement == "post" and cfg.train is None:
+    if plan.streams(cfg):
         return _run_streamed(cfg, rows_per_chunk)
     return _run_whole(cfg, progress)
 
@@ -191,7 +170,7 @@ def _run_streamed(cfg: Config, rows_per_chunk: int | None) -> RunResult:
     torch.manual_seed(cfg.seed)
     block = build_model(cfg.model).blocks[0]
     n, i = cfg.data.n_samples, cfg.sample_index
-    rows = chunk_rows(cfg, rows_per_chunk)
+    rows = plan.chunk_rows(cfg, rows_per_chunk)
     chunks = -(-n // rows)
     bn_two_pass = chunks > 1 and cfg.model.norm == "bn" and cfg.model.mode == "train"
     rng_state = torch.get_rng_state()
@@ -202,8 +181,8 @@ def _run_streamed(cfg: Config, rows_per_chunk: int | None) -> RunResult:
 
     def feed(stage: str, start: int, t: torch.Tensor) -> None:
         acc[stage].update(t)
-        if start < KEEP_ROWS:
-            kept[stage].append(t[:KEEP_ROWS - start].clone())
+        if start < plan.KEEP_ROWS:
+            kept[stage].append(t[:plan.KEEP_ROWS - start].clone())
         if stage != "input" and start <= i < start + t.shape[0]:
             sample[stage] = stats.sample_stats(t, i - start)
 

@@ -5,14 +5,14 @@ instead of being killed by the OS. The estimate counts what lnexp itself allocat
 I inputs, C features the norm sees), as read from data.py, experiment.py, stats.py, plots.py
 and artifacts.py; it is an estimate of the peak, not a bound on what the OS reports:
 
-- held for the whole run: the float32 inputs (N x I), Linear weights (I x C), the float32
-  activations before and after the norm (2 x N x C) and the metrics document's Python lists;
-- then, one phase at a time, the largest transient of: drawing the inputs (up to 3 more
-  N x I float32 temporaries for scale/loc and the non-normal draws), the forward pass (up to 3
-  N x C float32 temporaries, e.g. RMSNorm's x^2), the float64 statistics (x in float64, x -
-  mean and its square alive together: 3 x N x C x 8 bytes), the figures (finite-value copies
-  and their concatenation for the histograms: ~4 x N x C x 4 bytes) and the text of
-  stats.csv / metrics.json (pure-Python JSON encoding with indent: ~200 bytes per value).
+- a streamed run (the single-layer snapshot, see plan.py) holds the Linear weights, the rows
+  kept for the figures (at most plan.KEEP_ROWS), the per-sample float64 statistics (N values
+  per statistic and stage) and the metrics document's lists; its transients are one chunk
+  (float32 rows plus their float64 copies), the figures and the text of stats.csv /
+  metrics.json (pure-Python JSON encoding with indent: ~200 bytes per value);
+- a whole-batch run (depth > 1 or training) also holds the float32 inputs (N x I) and both
+  activation matrices (2 x N x C), with transients for the input draw and the forward pass
+  (up to 3 N x I or N x C float32 temporaries) and the figures (~4 x N x C x 4 bytes).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from lnexp import plan
 from lnexp.errors import ConfigError
 
 GIB = 1024**3
@@ -30,26 +31,47 @@ JSON_BYTES_PER_VALUE = 200  # encoder chunks + text, json.dumps(indent=2) is pur
 CSV_BYTES_PER_ROW = 600  # 4 repr floats in a StringIO (UCS4 buffer) plus the final str
 
 
-def estimate(cfg: Any) -> dict[str, Any]:
+def estimate(cfg: Any, runs: int = 1) -> dict[str, Any]:
     """Estimated bytes per part, 'held' (their sum), 'worst' (the name of the largest
-    transient) and 'peak' = held + the largest transient."""
+    transient) and 'peak' = held + the largest transient. `runs` results held at once
+    (compare holds one per norm)."""
     n, i, c = cfg.data.n_samples, cfg.model.in_features, cfg.features
-    nc, ni = n * c, n * i
-    values = 8 * (n + c) + 2 * c  # floats in metrics.json's lists
-    held = {
-        "inputs": ni * F32 + (ni * 2 * PY_FLOAT_IN_LIST if cfg.data.values is not None else 0),
-        "weights": (i * c + c) * F32 if cfg.model.linear else 0,
-        "activations": 2 * nc * F32,
-        "metrics lists": values * PY_FLOAT_IN_LIST,
-    }
-    transient = {
-        "input draw": 3 * ni * F32,
-        "forward": 3 * nc * F32,
-        "float64 statistics": 3 * nc * F64,
-        "figures": 4 * nc * F32 if cfg.output.figures else 0,
-        "text files": max(values * JSON_BYTES_PER_VALUE, 2 * (n + c) * CSV_BYTES_PER_ROW),
-    }
-    worst = max(transient, key=lambda k: transient[k])
+    lists = n <= cfg.output.per_sample_limit
+    values = 8 * ((n if lists else 0) + c) + 2 * c  # floats in metrics.json's lists
+    explicit = n * i * 2 * PY_FLOAT_IN_LIST if cfg.data.values is not None else 0
+    text = max(values * JSON_BYTES_PER_VALUE,
+               2 * ((n if lists else 0) + c) * CSV_BYTES_PER_ROW)
+    if plan.streams(cfg):
+        # Row chunks: memory grows with N only through per-sample float64 statistics.
+        r, k = plan.chunk_rows(cfg), min(n, plan.KEEP_ROWS)
+        held = {
+            "inputs": explicit,
+            "weights": (i * c + c) * F32 if cfg.model.linear else 0,
+            "rows kept for figures": runs * k * (i + 2 * c) * F32,
+            "per-sample statistics": runs * n * (3 * 2 + 2 * 4) * F64,
+            "metrics lists": runs * values * PY_FLOAT_IN_LIST,
+        }
+        transient = {
+            "chunk": r * (i + 2 * c) * F32 + 3 * r * max(i, c) * F64,
+            "figures": 4 * k * c * F32 if cfg.output.figures else 0,
+            "text files": text,
+        }
+    else:
+        nc, ni = n * c, n * i
+        held = {
+            "inputs": ni * F32 + explicit,
+            "weights": (i * c + c) * F32 if cfg.model.linear else 0,
+            "activations": runs * 2 * nc * F32,
+            "metrics lists": runs * values * PY_FLOAT_IN_LIST,
+        }
+        transient = {
+            "input draw": 3 * ni * F32,
+            "forward": 3 * nc * F32,
+            "float64 statistics": 3 * min(nc, plan.CHUNK_VALUES) * F64,
+            "figures": 4 * nc * F32 if cfg.output.figures else 0,
+            "text files": text,
+        }
+    worst = max(transient, key=lambda key: transient[key])
     return {**held, **transient, "held": sum(held.values()), "worst": worst,
             "peak": sum(held.values()) + transient[worst]}
 
@@ -85,10 +107,10 @@ def gb(n: float) -> str:
     return f"{n / GIB:.3g} GiB" if n >= GIB else f"{n / 1024**2:.3g} MiB"
 
 
-def check(cfg: Any, available: int | None = None) -> dict[str, Any]:
+def check(cfg: Any, available: int | None = None, runs: int = 1) -> dict[str, Any]:
     """Raise ConfigError (exit 2) when the estimated peak is above the limit; else return the
     estimate. Allocates nothing."""
-    est = estimate(cfg)
+    est = estimate(cfg, runs)
     limit, how = limit_bytes(cfg, available)
     if limit is not None and est["peak"] > limit:
         n, i, c = cfg.data.n_samples, cfg.model.in_features, cfg.features

@@ -157,5 +157,7 @@ def test_streamed_run_equals_the_one_chunk_run(norm, dist):
 
 def test_chunk_rows_keep_randn_blocks_whole():
     cfg = from_mapping({"data": {"n_samples": 10_000}, "model": {"in_features": 100}})
-    rows = __import__("lnexp.experiment", fromlist=["chunk_rows"]).chunk_rows(cfg, 50)
+    from lnexp.plan import chunk_rows
+
+    rows = chunk_rows(cfg, 50)
     assert rows * 100 % 16 == 0

@@ -1,0 +1,35 @@
+"""How a run is laid out in memory, decided from the config alone (no torch import).
+
+The single-layer snapshot (depth 1, placement post, no training) streams the batch in row
+chunks; deeper models and training runs hold the whole batch. experiment.py follows this plan
+and resources.py estimates memory from it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+# Rows per chunk are chosen so a chunk holds about this many values of the widest layer.
+CHUNK_VALUES = 1 << 21
+# When a run streams, the figures draw the first KEEP_ROWS rows (the rows are i.i.d.).
+KEEP_ROWS = 2000
+
+
+def streams(cfg: Any) -> bool:
+    """Whether the run is computed chunk by chunk (else the whole batch at once)."""
+    m = cfg.model
+    return bool(m.depth == 1 and m.placement == "post" and cfg.train is None)
+
+
+def chunk_rows(cfg: Any, limit: int | None = None) -> int:
+    """Rows per chunk: about CHUNK_VALUES values (or `limit` rows), and a multiple of
+    16 / gcd(in_features, 16) rows, because torch.randn fills 16 values at a time on the CPU:
+    chunks of whole 16-value blocks continue the stream exactly as one big draw would (tested).
+    """
+    n = cfg.data.n_samples
+    width = max(cfg.model.in_features, cfg.features)
+    rows = limit if limit is not None else max(1, CHUNK_VALUES // width)
+    step = 16 // math.gcd(cfg.model.in_features, 16)
+    rows = max(step, rows - rows % step)
+    return min(rows, n)
