@@ -174,8 +174,7 @@ def _run_streamed(cfg: Config, rows_per_chunk: int | None) -> RunResult:
     chunks = -(-n // rows)
     bn_two_pass = chunks > 1 and cfg.model.norm == "bn" and cfg.model.mode == "train"
     rng_state = torch.get_rng_state()
-    acc = {"input": stats.StreamingStats(), "pre_norm": stats.StreamingStats(),
-           "post_norm": stats.StreamingStats()}
+    acc = {stage: stats.StreamingStats(n) for stage in ("input", "pre_norm", "post_norm")}
     kept: dict[str, list[torch.Tensor]] = {"input": [], "pre_norm": [], "post_norm": []}
     sample: dict[str, stats.SampleStats] = {}
 

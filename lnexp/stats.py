@@ -92,12 +92,15 @@ class StreamingStats:
     computation on the whole matrix to ~1e-12 relative (tests check 1e-9).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, rows: int) -> None:
+        """`rows`: how many rows will be fed in all (per-sample results are preallocated:
+        keeping one small tensor per chunk instead fragments the heap so badly that a
+        million-row run grew to 20+ GiB)."""
         self.n = 0
         self._mean: torch.Tensor | None = None  # per feature, float64
         self._m2: torch.Tensor | None = None
-        self._row_mean: list[torch.Tensor] = []
-        self._row_var: list[torch.Tensor] = []
+        self._row_mean = np.empty(rows, dtype=np.float64)
+        self._row_var = np.empty(rows, dtype=np.float64)
         self._min = math.inf
         self._max = -math.inf
         self._nan = 0
@@ -110,8 +113,8 @@ class StreamingStats:
         if k == 0:
             return
         var_r, mean_r = torch.var_mean(x, dim=1, correction=0)
-        self._row_mean.append(mean_r)
-        self._row_var.append(var_r)
+        self._row_mean[self.n:self.n + k] = mean_r.numpy()
+        self._row_var[self.n:self.n + k] = var_r.numpy()
         var_c, mean_c = torch.var_mean(x, dim=0, correction=0)
         m2_c = var_c * k
         if self._mean is None or self._m2 is None:
@@ -140,9 +143,8 @@ class StreamingStats:
         """The statistics of all rows fed so far."""
         assert self._mean is not None and self._m2 is not None, "no rows were fed"
         n, c = self.n, self._mean.numel()
-        per_feature = _axis(n, self._mean, self._m2 / n)
-        row_var = torch.cat(self._row_var)
-        per_sample = _axis(c, torch.cat(self._row_mean), row_var)
+        per_feature = _axis(n, self._mean.numpy(), (self._m2 / n).numpy())
+        per_sample = _axis(c, self._row_mean[:n], self._row_var[:n])
         # Global moments from the per-feature ones (equal counts per feature).
         mean = self._mean.mean()
         m2 = self._m2.sum() + n * ((self._mean - mean) ** 2).sum()
@@ -165,7 +167,7 @@ class StreamingStats:
     @classmethod
     def over(cls, x: torch.Tensor, chunk_rows: int | None = None) -> StreamingStats:
         """An accumulator fed a whole (N, C) tensor, chunk by chunk."""
-        acc = cls()
+        acc = cls(x.shape[0])
         rows = chunk_rows or max(1, CHUNK_VALUES // max(1, x.shape[1]))
         for start in range(0, x.shape[0], rows):
             acc.update(x[start:start + rows])
@@ -177,12 +179,11 @@ class StreamingStats:
         return cls.over(x, chunk_rows).result()
 
 
-def _axis(n: int, mean: torch.Tensor, var: torch.Tensor) -> AxisStats:
-    var_np = var.numpy()
+def _axis(n: int, mean: np.ndarray, var_np: np.ndarray) -> AxisStats:
     var_u = var_np * (n / (n - 1)) if n > 1 else np.full_like(var_np, np.nan)
     with np.errstate(invalid="ignore"):
         std = np.sqrt(var_np)
-    return AxisStats(count=n, mean=mean.numpy(), var=var_np, var_unbiased=var_u, std=std)
+    return AxisStats(count=n, mean=mean, var=var_np, var_unbiased=var_u, std=std)
 
 
 def axis_stats(x: torch.Tensor, dim: int) -> AxisStats:

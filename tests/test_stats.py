@@ -86,7 +86,7 @@ def test_streaming_counts_nan_and_inf_over_all_chunks():
     x = torch.zeros(10, 3)
     x[1, 0] = float("nan")
     x[8, 2] = float("inf")
-    acc = stats.StreamingStats()
+    acc = stats.StreamingStats(10)
     for start in range(0, 10, 4):
         acc.update(x[start:start + 4])
     assert acc.nonfinite == {"nan": 1, "inf": 1, "nonfinite": 2}
