@@ -463,11 +463,12 @@ class SweepFolder:
             "group_keys": definition.group_keys,
             "metrics": list(metrics),
             "jobs": jobs,
-            "sessions": [{"started": _now(), "command": _command(argv), "jobs": jobs}],
+            "sessions": [_session(argv, jobs)],
             "counts": {},
             "trials": [{"index": t.index, "params": t.params, "hash": t.hash,
                         "run_dir": t.dirname, "status": "pending", "error": None,
-                        "seconds": None, "attempts": 0} for t in trials],
+                        "seconds": None, "attempts": 0, "worker_pid": None}
+                       for t in trials],
             "summary": None,
         }
         folder = cls(path, doc)
@@ -518,8 +519,12 @@ class SweepFolder:
 
     def resumed(self, argv: list[str], jobs: int) -> None:
         """Record a new session (--resume) and mark the sweep running again."""
-        self.doc["sessions"].append({"started": _now(), "command": _command(argv),
-                                     "jobs": jobs})
+        last = (self.doc.get("sessions") or [{}])[-1]
+        if self.doc.get("status") == "running" and _alive(last):
+            raise RunFolderError(f"{self.path}: this sweep is still running (pid "
+                                 f"{last['pid']} on {last['host']}); wait for it or stop it "
+                                 f"first")
+        self.doc["sessions"].append(_session(argv, jobs))
         self.doc.update(status="running", finished=None)
         for t in self.trials:
             if t["status"] == "running":  # the process that ran it is gone
@@ -548,6 +553,25 @@ class SweepFolder:
                     doc = None
             out.append({**t, "metrics": doc})
         return out
+
+
+def _session(argv: list[str], jobs: int) -> dict[str, Any]:
+    return {"started": _now(), "command": _command(argv), "jobs": jobs, "pid": os.getpid(),
+            "host": platform.node()}
+
+
+def _alive(session: dict[str, Any]) -> bool:
+    """Is the process of this session still running (on this host)?"""
+    pid = session.get("pid")
+    if not isinstance(pid, int) or session.get("host") != platform.node():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _command(argv: list[str]) -> str:

@@ -467,7 +467,7 @@ def sweep(config: Annotated[Path | None, typer.Argument(
 
             def done(task: Any, outcome: dict[str, Any]) -> None:
                 folder.update(task.index, status=outcome["status"], error=outcome["error"],
-                              seconds=outcome["seconds"])
+                              seconds=outcome["seconds"], worker_pid=outcome["pid"])
                 progress.trial_done(f"{folder.trials[task.index]['run_dir']} "
                                     f"({by_index[task.index].label})", outcome)
 

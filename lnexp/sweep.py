@@ -256,7 +256,10 @@ def merge_axes(file_axes: list[Axis], cli_axes: list[Axis], seeds: int | None = 
                                     f"--seeds {seeds}")]
     out = list(file_axes)
     for axis in cli_axes:
-        clash = [i for i, a in enumerate(out) if set(a.keys) & set(axis.keys)]
+        # Only the file's axes are replaced; a key given twice on the command line is an
+        # error (check_axes reports it).
+        clash = [i for i, a in enumerate(out) if set(a.keys) & set(axis.keys)
+                 and any(a is f for f in file_axes)]
         if clash:
             out[clash[0]] = axis
             out = [a for i, a in enumerate(out) if i not in clash[1:]]

@@ -26,6 +26,7 @@ from typing import Any
 # running, so a test can interrupt a real sweep at a known point.
 HOLD_ENV = "LNEXP_TEST_TRIAL_HOLD_S"
 INTERRUPT_GRACE_S = 10.0
+PRELOAD = ["torch", "lnexp.experiment", "lnexp.artifacts"]
 
 
 @dataclass(frozen=True)
@@ -109,9 +110,13 @@ def _context() -> multiprocessing.context.BaseContext:
     """forkserver where there is one (Linux, macOS): workers fork from a small server process
     that never imported torch's threads; spawn elsewhere. Never plain fork from the parent."""
     try:
-        return multiprocessing.get_context("forkserver")
+        ctx = multiprocessing.get_context("forkserver")
     except ValueError:
         return multiprocessing.get_context("spawn")
+    # The server imports torch once (it computes nothing, so no thread pools exist to be
+    # broken by fork); each worker forked from it starts with torch already loaded.
+    ctx.set_forkserver_preload(PRELOAD)
+    return ctx
 
 
 def execute(tasks: Sequence[Task], jobs: int, *, figures: bool = True, fail_fast: bool = False,
