@@ -371,6 +371,9 @@ def sweep(config: Annotated[Path | None, typer.Argument(
           x: Annotated[str | None, typer.Option(
               "--x", metavar="KEY", help="Swept key on the figure's x axis (default: the "
                                          "first numeric swept key).")] = None,
+          figure: Annotated[bool, typer.Option(
+              "--figure/--no-figure", help="Draw summary.png (per-trial figures follow "
+                                           "output.figures).")] = True,
           json_: JsonOpt = False, quiet: QuietOpt = False, output_dir: OutOpt = None) -> None:
     """Run a grid of trials in parallel worker processes and aggregate them over seeds, e.g.
     `lnexp sweep configs/sweep_batch.yaml` or `lnexp sweep configs/default.yaml --grid
@@ -477,7 +480,8 @@ def sweep(config: Annotated[Path | None, typer.Argument(
             except KeyboardInterrupt:
                 folder.finish("interrupted")
                 raise
-        rows = _aggregate(folder, d, metrics, x, sweep_dir, trials[0].config.output)
+        rows = _aggregate(folder, d, metrics, x, sweep_dir, trials[0].config.output,
+                          figure)
         counts = folder.counts()
         bad = counts["total"] - counts["completed"]
         status = "completed" if not bad else "partial"
@@ -510,8 +514,8 @@ def sweep(config: Annotated[Path | None, typer.Argument(
 
 
 def _aggregate(folder: Any, d: Any, metrics: list[str], x: str | None, sweep_dir: Path,
-               output: Any) -> list[dict[str, Any]]:
-    """summary.csv (+ summary.png when figures are on) from the trials' metrics.json."""
+               output: Any, figure: bool) -> list[dict[str, Any]]:
+    """summary.csv (+ summary.png) from the trials' metrics.json."""
     from lnexp import artifacts
     from lnexp import sweep as sweep_mod
 
@@ -520,7 +524,7 @@ def _aggregate(folder: Any, d: Any, metrics: list[str], x: str | None, sweep_dir
     rows = artifacts.summary_rows(groups, d.group_keys, metrics)
     artifacts.write_atomic(sweep_dir / "summary.csv",
                            artifacts.summary_csv(rows, d.group_keys, metrics))
-    if output.figures and rows:
+    if figure and rows:
         from lnexp import plots
 
         x_key = sweep_mod.x_key(d, x)

@@ -283,7 +283,7 @@ def test_sweep_block_in_yaml_and_parent_never_imports_torch(tmp_path: Path) -> N
 
 
 def test_metric_option_and_figure(cfg: Path, tmp_path: Path) -> None:
-    cfg.write_text(SMALL.replace("figures: false", "figures: true\n  dpi: 30"))
+    cfg.write_text(SMALL.replace("figures: false", "figures: false\n  dpi: 30"))
     res = _invoke("sweep", str(cfg), "--grid", "model.norm=bn,ln", "--grid",
                   "data.n_samples=2,4", "--metric", "post_norm.global.rms.max", "-j", "2",
                   "-o", str(tmp_path / "out"))
