@@ -535,6 +535,59 @@ def _aggregate(folder: Any, d: Any, metrics: list[str], x: str | None, sweep_dir
     return rows
 
 
+runs_app = typer.Typer(help="List past runs, compares and sweeps (read from the folders).",
+                       rich_markup_mode=None)
+app.add_typer(runs_app, name="runs")
+RootOpt = Annotated[Path, typer.Option("--output-dir", "-o",
+                                       help="The output folder to read.")]
+
+
+@runs_app.callback(invoke_without_command=True)
+@guarded
+def runs(ctx: typer.Context,
+         norm: Annotated[str | None, typer.Option(
+             "--norm", help="Only runs of this norm (or sweeps/compares with it).")] = None,
+         status: Annotated[str | None, typer.Option(
+             "--status", help="completed, failed, interrupted, partial or running.")] = None,
+         kind: Annotated[str | None, typer.Option("--kind", help="run, compare or sweep.")] = None,
+         name: Annotated[str | None, typer.Option("--name", help="Only this config name.")] = None,
+         limit: Annotated[int, typer.Option("--limit", "-n", min=0,
+                                            help="Show at most this many (0: all).")] = 50,
+         output_dir: RootOpt = Path("outputs"), json_: JsonOpt = False) -> None:
+    """List the run, compare and sweep folders under OUTPUT_DIR, newest first, e.g. `lnexp
+    runs --norm ln --status failed`; `lnexp runs show RUN` prints one."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from lnexp import history, tables
+
+    records = history.scan(output_dir)
+    picked = history.select(records, norm=norm, status=status, kind=kind, name=name)
+    shown = picked[:limit] if limit else picked
+    if json_:
+        _emit({"kind": "runs", "output_dir": str(output_dir), "total": len(records),
+               "matched": len(picked), "runs": [r.as_dict() for r in shown]})
+    else:
+        tables.make_console().print(tables.runs_table(shown, str(output_dir), len(records)))
+
+
+@runs_app.command("show")
+@guarded
+def runs_show(run: Annotated[str, typer.Argument(
+                  help="A run folder, or its <timestamp>-<id> or <id> under OUTPUT_DIR.",
+                  show_default=False)],
+              output_dir: RootOpt = Path("outputs"), json_: JsonOpt = False) -> None:
+    """Print one run, compare or sweep folder: status, command, key metrics or the sweep
+    summary, e.g. `lnexp runs show 20250101-120000-abc123`."""
+    from lnexp import history, tables
+
+    folder = history.find(output_dir, run)
+    info = history.details(folder)
+    if json_:
+        _emit({"kind": "run_info", **info})
+    else:
+        tables.render_run_details(tables.make_console(), info)
+
+
 config_app = typer.Typer(help="Inspect configs.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(config_app, name="config")
 

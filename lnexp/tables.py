@@ -329,3 +329,56 @@ class SweepProgress:
                                highlight=False)
         if self._progress is not None:
             self._progress.update(self._task, completed=n, state=self._state())
+
+
+# --------------------------------------------------------------------------- runs
+
+def runs_table(records: list[Any], root: str, total: int) -> Table:
+    """`lnexp runs`: one row per folder, newest first."""
+    shown = f"{len(records)} of {total}" if len(records) != total else f"{total}"
+    t = Table(title=f"{shown} runs under {root}, newest first (lnexp runs show ID prints "
+                    f"one)", box=box.SIMPLE_HEAD,
+              title_justify="left", pad_edge=False)
+    for col in ("started", "name", "kind", "norm", "status", "shape / trials"):
+        t.add_column(col, no_wrap=True)
+    t.add_column("per-feature\nvar spread", justify="right", min_width=10)
+    t.add_column("per-sample\nvar spread", justify="right", min_width=10)
+    t.add_column("id", no_wrap=True)
+    for r in records:
+        m = r.metrics
+        t.add_row((r.started or "")[5:19].replace("T", " "), r.name, r.kind, r.norm or "",
+                  r.status, r.detail,
+                  *[fmt(m[k]) if k in m else "" for k in ("post_norm.per_feature.var.spread",
+                                                          "post_norm.per_sample.var.spread")],
+                  r.path.rsplit("-", 1)[-1])
+    return t
+
+
+def render_run_details(console: Console, info: dict[str, Any]) -> None:
+    """`lnexp runs show`: what the folder is, its status and its main results."""
+    rec = info["record"]
+    t = Table(box=box.SIMPLE_HEAD, show_header=False, title=f"{rec['kind']} {rec['path']}",
+              title_justify="left")
+    t.add_column("key")
+    t.add_column("value", overflow="fold")
+    for key in ("name", "kind", "status", "norm", "detail", "started", "finished", "error"):
+        if rec.get(key):
+            t.add_row(key, str(rec[key]))
+    run = info.get("run") or {}
+    if run.get("argv"):
+        t.add_row("command", " ".join(["lnexp", *run["argv"][1:]]))
+    for k, v in (rec.get("metrics") or {}).items():
+        t.add_row(k, fmt(v))
+    console.print(t)
+    if info.get("explanation"):
+        for line in info["explanation"]:
+            console.print(f"• {line}", soft_wrap=False)
+    if info.get("norms"):
+        for n in info["norms"]:
+            console.print(f"• {n['name']}: {n['status']}"
+                          + (f", standardizes {n['standardizes']}" if n["standardizes"] else "")
+                          + (f" ({n['reason']})" if n["reason"] else ""))
+    sweep = info.get("sweep")
+    if sweep and sweep.get("summary"):
+        console.print(sweep_summary_table(sweep["summary"], sweep["group_keys"],
+                                          sweep["metrics"], f"summary: {sweep['command']}"))
