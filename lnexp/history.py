@@ -89,8 +89,17 @@ def scan(root: Path) -> list[RunRecord]:
             rec = record(run_json.parent)
             if rec is not None:
                 records.append(rec)
-    records.sort(key=lambda r: (r.started or "", Path(r.path).name), reverse=True)
+    # started has 1 s resolution; within a second, the later-written run.json is newer
+    records.sort(key=lambda r: (r.started or "", _mtime(Path(r.path) / "run.json")),
+                 reverse=True)
     return records
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def select(records: list[RunRecord], norm: str | None = None, status: str | None = None,

@@ -341,8 +341,8 @@ def runs_table(records: list[Any], root: str, total: int) -> Table:
               title_justify="left", pad_edge=False)
     for col in ("started", "name", "kind", "norm", "status", "shape / trials"):
         t.add_column(col, no_wrap=True)
-    t.add_column("per-feature\nvar spread", justify="right", min_width=10)
-    t.add_column("per-sample\nvar spread", justify="right", min_width=10)
+    t.add_column("per-feature\nvar spread", justify="right", min_width=11)
+    t.add_column("per-sample\nvar spread", justify="right", min_width=11)
     t.add_column("id", no_wrap=True)
     for r in records:
         m = r.metrics
