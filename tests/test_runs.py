@@ -68,7 +68,7 @@ def test_runs_lists_filters_and_shows(tmp_path: Path) -> None:
     assert shown["kind"] == "run_info" and shown["record"]["kind"] == "sweep"
     assert len(shown["sweep"]["summary"]) == 4
     text = _invoke("runs", "show", Path(sweep_dir).name, "-o", out).stdout
-    assert "summary: lnexp sweep" in text and "(1 failed)" in text
+    assert "summary:" in text and "(1 failed)" in text
     missing = _invoke("runs", "show", "nope", "-o", out)
     assert missing.exit_code == 2 and "no run folder" in missing.stderr
 
