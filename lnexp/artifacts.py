@@ -612,3 +612,193 @@ def _read_json(path: Path, what: str, run_dir: Path) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise RunFolderError(f"{run_dir}: {what} is not a JSON object")
     return doc
+
+
+# --------------------------------------------------------------------------- sweeps
+
+TRIAL_STATES = ("pending", "running", "completed", "failed", "interrupted")
+
+
+class SweepFolder:
+    """sweep.json of a sweep folder: the command, the definition and every trial's status,
+    config hash and run folder, rewritten atomically each time a trial starts or ends."""
+
+    def __init__(self, path: Path, doc: dict[str, Any]):
+        self.path = path
+        self.doc = doc
+
+    @classmethod
+    def create(cls, path: Path, definition: Any, trials: list[Any], argv: list[str],
+               metrics: list[str], jobs: int) -> SweepFolder:
+        doc = {
+            "schema_version": SCHEMA_VERSION,
+            "kind": "sweep",
+            "lnexp_version": __version__,
+            "status": "running",
+            "command": _command(argv),
+            "argv": argv,
+            "source": definition.source,
+            "started": _now(),
+            "finished": None,
+            "definition": definition.as_dict(),
+            "definition_hash": definition.hash,
+            "keys": definition.keys,
+            "group_keys": definition.group_keys,
+            "metrics": list(metrics),
+            "jobs": jobs,
+            "sessions": [_session(argv, jobs)],
+            "counts": {},
+            "trials": [{"index": t.index, "params": t.params, "hash": t.hash,
+                        "run_dir": t.dirname, "status": "pending", "error": None,
+                        "seconds": None, "attempts": 0, "worker_pid": None}
+                       for t in trials],
+            "summary": None,
+        }
+        folder = cls(path, doc)
+        folder.write()
+        return folder
+
+    @classmethod
+    def load(cls, path: Path) -> SweepFolder:
+        """An existing sweep folder (RunFolderError when it is not one)."""
+        if not path.is_dir():
+            raise RunFolderError(f"{path}: no such sweep folder")
+        doc = _read_json(path / "sweep.json", "sweep.json", path)
+        if doc.get("kind") != "sweep" or not isinstance(doc.get("trials"), list):
+            raise RunFolderError(f"{path}: sweep.json is not an lnexp sweep document")
+        if doc.get("schema_version") != SCHEMA_VERSION:
+            raise RunFolderError(f"{path}: sweep.json schema_version "
+                                 f"{doc.get('schema_version')!r}, this lnexp reads "
+                                 f"{SCHEMA_VERSION}")
+        return cls(path, doc)
+
+    @property
+    def trials(self) -> list[dict[str, Any]]:
+        return self.doc["trials"]
+
+    def trial_done(self, entry: dict[str, Any]) -> bool:
+        """Completed in sweep.json and in its own run.json (the folder is the truth)."""
+        if entry["status"] != "completed":
+            return False
+        try:
+            info = json.loads((self.path / entry["run_dir"] / "run.json").read_text())
+        except (OSError, ValueError):
+            return False
+        return info.get("status") == "completed" and (
+            self.path / entry["run_dir"] / "metrics.json").is_file()
+
+    def counts(self) -> dict[str, int]:
+        out = {s: 0 for s in TRIAL_STATES}
+        for t in self.trials:
+            out[t["status"]] += 1
+        return {"total": len(self.trials), **out}
+
+    def update(self, index: int, **fields: Any) -> None:
+        entry = self.trials[index]
+        entry.update(fields)
+        if fields.get("status") == "running":
+            entry["attempts"] += 1
+        self.write()
+
+    def resumed(self, argv: list[str], jobs: int) -> None:
+        """Record a new session (--resume) and mark the sweep running again."""
+        last = (self.doc.get("sessions") or [{}])[-1]
+        if self.doc.get("status") == "running" and _alive(last):
+            raise RunFolderError(f"{self.path}: this sweep is still running (pid "
+                                 f"{last['pid']} on {last['host']}); wait for it or stop it "
+                                 f"first")
+        self.doc["sessions"].append(_session(argv, jobs))
+        self.doc.update(status="running", finished=None)
+        for t in self.trials:
+            if t["status"] == "running":  # the process that ran it is gone
+                t["status"] = "interrupted"
+        self.write()
+
+    def finish(self, status: str, summary: list[dict[str, Any]] | None = None) -> None:
+        self.doc.update(status=status, finished=_now())
+        if summary is not None:
+            self.doc["summary"] = summary
+        self.write()
+
+    def write(self) -> None:
+        self.doc["counts"] = self.counts()
+        write_atomic(self.path / "sweep.json", dumps(self.doc))
+
+    def completed_metrics(self) -> list[dict[str, Any]]:
+        """Every trial entry plus `metrics` (its metrics.json, or None when not completed)."""
+        out = []
+        for t in self.trials:
+            doc = None
+            if t["status"] == "completed":
+                try:
+                    doc = json.loads((self.path / t["run_dir"] / "metrics.json").read_text())
+                except (OSError, ValueError):
+                    doc = None
+            out.append({**t, "metrics": doc})
+        return out
+
+
+def _session(argv: list[str], jobs: int) -> dict[str, Any]:
+    return {"started": _now(), "command": _command(argv), "jobs": jobs, "pid": os.getpid(),
+            "host": platform.node()}
+
+
+def _alive(session: dict[str, Any]) -> bool:
+    """Is the process of this session still running (on this host)?"""
+    pid = session.get("pid")
+    if not isinstance(pid, int) or session.get("host") != platform.node():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _command(argv: list[str]) -> str:
+    import shlex
+
+    return shlex.join(["lnexp", *argv[1:]])
+
+
+def summary_rows(groups: list[Any], group_keys: list[str], metrics: list[str]
+                 ) -> list[dict[str, Any]]:
+    """The summary as plain data (sweep.json `summary`, --json): one row per group."""
+    rows = []
+    for g in groups:
+        row: dict[str, Any] = {**{k: g.params[k] for k in group_keys},
+                               "completed": g.completed, "failed": g.failed,
+                               "trials": g.trials}
+        row["metrics"] = {m: {"mean": _opt(g.stats[m].mean), "std": _opt(g.stats[m].std),
+                              "n": g.stats[m].n} for m in metrics}
+        rows.append(row)
+    return rows
+
+
+def _opt(x: float | None) -> float | None:
+    return None if x is None else _num(x)
+
+
+def summary_csv(rows: list[dict[str, Any]], group_keys: list[str], metrics: list[str]) -> str:
+    """summary.csv: one row per combination of the non-seed keys; per metric mean, std
+    (over seeds, n - 1) and n (finite values)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow([*group_keys, "completed", "failed",
+                *[f"{m}.{s}" for m in metrics for s in ("mean", "std", "n")]])
+
+    def cell(v: Any) -> str:
+        if v is None:
+            return ""
+        if isinstance(v, float):
+            return repr(v)
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        return v if isinstance(v, str) else json.dumps(v)
+
+    for r in rows:
+        w.writerow([cell(r[k]) for k in group_keys] + [r["completed"], r["failed"]]
+                   + [cell(r["metrics"][m][s]) for m in metrics for s in ("mean", "std", "n")])
+    return buf.getvalue()

@@ -349,6 +349,258 @@ def validate(config: ConfigArg, set_: SetOpt = None, expect_: ExpectOpt = None,
         typer.echo(f"{config}: ok (estimated peak memory {resources.gb(est['peak'])})")
 
 
+GridOpt = Annotated[list[str] | None, typer.Option(
+    "--grid", metavar="KEY=VALUES",
+    help="Sweep a config key: comma list (read as YAML) or range a:b[:step], e.g. --grid "
+         "model.norm=bn,ln,rms --grid seed=0:5 --grid data.n_samples=2,8,32. Repeatable; "
+         "trials are the product. Replaces the same key in the config's sweep: block.")]
+MetricOpt = Annotated[list[str] | None, typer.Option(
+    "--metric", metavar="METRIC.REDUCER",
+    help="A metric to aggregate, as in expectations, e.g. post_norm.per_sample.var.spread. "
+         "Repeatable; default: post_norm.per_feature.var.spread, post_norm.per_sample.var."
+         "spread, post_norm.per_sample.mean.abs_max.")]
+
+
+@app.command()
+@guarded
+def sweep(config: Annotated[Path | None, typer.Argument(
+              help="YAML config (its sweep: block, if any, adds grid axes); optional with "
+                   "--resume.", show_default=False)] = None,
+          grid: GridOpt = None, set_: SetOpt = None,
+          seeds: Annotated[int | None, typer.Option(
+              "--seeds", min=1, help="Short for --grid seed=0:N.")] = None,
+          jobs: Annotated[int | None, typer.Option(
+              "--jobs", "-j", min=1, help="Worker processes (default: number of CPUs).")] = None,
+          dry_run: Annotated[bool, typer.Option(
+              "--dry-run", help="Validate every trial, print the count and the trials, run "
+                                "nothing.")] = False,
+          fail_fast: Annotated[bool, typer.Option(
+              "--fail-fast", help="Stop starting trials after the first failure.")] = False,
+          resume: Annotated[Path | None, typer.Option(
+              "--resume", metavar="SWEEP_DIR",
+              help="Continue a sweep folder: skip completed trials, rerun failed or "
+                   "interrupted ones; refused if the definition changed.")] = None,
+          metric: MetricOpt = None,
+          x: Annotated[str | None, typer.Option(
+              "--x", metavar="KEY", help="Swept key on the figure's x axis (default: the "
+                                         "first numeric swept key).")] = None,
+          figure: Annotated[bool, typer.Option(
+              "--figure/--no-figure", help="Draw summary.png (per-trial figures follow "
+                                           "output.figures).")] = True,
+          json_: JsonOpt = False, quiet: QuietOpt = False, output_dir: OutOpt = None) -> None:
+    """Run a grid of trials in parallel worker processes and aggregate them over seeds, e.g.
+    `lnexp sweep configs/sweep_batch.yaml` or `lnexp sweep configs/default.yaml --grid
+    model.norm=bn,ln --grid data.n_samples=2,8,32 --seeds 3`.
+
+    Writes OUTPUT_DIR/<name>-sweep/<timestamp>-<id>/ with one run folder per trial, sweep.json
+    (command, grid, each trial's status and config hash), summary.csv (mean, std, n over seeds
+    per combination of the other keys) and summary.png. Exit 3 when some trials failed (the
+    others still run unless --fail-fast), 2 for a bad grid or trial (nothing runs).
+    """
+    from lnexp import artifacts, tables, workers
+    from lnexp import sweep as sweep_mod
+    from lnexp.config import read_raw, to_dict
+    from lnexp.errors import ConfigError
+
+    metrics = sweep_mod.check_metrics(list(metric or sweep_mod.DEFAULT_METRICS))
+    folder: artifacts.SweepFolder | None = None
+    if resume is not None:
+        folder = artifacts.SweepFolder.load(resume)
+        metrics = sweep_mod.check_metrics(list(metric or folder.doc["metrics"]))
+    if config is not None:
+        raw, lines = read_raw(config)
+        d = sweep_mod.definition(raw, list(grid or []), source=str(config), lines=lines,
+                                 sets=list(set_ or []), seeds=seeds)
+    elif folder is not None:
+        if grid or set_ or seeds:
+            raise ConfigError(["--resume without CONFIG reuses the stored definition; give "
+                               "CONFIG too to check --grid/--set/--seeds against it"])
+        d = sweep_mod.from_stored(folder.doc["definition"], source=str(resume / "sweep.json"))
+    else:
+        raise ConfigError(["give a CONFIG (e.g. lnexp sweep configs/sweep_batch.yaml) or "
+                           "--resume SWEEP_DIR"])
+    if folder is not None:
+        diff = sweep_mod.definition_diff(folder.doc["definition"], d.as_dict())
+        if diff:
+            raise ConfigError([f"{resume}: the sweep definition changed; refusing to resume "
+                               f"(start a new sweep, or resume with the same config, --grid, "
+                               f"--set and --seeds):", *diff])
+    root = folder.path if folder is not None else Path(
+        str(output_dir) if output_dir is not None else d.base.get("output", {}).get("dir")
+        or "outputs")
+    trials = sweep_mod.expand(d, output_dir=str(root))
+    sweep_mod.x_key(d, x)  # a bad --x is an error before anything runs
+    jobs = jobs or workers.default_jobs()
+    name = trials[0].config.name
+    if dry_run:
+        if json_:
+            _emit({"kind": "sweep_plan", "count": len(trials), "keys": d.keys,
+                   "definition": d.as_dict(),
+                   "trials": [{"index": t.index, "params": t.params, "hash": t.hash,
+                               "run_dir": t.dirname} for t in trials]})
+        else:
+            console = tables.make_console()
+            shape = " × ".join(f"{len(a.points)} {'+'.join(a.keys)}" for a in d.axes)
+            console.print(tables.trials_table(trials, d.keys, f"{len(trials)} trials: {shape} "
+                                                              f"(dry run, nothing ran)"))
+            where = root if resume is not None else f"{root}/{name}-sweep/<timestamp>-<id>/"
+            console.print(f"{len(trials)} trials are valid; would run on "
+                          f"{min(jobs, len(trials))} worker process(es) into {where}")
+        return
+    argv = list(sys.argv)
+    if folder is None:
+        root = artifacts.ensure_output_dir(root)
+        sweep_dir = artifacts.create_run_dir(root, f"{name}-sweep")
+        run_folder = artifacts.RunFolder(sweep_dir, "sweep", argv)
+        folder = artifacts.SweepFolder.create(sweep_dir, d, trials, argv, metrics, jobs)
+    else:
+        sweep_dir = folder.path
+        run_folder = artifacts.RunFolder(sweep_dir, "sweep", argv)
+        folder.resumed(argv, jobs)
+    by_index = {t.index: t for t in trials}
+    figures = any(t.config.output.figures for t in trials)
+    todo = [t for t in trials if not folder.trial_done(folder.trials[t.index])]
+    skipped = len(trials) - len(todo)
+    with run_folder.tracking():
+        tasks = []
+        for t in todo:
+            entry = folder.trials[t.index]
+            old = sweep_dir / entry["run_dir"]
+            if old.exists():  # a failed or interrupted attempt: its results are not trusted
+                import shutil
+
+                shutil.rmtree(old)
+            folder.update(t.index, status="pending", error=None)
+            tasks.append(workers.Task(t.index, to_dict(t.config),
+                                      str(old), argv))
+        if skipped and not quiet and not json_:
+            typer.echo(f"resuming {sweep_dir}: {skipped} of {len(trials)} trials already "
+                       f"completed, running {len(tasks)}", err=True)
+
+        with tables.SweepProgress(len(trials), skipped) as progress:
+            def started(task: Any) -> None:
+                folder.update(task.index, status="running", error=None)
+
+            def done(task: Any, outcome: dict[str, Any]) -> None:
+                folder.update(task.index, status=outcome["status"], error=outcome["error"],
+                              seconds=outcome["seconds"], worker_pid=outcome["pid"])
+                progress.trial_done(f"{folder.trials[task.index]['run_dir']} "
+                                    f"({by_index[task.index].label})", outcome)
+
+            try:
+                workers.execute(tasks, jobs, figures=figures, fail_fast=fail_fast,
+                                on_start=started, on_done=done)
+            except KeyboardInterrupt:
+                folder.finish("interrupted")
+                raise
+        rows = _aggregate(folder, d, metrics, x, sweep_dir, trials[0].config.output,
+                          figure)
+        counts = folder.counts()
+        bad = counts["total"] - counts["completed"]
+        status = "completed" if not bad else "partial"
+        if bad:
+            run_folder.mark_partial(f"{bad} of {counts['total']} trials not completed")
+        folder.finish(status, rows)
+    if json_:
+        _emit({**folder.doc, "sweep_dir": str(sweep_dir)})
+    elif quiet:
+        typer.echo(str(sweep_dir))
+    else:
+        console = tables.make_console()
+        console.print(tables.sweep_summary_table(
+            rows, d.group_keys, metrics,
+            f"{counts['completed']} of {counts['total']} trials completed; mean ± std over "
+            f"{'seeds' if 'seed' in d.keys else 'repeats'} (std with n−1), n = completed "
+            f"trials"))
+        console.print(f"sweep folder: {sweep_dir}  (sweep.json, summary.csv"
+                      f"{', summary.png' if (sweep_dir / 'summary.png').exists() else ''})")
+    if bad:
+        failed = [t for t in folder.trials if t["status"] != "completed"]
+        typer.echo(f"partly done (exit {EXIT_PARTIAL}): {bad} of {counts['total']} trials "
+                   f"not completed:", err=True)
+        for t in failed[:20]:
+            typer.echo(f"  {t['run_dir']}: {t['status']}: {t['error'] or 'not run'}", err=True)
+        if len(failed) > 20:
+            typer.echo(f"  ... and {len(failed) - 20} more (see sweep.json)", err=True)
+        typer.echo(f"rerun them with: lnexp sweep --resume {sweep_dir}", err=True)
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+def _aggregate(folder: Any, d: Any, metrics: list[str], x: str | None, sweep_dir: Path,
+               output: Any, figure: bool) -> list[dict[str, Any]]:
+    """summary.csv (+ summary.png) from the trials' metrics.json."""
+    from lnexp import artifacts
+    from lnexp import sweep as sweep_mod
+
+    entries = folder.completed_metrics()
+    groups = sweep_mod.aggregate(d.group_keys, entries, metrics)
+    rows = artifacts.summary_rows(groups, d.group_keys, metrics)
+    artifacts.write_atomic(sweep_dir / "summary.csv",
+                           artifacts.summary_csv(rows, d.group_keys, metrics))
+    if figure and rows:
+        from lnexp import plots
+
+        x_key = sweep_mod.x_key(d, x)
+        if x_key is not None:
+            fig = plots.sweep_summary(rows, d.group_keys, metrics, x_key,
+                                      title=f"{d.base.get('name', 'default')} sweep")
+            artifacts.save_figure(fig, sweep_dir / "summary.png", output.dpi)
+    return rows
+
+
+runs_app = typer.Typer(help="List past runs, compares and sweeps (read from the folders).",
+                       rich_markup_mode=None)
+app.add_typer(runs_app, name="runs")
+RootOpt = Annotated[Path, typer.Option("--output-dir", "-o",
+                                       help="The output folder to read.")]
+
+
+@runs_app.callback(invoke_without_command=True)
+@guarded
+def runs(ctx: typer.Context,
+         norm: Annotated[str | None, typer.Option(
+             "--norm", help="Only runs of this norm (or sweeps/compares with it).")] = None,
+         status: Annotated[str | None, typer.Option(
+             "--status", help="completed, failed, interrupted, partial or running.")] = None,
+         kind: Annotated[str | None, typer.Option("--kind", help="run, compare or sweep.")] = None,
+         name: Annotated[str | None, typer.Option("--name", help="Only this config name.")] = None,
+         limit: Annotated[int, typer.Option("--limit", "-n", min=0,
+                                            help="Show at most this many (0: all).")] = 50,
+         output_dir: RootOpt = Path("outputs"), json_: JsonOpt = False) -> None:
+    """List the run, compare and sweep folders under OUTPUT_DIR, newest first, e.g. `lnexp
+    runs --norm ln --status failed`; `lnexp runs show RUN` prints one."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from lnexp import history, tables
+
+    records = history.scan(output_dir)
+    picked = history.select(records, norm=norm, status=status, kind=kind, name=name)
+    shown = picked[:limit] if limit else picked
+    if json_:
+        _emit({"kind": "runs", "output_dir": str(output_dir), "total": len(records),
+               "matched": len(picked), "runs": [r.as_dict() for r in shown]})
+    else:
+        tables.make_console().print(tables.runs_table(shown, str(output_dir), len(records)))
+
+
+@runs_app.command("show")
+@guarded
+def runs_show(run: Annotated[str, typer.Argument(
+                  help="A run folder, or its <timestamp>-<id> or <id> under OUTPUT_DIR.",
+                  show_default=False)],
+              output_dir: RootOpt = Path("outputs"), json_: JsonOpt = False) -> None:
+    """Print one run, compare or sweep folder: status, command, key metrics or the sweep
+    summary, e.g. `lnexp runs show 20250101-120000-abc123`."""
+    from lnexp import history, tables
+
+    folder = history.find(output_dir, run)
+    info = history.details(folder)
+    if json_:
+        _emit({"kind": "run_info", **info})
+    else:
+        tables.render_run_details(tables.make_console(), info)
+
+
 config_app = typer.Typer(help="Inspect configs.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(config_app, name="config")
 

@@ -478,10 +478,14 @@ def check_values_shape(cfg: Config) -> None:
         raise ConfigError(problems)
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None,
-                expectations: list[str] | None = None) -> Config:
-    """Read a YAML config (safe_load only), apply `--set` overrides and `--expect` checks, and
-    validate it."""
+# A top-level `sweep:` block describes a grid for `lnexp sweep` (see lnexp/sweep.py); every
+# other command runs the base config and sets the block aside.
+SWEEP_KEY = "sweep"
+
+
+def read_raw(path: str | Path) -> tuple[dict[str, Any], dict[str, int]]:
+    """Read a YAML config file (safe_load only) into a raw mapping plus the line of each dotted
+    key; ConfigError for a missing, unreadable, empty or non-mapping file."""
     path = Path(path)
     source = str(path)
     if not path.exists():
@@ -505,7 +509,16 @@ def load_config(path: str | Path, overrides: list[str] | None = None,
     if not isinstance(raw, dict):
         raise ConfigError([f"{source}: expected a mapping of keys (name:, seed:, data:, "
                            f"model:, ...) at the top level, got a {type(raw).__name__}"])
-    return from_mapping(raw, overrides or [], source=source, lines=_line_index(text),
+    return raw, _line_index(text)
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None,
+                expectations: list[str] | None = None) -> Config:
+    """Read a YAML config (safe_load only), apply `--set` overrides and `--expect` checks, and
+    validate it. A `sweep:` block is set aside (only `lnexp sweep` reads it)."""
+    raw, lines = read_raw(path)
+    raw = {k: v for k, v in raw.items() if k != SWEEP_KEY}
+    return from_mapping(raw, overrides or [], source=str(path), lines=lines,
                         expectations=expectations)
 
 

@@ -234,3 +234,13 @@ def evaluate(doc: Mapping[str, Any],
 def all_passed(results: list[dict[str, Any]]) -> bool:
     """True when every expectation passed (and when there are none)."""
     return all(r["passed"] for r in results)
+
+
+def metric_value(doc: Mapping[str, Any], key: str) -> float:
+    """The number `METRIC.REDUCER` names in a metrics.json document (what `lnexp sweep
+    --metric` aggregates); NaN when it is missing or holds NaN/Inf."""
+    _, path, reducer = split_key(key)
+    try:
+        return reduce(_lookup(doc, path), reducer)
+    except KeyError:
+        return math.nan

@@ -6,7 +6,7 @@ Object API only (no pyplot global state), Agg canvas, so this works headless and
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -14,7 +14,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from lnexp.experiment import RunResult
+if TYPE_CHECKING:  # experiment imports torch; the sweep figure is drawn without it
+    from lnexp.experiment import RunResult
 
 PRE, POST = "#1f77b4", "#2ca02c"  # blue before the norm, green after (as in the tutorial)
 MAX_POINTS = 2000  # per-index curves longer than this are thinned to every k-th point
@@ -458,3 +459,91 @@ def figures_for(result: RunResult) -> dict[str, Callable[[RunResult], Figure]]:
     if result.training is not None:
         out["training"] = training
     return out
+
+
+
+# --------------------------------------------------------------------------- sweep
+
+METRIC_TITLES = {
+    "post_norm.per_feature.var.spread": "per-feature variance after the norm:\n"
+                                        "spread (max − min) over features",
+    "post_norm.per_sample.var.spread": "per-sample variance after the norm:\n"
+                                       "spread (max − min) over samples",
+    "post_norm.per_sample.mean.abs_max": "per-sample mean after the norm:\n"
+                                         "largest |mean| over samples",
+}
+
+
+def _metric_title(key: str) -> str:
+    if key in METRIC_TITLES:
+        return METRIC_TITLES[key]
+    metric, _, reducer = key.rpartition(".")
+    return f"{metric}\n({reducer})"
+
+
+def _label(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def sweep_summary(rows: list[dict[str, Any]], group_keys: list[str], metrics: list[str],
+                  x_key: str, title: str) -> Figure:
+    """One panel per metric against the swept `x_key`: one line per combination of the other
+    swept keys (one per norm when model.norm is swept), mean over seeds with a ± std band."""
+    others = [k for k in group_keys if k != x_key]
+    xs_all = [r[x_key] for r in rows]
+    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in xs_all)
+    cats = list(dict.fromkeys(_label(v) for v in xs_all))
+    k = max(1, len(metrics))
+    fig = _new_figure(max(6.0, 4.6 * k), 4.9)
+    axes = fig.subplots(1, k, squeeze=False,
+                        gridspec_kw={"left": 0.75 / (4.6 * k), "right": 0.99, "bottom": 0.25,
+                                     "top": 0.8, "wspace": 0.28})[0]
+    lines: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for r in rows:
+        lines.setdefault(tuple(_label(r[o]) for o in others), []).append(r)
+    colors = [f"C{i % 10}" for i in range(len(lines))]
+    seeds = max((r["metrics"][m]["n"] for r in rows for m in metrics), default=0)
+    for ax, metric in zip(axes, metrics, strict=False):
+        for color, (name, members) in zip(colors, lines.items(), strict=True):
+            pts = [(m[x_key], m["metrics"][metric]) for m in members
+                   if m["metrics"][metric]["mean"] is not None]
+            if numeric:
+                pts.sort(key=lambda p: p[0])
+            xs = [p[0] if numeric else cats.index(_label(p[0])) for p in pts]
+            mean = np.array([p[1]["mean"] for p in pts], dtype=float)
+            std = np.array([p[1]["std"] if p[1]["std"] is not None else 0.0 for p in pts])
+            label = ", ".join(f"{o.rpartition('.')[2]}={v}" if len(others) > 1 or
+                              o != "model.norm" else v for o, v in zip(others, name,
+                                                                       strict=True)) or "mean"
+            ax.plot(xs, mean, color=color, marker="o", markersize=4, linewidth=1.6,
+                    label=label)
+            ax.fill_between(xs, mean - std, mean + std, color=color, alpha=0.18, linewidth=0)
+        if numeric:
+            pos = [float(v) for v in xs_all]
+            if min(pos) > 0 and max(pos) / min(pos) >= 8:
+                ax.set_xscale("log", base=2 if all(float(v).is_integer() for v in pos) else 10)
+            ticks = sorted(set(xs_all))
+            if len(ticks) <= 12:
+                ax.set_xticks(ticks)
+                ax.set_xticklabels([_label(t) for t in ticks])
+                ax.minorticks_off()
+        else:
+            ax.set_xticks(range(len(cats)))
+            ax.set_xticklabels(cats)
+        ax.set_xlabel(x_key)
+        ax.set_title(_metric_title(metric), fontsize=10.5)
+        ax.grid(alpha=0.3)
+        ax.set_ylim(bottom=min(0.0, ax.get_ylim()[0]))
+    for ax in axes[len(metrics):]:
+        ax.set_axis_off()
+    handles, labels = axes[0].get_legend_handles_labels()
+    what = "norm" if others == ["model.norm"] else ", ".join(others) or ""
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 8), frameon=False,
+               title=f"one line per {what}" if what else None, fontsize=10,
+               bbox_to_anchor=(0.5, 0.0))
+    band = f"mean over {seeds} seeds, band ± 1 std" if seeds > 1 else "one seed, no band"
+    fig.suptitle(f"{title}: statistics after the norm against {x_key}  ·  {band}",
+                 fontsize=12.5)
+    return fig

@@ -305,3 +305,161 @@ def progress(console: Console) -> Iterator[Callable[[int, int, float], None]]:
             console.print(f"training step {step}/{total}  loss {fmt(loss)}")
 
     yield plain
+
+
+# --------------------------------------------------------------------------- sweep
+
+def _val(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return f"{v:g}"
+    return "null" if v is None else str(v)
+
+
+def trials_table(trials: list[Any], keys: list[str], title: str) -> Table:
+    """`lnexp sweep --dry-run`: one row per trial with its swept values and config hash."""
+    t = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
+    t.add_column("#", justify="right")
+    for k in keys:
+        t.add_column(k, justify="right")
+    t.add_column("config hash")
+    t.add_column("run folder")
+    for trial in trials:
+        t.add_row(str(trial.index), *[_val(trial.params[k]) for k in keys], trial.hash,
+                  trial.dirname)
+    return t
+
+
+def mean_pm(mean: float | None, std: float | None) -> str:
+    """'0.1234 ± 0.0100', 'n/a' when nothing was computed, no ± for one value."""
+    if mean is None:
+        return "n/a"
+    return fmt(mean) if std is None else f"{fmt(mean)} ± {_short(std)}"
+
+
+def sweep_summary_table(rows: list[dict[str, Any]], group_keys: list[str],
+                        metrics: list[str], title: str) -> Table:
+    """One row per combination of the non-seed keys; each metric as mean ± std over seeds."""
+    t = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
+    for k in group_keys:
+        t.add_column(k, justify="right")
+    t.add_column("n", justify="right")
+    for m in metrics:
+        t.add_column(m.replace("post_norm.", "").replace(".", " ", 1), justify="right")
+    for r in rows:
+        ns = f"{r['completed']}" + (f" ({r['failed']} failed)" if r["failed"] else "")
+        t.add_row(*[_val(r[k]) for k in group_keys], ns,
+                  *[mean_pm(r["metrics"][m]["mean"], r["metrics"][m]["std"]) for m in metrics])
+    return t
+
+
+class SweepProgress:
+    """Trial progress on stderr: a rich bar (done / failed / remaining, ETA) on a terminal,
+    one plain line per finished trial otherwise. Failures are printed as they happen."""
+
+    def __init__(self, total: int, skipped: int = 0, console: Console | None = None):
+        self.console = console or make_console(stderr=True)
+        self.total, self.done, self.failed = total, skipped, 0
+        self.live = self.console.is_terminal
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> SweepProgress:
+        if self.live:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._progress = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(),
+                                      TextColumn("{task.fields[state]}"), TimeElapsedColumn(),
+                                      TextColumn("ETA"), TimeRemainingColumn(),
+                                      console=self.console, transient=False)
+            self._progress.start()
+            self._task = self._progress.add_task("sweep", total=self.total,
+                                                 completed=self.done, state=self._state())
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def _state(self) -> str:
+        left = self.total - self.done - self.failed
+        return f"done {self.done} · failed {self.failed} · remaining {left}"
+
+    def trial_done(self, label: str, outcome: dict[str, Any]) -> None:
+        status = outcome["status"]
+        if status == "completed":
+            self.done += 1
+        elif status == "failed":
+            self.failed += 1
+        n = self.done + self.failed
+        secs = outcome.get("seconds")
+        took = f" ({secs:.2f} s)" if secs is not None else ""
+        if status == "failed":
+            self.console.print(f"[{n}/{self.total}] FAILED {label}: {outcome['error']}",
+                               markup=False, highlight=False)
+        elif not self.live:
+            self.console.print(f"[{n}/{self.total}] {status} {label}{took}", markup=False,
+                               highlight=False)
+        if self._progress is not None:
+            self._progress.update(self._task, completed=n, state=self._state())
+
+
+# --------------------------------------------------------------------------- runs
+
+def runs_table(records: list[Any], root: str, total: int) -> Table:
+    """`lnexp runs`: one row per folder, newest first."""
+    shown = f"{len(records)} of {total}" if len(records) != total else f"{total}"
+    t = Table(title=f"{shown} runs under {root}, newest first (lnexp runs show ID prints "
+                    f"one)", box=box.SIMPLE_HEAD,
+              title_justify="left", pad_edge=False)
+    for col in ("started", "name", "kind", "norm", "status", "shape / trials"):
+        t.add_column(col, no_wrap=True)
+    t.add_column("per-feature\nvar spread", justify="right", min_width=11)
+    t.add_column("per-sample\nvar spread", justify="right", min_width=11)
+    t.add_column("id", no_wrap=True)
+    for r in records:
+        m = r.metrics
+        t.add_row((r.started or "")[5:19].replace("T", " "), r.name, r.kind, r.norm or "",
+                  r.status, r.detail,
+                  *[fmt(m[k]) if k in m else "" for k in ("post_norm.per_feature.var.spread",
+                                                          "post_norm.per_sample.var.spread")],
+                  r.path.rsplit("-", 1)[-1])
+    return t
+
+
+def render_run_details(console: Console, info: dict[str, Any]) -> None:
+    """`lnexp runs show`: what the folder is, its status and its main results."""
+    rec = info["record"]
+    t = Table(box=box.SIMPLE_HEAD, show_header=False, title=f"{rec['kind']} {rec['path']}",
+              title_justify="left")
+    t.add_column("key")
+    t.add_column("value", overflow="fold")
+    for key in ("name", "kind", "status", "norm", "detail", "started", "finished", "error"):
+        if rec.get(key):
+            t.add_row(key, str(rec[key]))
+    run = info.get("run") or {}
+    if run.get("argv"):
+        t.add_row("command", " ".join(["lnexp", *run["argv"][1:]]))
+    for k, v in (rec.get("metrics") or {}).items():
+        t.add_row(k, fmt(v))
+    console.print(t)
+    if info.get("explanation"):
+        for line in info["explanation"]:
+            console.print(f"• {line}", soft_wrap=False)
+    if info.get("norms"):
+        for n in info["norms"]:
+            console.print(f"• {n['name']}: {n['status']}"
+                          + (f", standardizes {n['standardizes']}" if n["standardizes"] else "")
+                          + (f" ({n['reason']})" if n["reason"] else ""))
+    sweep = info.get("sweep")
+    if sweep and sweep.get("summary"):
+        console.print(sweep_summary_table(sweep["summary"], sweep["group_keys"],
+                                          sweep["metrics"], f"summary: {sweep['command']}"))

@@ -1,0 +1,162 @@
+"""Run history: the run, compare and sweep folders under an output folder, read from the
+folders themselves (run.json, metrics.json, comparison.json, sweep.json); there is no index to
+lose. Reads only, never imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lnexp import expect
+from lnexp.errors import RunFolderError
+
+KEY_METRICS = ("post_norm.per_feature.var.spread", "post_norm.per_sample.var.spread")
+
+
+@dataclass
+class RunRecord:
+    """One folder OUTPUT_DIR/<name>/<timestamp>-<id>/ as listed by `lnexp runs`."""
+
+    path: str
+    name: str
+    kind: str
+    status: str
+    started: str | None
+    finished: str | None
+    norm: str | None
+    error: str | None
+    detail: str = ""
+    metrics: dict[str, float | None] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _json(path: Path) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _finite(x: float) -> float | None:
+    return None if x != x or x in (float("inf"), float("-inf")) else x
+
+
+def record(folder: Path) -> RunRecord | None:
+    """The record of one folder, or None when it holds no readable run.json."""
+    info = _json(folder / "run.json")
+    if info is None or "kind" not in info:
+        return None
+    rec = RunRecord(path=str(folder), name=folder.parent.name, kind=str(info["kind"]),
+                    status=str(info.get("status")), started=info.get("started"),
+                    finished=info.get("finished"), norm=None, error=info.get("error"))
+    if rec.kind == "run":
+        doc = _json(folder / "metrics.json")
+        if doc is not None:
+            rec.norm = ((doc.get("config") or {}).get("model") or {}).get("norm")
+            rec.metrics = {m: _finite(expect.metric_value(doc, m)) for m in KEY_METRICS}
+            shape = doc.get("shape") or {}
+            rec.detail = f"{shape.get('n_samples')} × {shape.get('features')}"
+    elif rec.kind == "compare":
+        doc = _json(folder / "comparison.json")
+        if doc is not None:
+            rec.norm = ",".join(doc.get("norm_order") or [])
+            done = sum(n.get("status") == "completed" for n in doc.get("norms") or [])
+            rec.detail = f"{done}/{len(doc.get('norms') or [])} norms"
+    elif rec.kind == "sweep":
+        doc = _json(folder / "sweep.json")
+        if doc is not None:
+            trials = doc.get("trials") or []
+            norms = {str(t.get("params", {}).get("model.norm")) for t in trials
+                     if "model.norm" in t.get("params", {})}
+            base = ((doc.get("definition") or {}).get("base") or {}).get("model") or {}
+            rec.norm = ",".join(sorted(norms)) if norms else base.get("norm", "ln")
+            counts = doc.get("counts") or {}
+            rec.detail = f"{counts.get('completed', 0)}/{counts.get('total', len(trials))} trials"
+    return rec
+
+
+def scan(root: Path) -> list[RunRecord]:
+    """Every run, compare and sweep folder directly under root/<name>/, newest first."""
+    records = []
+    if root.is_dir():
+        for run_json in root.glob("*/*/run.json"):
+            rec = record(run_json.parent)
+            if rec is not None:
+                records.append(rec)
+    # started has 1 s resolution; within a second, the later-written run.json is newer
+    records.sort(key=lambda r: (r.started or "", _mtime(Path(r.path) / "run.json")),
+                 reverse=True)
+    return records
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def select(records: list[RunRecord], norm: str | None = None, status: str | None = None,
+           kind: str | None = None, name: str | None = None) -> list[RunRecord]:
+    """Filter: norm matches one of a record's norms; status, kind and name exactly."""
+    out = []
+    for r in records:
+        if norm is not None and norm not in (r.norm or "").split(","):
+            continue
+        if status is not None and r.status != status:
+            continue
+        if kind is not None and r.kind != kind:
+            continue
+        if name is not None and r.name != name:
+            continue
+        out.append(r)
+    return out
+
+
+def find(root: Path, ref: str) -> Path:
+    """A folder from a path, or from its <timestamp>-<id> (or just the id) under root."""
+    path = Path(ref)
+    if (path / "run.json").is_file():
+        return path
+    matches = [p.parent for p in root.glob("*/*/run.json")
+               if p.parent.name == ref or p.parent.name.endswith(f"-{ref}")]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise RunFolderError(f"{ref}: matches {len(matches)} folders under {root}: "
+                             + ", ".join(str(m) for m in matches[:5]))
+    raise RunFolderError(f"{ref}: no run folder (give a path, or a <timestamp>-<id> or <id> "
+                         f"of a folder under {root}; `lnexp runs` lists them)")
+
+
+def details(folder: Path) -> dict[str, Any]:
+    """Everything `lnexp runs show` prints: the record, run.json, and the folder's main
+    document (metrics.json without its long per-index lists, comparison.json or sweep.json)."""
+    rec = record(folder)
+    if rec is None:
+        raise RunFolderError(f"{folder}: no readable run.json; not an lnexp run folder")
+    out: dict[str, Any] = {"record": rec.as_dict(), "run": _json(folder / "run.json")}
+    if rec.kind == "run":
+        doc = _json(folder / "metrics.json")
+        if doc is not None:
+            out["config"] = doc.get("config")
+            out["verdict"] = doc.get("verdict")
+            out["explanation"] = doc.get("explanation")
+            out["expectations"] = doc.get("expectations")
+    elif rec.kind == "compare":
+        doc = _json(folder / "comparison.json")
+        if doc is not None:
+            out["norms"] = [{k: n.get(k) for k in ("name", "status", "standardizes", "reason",
+                                                    "run_dir")} for n in doc.get("norms", [])]
+    elif rec.kind == "sweep":
+        doc = _json(folder / "sweep.json")
+        if doc is not None:
+            out["sweep"] = {k: doc.get(k) for k in ("command", "status", "counts", "keys",
+                                                    "group_keys", "metrics", "summary")}
+    return out

@@ -1,0 +1,194 @@
+"""Worker processes for sweeps: a pool of long-lived processes, each importing torch once and
+then running many trials, so process start and imports are paid once per worker, not per trial.
+
+The parent never imports torch: it sends each worker a validated config as plain data and the
+trial's run folder; the worker runs the experiment, writes the folder (same files as
+`lnexp run`, status in run.json) and returns a small outcome dict. Workers ignore SIGINT (a
+Ctrl-C reaches the whole process group): the parent decides, and on an interrupt sends them
+SIGTERM, which they turn into KeyboardInterrupt so the trial's run.json says `interrupted`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# Test hook (documented in the README): seconds each trial waits after its folder is marked
+# running, so a test can interrupt a real sweep at a known point.
+HOLD_ENV = "LNEXP_TEST_TRIAL_HOLD_S"
+INTERRUPT_GRACE_S = 10.0
+PRELOAD = ["torch", "lnexp.experiment", "lnexp.artifacts"]
+
+
+@dataclass(frozen=True)
+class Task:
+    """What a worker needs for one trial (plain data only: it crosses a process boundary)."""
+
+    index: int
+    config: dict[str, Any]
+    run_dir: str
+    argv: list[str]
+
+
+def default_jobs() -> int:
+    """Worker count when -j is not given: the CPUs this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+_busy = False  # in a worker: True while a trial runs
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    # Interrupt a running trial (its folder is marked interrupted); an idle worker ignores
+    # it and exits when the pool shuts down.
+    if _busy:
+        raise KeyboardInterrupt
+
+
+def init_worker(threads: int, figures: bool) -> None:
+    """Runs once per worker: signals, then the heavy imports (torch, and matplotlib when
+    figures are drawn) so that every trial after the first pays nothing for them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    import torch
+
+    torch.set_num_threads(threads)
+    from lnexp import artifacts, experiment  # noqa: F401
+
+    if figures:
+        from lnexp import plots  # noqa: F401
+
+
+def run_trial(task: Task) -> dict[str, Any]:
+    """Run one trial in a worker and write its run folder; never raises for a failed trial.
+
+    Returns {index, status (completed | failed | interrupted), error, seconds, pid}.
+    """
+    global _busy
+    from lnexp import artifacts, config, experiment
+
+    _busy = True
+    start = time.perf_counter()
+    status, error = "completed", None
+    run_dir = Path(task.run_dir)
+    try:
+        cfg = config.from_mapping(task.config)
+        run_dir.mkdir()
+        folder = artifacts.RunFolder(run_dir, "run", task.argv)
+        with folder.tracking():
+            hold = float(os.environ.get(HOLD_ENV) or 0)
+            if hold > 0:
+                time.sleep(hold)
+            result = experiment.run(cfg)
+            artifacts.write_run(result, folder, task.argv)
+    except KeyboardInterrupt:
+        status, error = "interrupted", "interrupted (Ctrl-C / SIGINT or SIGTERM)"
+    except Exception as exc:  # isolated: the sweep goes on
+        from lnexp.errors import LnexpError
+
+        status = "failed"
+        error = str(exc) if isinstance(exc, LnexpError) else f"{type(exc).__name__}: {exc}"
+    finally:
+        _busy = False
+    return {"index": task.index, "status": status, "error": error,
+            "seconds": time.perf_counter() - start, "pid": os.getpid()}
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """forkserver where there is one (Linux, macOS): workers fork from a small server process
+    that never imported torch's threads; spawn elsewhere. Never plain fork from the parent."""
+    try:
+        ctx = multiprocessing.get_context("forkserver")
+    except ValueError:
+        return multiprocessing.get_context("spawn")
+    # The server imports torch once (it computes nothing, so no thread pools exist to be
+    # broken by fork); each worker forked from it starts with torch already loaded.
+    ctx.set_forkserver_preload(PRELOAD)
+    return ctx
+
+
+def execute(tasks: Sequence[Task], jobs: int, *, figures: bool = True, fail_fast: bool = False,
+            on_start: Callable[[Task], None] | None = None,
+            on_done: Callable[[Task, dict[str, Any]], None] | None = None) -> bool:
+    """Run `tasks` on `jobs` worker processes; calls on_start / on_done in the parent as each
+    trial starts and ends. At most `jobs` trials are in flight (nothing is queued behind a
+    worker), so an interrupt or --fail-fast leaves every other trial untouched.
+
+    Returns False when it stopped early (fail_fast after a failure, or a broken pool). On
+    KeyboardInterrupt it interrupts the running trials (each reported with status
+    'interrupted' through on_done) and re-raises.
+    """
+    jobs = max(1, min(jobs, len(tasks))) if tasks else 1
+    threads = max(1, default_jobs() // jobs)
+    queue = list(tasks)[::-1]
+    running: dict[Future[dict[str, Any]], Task] = {}
+    stopped = False
+    pool = ProcessPoolExecutor(jobs, mp_context=_context(), initializer=init_worker,
+                               initargs=(threads, figures))
+
+    def submit() -> None:
+        task = queue.pop()
+        if on_start:
+            on_start(task)
+        running[pool.submit(run_trial, task)] = task
+
+    def finish(fut: Future[dict[str, Any]]) -> dict[str, Any]:
+        task = running.pop(fut)
+        try:
+            outcome = fut.result()
+        except BrokenProcessPool as exc:
+            outcome = {"index": task.index, "status": "failed", "seconds": None, "pid": None,
+                       "error": f"its worker process died ({exc or 'BrokenProcessPool'})"}
+        except KeyboardInterrupt:  # SIGTERM landed just as the trial ended
+            outcome = {"index": task.index, "status": "interrupted", "seconds": None,
+                       "pid": -1, "error": "interrupted (Ctrl-C / SIGINT or SIGTERM)"}
+        if on_done:
+            on_done(task, outcome)
+        return outcome
+
+    try:
+        while queue and len(running) < jobs:
+            submit()
+        while running:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                outcome = finish(fut)
+                broken = outcome["pid"] is None
+                if (fail_fast and outcome["status"] != "completed") or broken:
+                    stopped = True
+            while queue and not stopped and len(running) < jobs:
+                submit()
+    except KeyboardInterrupt:
+        _interrupt(pool, running, finish)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return not stopped and not queue
+
+
+def _interrupt(pool: ProcessPoolExecutor, running: dict[Future[dict[str, Any]], Task],
+               finish: Callable[[Future[dict[str, Any]]], dict[str, Any]]) -> None:
+    """Tell the running trials to stop (SIGTERM -> KeyboardInterrupt in the worker, which
+    marks its run folder interrupted) and collect their outcomes."""
+    for proc in list((pool._processes or {}).values()):  # no public handle on the workers
+        if proc.is_alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + INTERRUPT_GRACE_S
+    while running and time.monotonic() < deadline:
+        done, _ = wait(running, timeout=max(0.0, deadline - time.monotonic()),
+                       return_when=FIRST_COMPLETED)
+        for fut in done:
+            finish(fut)

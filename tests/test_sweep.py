@@ -1,0 +1,297 @@
+"""lnexp sweep: grid expansion, dry-run validation, parallel trials with correct aggregates,
+partial failure (exit 3), a real interrupted sweep resumed, and a torch-free parent."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from lnexp import expect, sweep
+from lnexp.cli import app
+from lnexp.errors import ConfigError
+from lnexp.workers import HOLD_ENV
+
+LNEXP = Path(sys.executable).with_name("lnexp")
+SMALL = ("name: tiny\ndata:\n  n_samples: 8\nmodel:\n  in_features: 6\n  out_features: 4\n"
+         "output:\n  figures: false\n")
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(SMALL)
+    return path
+
+
+def _invoke(*args: str):
+    return CliRunner().invoke(app, list(args), catch_exceptions=False)
+
+
+def _axes(*grid: str, raw: dict | None = None) -> sweep.Definition:
+    return sweep.definition(raw or {}, list(grid))
+
+
+# --------------------------------------------------------------------------- expansion
+
+def test_values_ranges_and_yaml_scalars() -> None:
+    assert sweep.parse_grid_option("seed=0:5").points == tuple((i,) for i in range(5))
+    assert [p[0] for p in sweep.parse_grid_option("data.n_samples=2:33:10").points] == [
+        2, 12, 22, 32]
+    assert [p[0] for p in sweep.parse_grid_option("model.eps=0.1:0.4:0.1").points] == [
+        0.1, 0.2, 0.3]
+    axis = sweep.parse_grid_option("model.norm=bn,ln, rms")
+    assert [p[0] for p in axis.points] == ["bn", "ln", "rms"]
+    assert [p[0] for p in sweep.parse_grid_option("model.affine=true,false").points] == [
+        True, False]
+    assert [p[0] for p in sweep.parse_grid_option("model.eps=1e-5,1.0e-3").points] == [
+        "1e-5", 1e-3]  # YAML 1.1 reads 1e-5 as a string; the schema accepts it as a number
+    flow = sweep.parse_grid_option("data.values=[[[1, 2]], [[3, 4]]]")
+    assert [p[0] for p in flow.points] == [[[1, 2]], [[3, 4]]]
+    with pytest.raises(ConfigError, match="empty"):
+        sweep.parse_grid_option("seed=5:5")
+    with pytest.raises(ConfigError, match="KEY=VALUES"):
+        sweep.parse_grid_option("seed")
+
+
+def test_product_order_and_labels() -> None:
+    d = _axes("model.norm=bn,ln", "data.n_samples=2,8,32", "seed=0:2")
+    trials = sweep.expand(d)
+    assert len(trials) == d.size == 12
+    assert [t.params for t in trials[:3]] == [
+        {"model.norm": "bn", "data.n_samples": 2, "seed": 0},
+        {"model.norm": "bn", "data.n_samples": 2, "seed": 1},
+        {"model.norm": "bn", "data.n_samples": 8, "seed": 0}]
+    assert trials[0].config.model.norm == "bn" and trials[0].config.data.n_samples == 2
+    assert trials[0].dirname == "t000-bn_2_0"
+    assert d.group_keys == ["model.norm", "data.n_samples"]
+    assert len({t.hash for t in trials}) == 12
+
+
+def test_yaml_block_zip_seeds_and_cli_override() -> None:
+    raw = {"name": "z", "sweep": {
+        "grid": {"model.norm": ["bn", "ln"], "data.n_samples": "2:4"},
+        "zip": [{"model.in_features": [6, 12], "model.out_features": [4, 8]}],
+        "seeds": 3}}
+    d = sweep.definition(raw, [])
+    assert d.keys == ["model.norm", "data.n_samples", "model.in_features",
+                      "model.out_features", "seed"]
+    trials = sweep.expand(d)
+    assert len(trials) == 2 * 2 * 2 * 3
+    pairs = {(t.config.model.in_features, t.config.model.out_features) for t in trials}
+    assert pairs == {(6, 4), (12, 8)}  # zipped, not crossed
+    assert sorted({t.config.seed for t in trials}) == [0, 1, 2]
+    # --grid replaces the file's axis for the same key, in place; --seeds replaces seeds
+    d2 = sweep.definition(raw, ["model.norm=rms"], seeds=2)
+    assert d2.keys == d.keys and d2.size == 1 * 2 * 2 * 2
+
+
+def test_bad_grids_are_reported_together() -> None:
+    with pytest.raises(ConfigError) as exc:
+        _axes("model.nrom=bn", "model=ln", "output.dir=x", "seed=0:2", "seed=3")
+    text = "\n".join(exc.value.problems)
+    assert "did you mean 'model.norm'" in text
+    assert "model is a section" in text
+    assert "output.dir cannot be swept" in text
+    assert "seed is already swept" in text
+    with pytest.raises(ConfigError, match="same number of values"):
+        sweep.definition({"sweep": {"zip": [{"model.in_features": [1, 2],
+                                             "model.out_features": [1]}]}}, [])
+    with pytest.raises(ConfigError, match=r"unknown key.*did you mean 'seeds'"):
+        sweep.definition({"sweep": {"seed": 3}}, [])
+    with pytest.raises(ConfigError, match="nothing to sweep"):
+        sweep.definition({}, [])
+
+
+def test_dry_run_lists_trials_and_runs_nothing(cfg: Path, tmp_path: Path) -> None:
+    res = _invoke("sweep", str(cfg), "--grid", "model.norm=bn,ln", "--seeds", "3",
+                  "--dry-run", "-o", str(tmp_path / "out"))
+    assert res.exit_code == 0, res.output
+    assert "6 trials" in res.stdout and "t005-ln_2" in res.stdout
+    assert not (tmp_path / "out").exists()
+
+
+def test_dry_run_catches_every_bad_trial_before_anything_runs(cfg: Path, tmp_path: Path
+                                                              ) -> None:
+    # group with 3 groups does not divide 4 features; n_samples 0 is out of range
+    res = _invoke("sweep", str(cfg), "--grid", "model.norm=ln,group",
+                  "--grid", "model.groups=2,3", "--grid", "data.n_samples=0,4",
+                  "-o", str(tmp_path / "out"))
+    assert res.exit_code == 2
+    err = res.stderr
+    assert "trial 6 (model.norm=group model.groups=3 data.n_samples=0)" in err
+    assert "trial 7 (model.norm=group model.groups=3 data.n_samples=4)" in err
+    assert "data.n_samples" in err and "model.groups" in err
+    assert "trials are invalid; nothing was run" in err
+    assert not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------- running
+
+def _read(sweep_dir: Path) -> dict:
+    return json.loads((sweep_dir / "sweep.json").read_text())
+
+
+def test_two_workers_aggregate_matches_the_trials(cfg: Path, tmp_path: Path) -> None:
+    res = _invoke("sweep", str(cfg), "--grid", "model.norm=bn,ln",
+                  "--grid", "data.n_samples=2,8", "--seeds", "3", "-j", "2", "--json",
+                  "-o", str(tmp_path / "out"))
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["kind"] == "sweep" and doc["status"] == "completed"
+    sweep_dir = Path(doc["sweep_dir"])
+    assert sweep_dir.parent.name == "tiny-sweep"
+    assert doc["counts"]["completed"] == 12
+    stored = _read(sweep_dir)
+    assert len({t["hash"] for t in stored["trials"]}) == 12
+    metrics = stored["metrics"]
+    assert metrics == list(sweep.DEFAULT_METRICS)
+    with (sweep_dir / "summary.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4
+    for row in rows:
+        members = [t for t in stored["trials"]
+                   if t["params"]["model.norm"] == row["model.norm"]
+                   and str(t["params"]["data.n_samples"]) == row["data.n_samples"]]
+        assert len(members) == 3 and row["completed"] == "3"
+        for t in members:
+            run = json.loads((sweep_dir / t["run_dir"] / "run.json").read_text())
+            assert run["status"] == "completed"
+        for m in metrics:
+            values = [expect.metric_value(json.loads(
+                (sweep_dir / t["run_dir"] / "metrics.json").read_text()), m) for t in members]
+            assert float(row[f"{m}.mean"]) == pytest.approx(statistics.mean(values),
+                                                            rel=1e-12, abs=1e-15)
+            assert float(row[f"{m}.std"]) == pytest.approx(statistics.stdev(values),
+                                                           rel=1e-9, abs=1e-15)
+            assert row[f"{m}.n"] == "3"
+    # bn on a batch of 2 maps every feature to ±d/sqrt(d²+eps): per-feature variance ~1
+    bn2 = next(r for r in rows if r["model.norm"] == "bn" and r["data.n_samples"] == "2")
+    assert float(bn2["post_norm.per_feature.var.spread.mean"]) < 0.05
+    # two long-lived worker processes took all 12 trials
+    pids = {t["worker_pid"] for t in stored["trials"]}
+    assert 1 <= len(pids) <= 2 and os.getpid() not in pids
+
+
+def test_partial_failure_exits_3_and_others_complete(cfg: Path, tmp_path: Path) -> None:
+    res = _invoke("sweep", str(cfg), "--grid", "model.norm=bn,ln",
+                  "--grid", "data.n_samples=1,4", "-j", "2", "-o", str(tmp_path / "out"))
+    assert res.exit_code == 3, res.output
+    assert "FAILED t000-bn_1" in res.stderr and "not defined for a batch of 1" in res.stderr
+    assert "1 of 4 trials not completed" in res.stderr
+    assert "lnexp sweep --resume" in res.stderr
+    assert "(1 failed)" in res.stdout
+    (sweep_dir,) = (tmp_path / "out" / "tiny-sweep").iterdir()
+    doc = _read(sweep_dir)
+    assert doc["status"] == "partial"
+    assert [t["status"] for t in doc["trials"]] == ["failed", "completed", "completed",
+                                                    "completed"]
+    assert json.loads((sweep_dir / "run.json").read_text())["status"] == "partial"
+    failed_run = json.loads((sweep_dir / doc["trials"][0]["run_dir"] / "run.json").read_text())
+    assert failed_run["status"] == "failed"
+
+
+def test_fail_fast_stops_starting_trials(cfg: Path, tmp_path: Path) -> None:
+    res = _invoke("sweep", str(cfg), "--grid", "data.n_samples=1,2,3,4",
+                  "--set", "model.norm=bn", "-j", "1", "--fail-fast",
+                  "-o", str(tmp_path / "out"))
+    assert res.exit_code == 3
+    (sweep_dir,) = (tmp_path / "out" / "tiny-sweep").iterdir()
+    assert [t["status"] for t in _read(sweep_dir)["trials"]] == ["failed", "pending",
+                                                                 "pending", "pending"]
+
+
+def test_killed_sweep_resumes_without_rerunning_completed_trials(cfg: Path, tmp_path: Path
+                                                                  ) -> None:
+    out = tmp_path / "out"
+    args = ["sweep", str(cfg), "--grid", "model.norm=ln,rms", "--seeds", "4", "-j", "2",
+            "-o", str(out)]
+    env = {**os.environ, HOLD_ENV: "0.4"}
+    proc = subprocess.Popen([str(LNEXP), *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    sweep_json = None
+    while time.monotonic() < deadline:  # wait until some, not all, trials are done
+        found = list(out.glob("tiny-sweep/*/sweep.json"))
+        if found:
+            sweep_json = found[0]
+            try:
+                if json.loads(sweep_json.read_text())["counts"].get("completed", 0) >= 2:
+                    break
+            except ValueError:
+                pass
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert sweep_json is not None
+    sweep_dir = sweep_json.parent
+    before = _read(sweep_dir)
+    assert before["status"] == "interrupted"
+    done = {t["index"]: t for t in before["trials"] if t["status"] == "completed"}
+    assert 2 <= len(done) < 8
+    assert any(t["status"] == "interrupted" for t in before["trials"])
+    started = {i: json.loads((sweep_dir / t["run_dir"] / "run.json").read_text())["started"]
+               for i, t in done.items()}
+
+    # a changed definition is refused, with the diff
+    res = _invoke(*args[:2], "--grid", "model.norm=ln,bn", *args[4:], "--resume",
+                  str(sweep_dir))
+    assert res.exit_code == 2
+    assert "definition changed" in res.stderr and "+" in res.stderr and "bn" in res.stderr
+
+    res = _invoke("sweep", "--resume", str(sweep_dir))
+    assert res.exit_code == 0, res.output
+    assert f"{len(done)} of 8 trials already completed" in res.stderr
+    after = _read(sweep_dir)
+    assert after["status"] == "completed" and after["counts"]["completed"] == 8
+    for i, t in done.items():  # completed trials were not run again
+        assert after["trials"][i]["attempts"] == 1
+        run = json.loads((sweep_dir / t["run_dir"] / "run.json").read_text())
+        assert run["started"] == started[i]
+    assert max(t["attempts"] for t in after["trials"]) == 2
+    assert len(after["sessions"]) == 2
+    assert sum(1 for _ in sweep_dir.glob("t*/metrics.json")) == 8
+
+
+def test_sweep_block_in_yaml_and_parent_never_imports_torch(tmp_path: Path) -> None:
+    path = tmp_path / "block.yaml"
+    path.write_text(SMALL + "sweep:\n  grid:\n    model.norm: [ln, rms]\n  seeds: 2\n")
+    assert _invoke("validate", str(path)).exit_code == 0  # run/validate set the block aside
+    code = (
+        "import sys\n"
+        "from lnexp.cli import app\n"
+        f"try:\n    app(['sweep', {str(path)!r}, '-j', '2', '-q', '-o', {str(tmp_path)!r}])\n"
+        "except SystemExit as e:\n    assert e.code in (0, None), e.code\n"
+        "assert 'torch' not in sys.modules, 'the parent imported torch'\n"
+        "print('no torch')\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "no torch" in res.stdout
+    (sweep_dir,) = (tmp_path / "tiny-sweep").iterdir()
+    assert _read(sweep_dir)["counts"]["completed"] == 4
+
+
+def test_metric_option_and_figure(cfg: Path, tmp_path: Path) -> None:
+    cfg.write_text(SMALL.replace("figures: false", "figures: false\n  dpi: 30"))
+    res = _invoke("sweep", str(cfg), "--grid", "model.norm=bn,ln", "--grid",
+                  "data.n_samples=2,4", "--metric", "post_norm.global.rms.max", "-j", "2",
+                  "-o", str(tmp_path / "out"))
+    assert res.exit_code == 0, res.output
+    (sweep_dir,) = (tmp_path / "out" / "tiny-sweep").iterdir()
+    assert (sweep_dir / "summary.png").stat().st_size > 1000
+    header = (sweep_dir / "summary.csv").read_text().splitlines()[0]
+    assert header.endswith("post_norm.global.rms.max.mean,post_norm.global.rms.max.std,"
+                           "post_norm.global.rms.max.n")
+    bad = _invoke("sweep", str(cfg), "--grid", "seed=0:2", "--metric", "post_norm.bogus.max")
+    assert bad.exit_code == 2 and "unknown metric" in bad.stderr
