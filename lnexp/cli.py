@@ -411,6 +411,8 @@ def sweep(config: Annotated[Path | None, typer.Argument(
         raw, lines = read_raw(config)
         d = sweep_mod.definition(raw, list(grid or []), source=str(config), lines=lines,
                                  sets=list(set_ or []), seeds=seeds)
+        if d.metrics and not metric and folder is None:
+            metrics = d.metrics
     elif folder is not None:
         if grid or set_ or seeds:
             raise ConfigError(["--resume without CONFIG reuses the stored definition; give "

@@ -52,6 +52,16 @@ def metric_paths() -> dict[str, str]:
     for stage in _TROUBLE_STAGES:
         for count in _TROUBLE_COUNTS:
             out[f"numeric_trouble.{stage}.{count}"] = f"numeric_trouble.{stage}.{count}"
+    # Deeper models (depth > 1) and training runs; absent keys evaluate as missing (NaN).
+    for stat in ("activation_mean", "activation_std", "grad_norm", "weight_norm",
+                 "grad_norm_first_over_last", "loss_value"):
+        out[f"layers.{stat}"] = f"layers.{stat}"
+    for mode in ("eval_mode", "train_mode"):
+        for stat in ("accuracy", "loss"):
+            out[f"training.heldout.{mode}.{stat}"] = f"training.final.heldout.{mode}.{stat}"
+    out["training.train_loss"] = "training.final.train_loss_last_10pct"
+    out["training.grad_norm_mean"] = "training.grad_norm_mean"
+    out["training.update_ratio_mean"] = "training.update_ratio_mean"
     return out
 
 
@@ -71,8 +81,9 @@ def split_key(key: str) -> tuple[str, str, str]:
         close = difflib.get_close_matches(metric, list(METRICS), n=1, cutoff=0.6)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         problems.append(f"unknown metric '{metric}'{hint}; expected STAGE.AXIS.STAT like "
-                        f"post_norm.per_sample.mean, STAGE.global.STAT, sample.STAGE.STAT or "
-                        f"numeric_trouble.STAGE.COUNT (see README, Expectations)")
+                        f"post_norm.per_sample.mean, STAGE.global.STAT, sample.STAGE.STAT, "
+                        f"numeric_trouble.STAGE.COUNT, layers.STAT or training.heldout.MODE.STAT "
+                        f"(see README, Expectations)")
     if reducer not in REDUCERS:
         close = difflib.get_close_matches(reducer, REDUCERS, n=1, cutoff=0.6)
         hint = f" (did you mean '{close[0]}'?)" if close else ""

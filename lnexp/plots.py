@@ -544,6 +544,6 @@ def sweep_summary(rows: list[dict[str, Any]], group_keys: list[str], metrics: li
                title=f"one line per {what}" if what else None, fontsize=10,
                bbox_to_anchor=(0.5, 0.0))
     band = f"mean over {seeds} seeds, band ± 1 std" if seeds > 1 else "one seed, no band"
-    fig.suptitle(f"{title}: statistics after the norm against {x_key}  ·  {band}",
+    fig.suptitle(f"{title}: metrics against {x_key}  ·  {band}",
                  fontsize=12.5)
     return fig

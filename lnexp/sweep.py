@@ -90,6 +90,7 @@ class Definition:
     axes: list[Axis] = field(default_factory=list)
     source: str = "<config>"
     lines: dict[str, int] = field(default_factory=dict)
+    metrics: list[str] = field(default_factory=list)  # the block's `metrics:` (--metric wins)
 
     @property
     def keys(self) -> list[str]:
@@ -195,10 +196,12 @@ def parse_block(block: Any, source: str) -> list[Axis]:
         raise ConfigError([f"{where}: expected a mapping with grid:, zip: and/or seeds:"])
     problems: list[str] = []
     for key in block:
-        if key not in ("grid", "zip", "seeds"):
-            close = difflib.get_close_matches(str(key), ["grid", "zip", "seeds"], n=1)
+        if key not in ("grid", "zip", "seeds", "metrics"):
+            close = difflib.get_close_matches(str(key), ["grid", "zip", "seeds", "metrics"],
+                                              n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
-            problems.append(f"{where}.{key}: unknown key{hint}; expected grid, zip, seeds")
+            problems.append(f"{where}.{key}: unknown key{hint}; expected grid, zip, seeds, "
+                            f"metrics")
     axes: list[Axis] = []
     grid = block.get("grid") or {}
     if not isinstance(grid, dict):
@@ -318,7 +321,13 @@ def definition(raw: dict[str, Any], grid: list[str], source: str = "<config>",
     axes = merge_axes(file_axes, cli_axes, seeds)
     check_axes(axes)
     base = config.apply_overrides(raw, list(sets or []))
-    d = Definition(base=base, axes=axes, source=source, lines=lines or {})
+    wanted = block.get("metrics") if isinstance(block, dict) else None
+    if wanted is not None and not (isinstance(wanted, list)
+                                   and all(isinstance(m, str) for m in wanted)):
+        raise ConfigError([f"{source}: sweep.metrics: expected a list of METRIC.REDUCER "
+                           f"strings, got {wanted!r}"])
+    d = Definition(base=base, axes=axes, source=source, lines=lines or {},
+                   metrics=check_metrics(wanted) if wanted else [])
     if d.size > MAX_TRIALS:
         raise ConfigError([f"the grid has {d.size} trials (at most {MAX_TRIALS})"])
     return d

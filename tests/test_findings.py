@@ -53,3 +53,27 @@ def test_batch_size_2_collapses_bn_but_not_ln():
     bn32 = _heldout_accuracy("train.batch_size=32")
     ln2 = _heldout_accuracy("model.norm=ln")
     assert bn2 < 0.5 < 0.85 < min(bn32, ln2), (bn2, bn32, ln2)
+
+
+def test_batch_size_sweep_shows_bn_collapse_in_summary_csv(tmp_path):
+    """`lnexp sweep configs/batch_size.yaml`, cut to 2 norms x 2 batch sizes x 1 seed."""
+    import csv
+    import json
+
+    from typer.testing import CliRunner
+
+    from lnexp.cli import app
+
+    res = CliRunner().invoke(app, [
+        "sweep", str(CONFIGS / "batch_size.yaml"), "--grid", "model.norm=bn,ln",
+        "--grid", "train.batch_size=2,32", "--seeds", "1", "-j", "2", "-o", str(tmp_path),
+        "--no-figure", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    with open(doc["sweep_dir"] + "/summary.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    col = next(k for k in rows[0] if k.startswith("training.heldout.eval_mode.accuracy")
+               and k.endswith("mean"))
+    acc = {(r["model.norm"], r["train.batch_size"]): float(r[col]) for r in rows}
+    assert acc[("bn", "2")] < acc[("bn", "32")] - 0.3  # BN collapses at batch size 2 ...
+    assert acc[("ln", "2")] > 0.8  # ... LayerNorm does not
