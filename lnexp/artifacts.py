@@ -314,18 +314,31 @@ def render_figures(jobs: list[FigureJob], workers: int | None = None) -> None:
         for job in jobs:
             job()
         return
-    shares = [jobs[i::n] for i in range(n)]
+    import multiprocessing
+
+    # Jobs are handed out one at a time from a shared counter, so a slow figure (the
+    # comparison grid) does not leave the other processes idle.
+    next_job = multiprocessing.get_context("fork").Value("i", 0)
+
+    def work() -> None:
+        while True:
+            with next_job.get_lock():
+                i = next_job.value
+                next_job.value += 1
+            if i >= len(jobs):
+                return
+            jobs[i]()
+
     children: list[int] = []
     try:
-        for share in shares[1:]:
+        for _ in range(n - 1):
             with warnings.catch_warnings():  # 3.12+ warns about fork with torch's threads;
                 warnings.simplefilter("ignore", DeprecationWarning)  # children never use torch
                 pid = os.fork()
             if pid == 0:  # child: render, then leave without running the parent's cleanup
                 code = 1
                 try:
-                    for job in share:
-                        job()
+                    work()
                     code = 0
                 except KeyboardInterrupt:
                     code = 130
@@ -334,8 +347,7 @@ def render_figures(jobs: list[FigureJob], workers: int | None = None) -> None:
                 finally:
                     os._exit(code)
             children.append(pid)
-        for job in shares[0]:
-            job()
+        work()
     finally:
         failed = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children]
     bad = [code for code in failed if code != 0]

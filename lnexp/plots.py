@@ -46,7 +46,8 @@ def _describe(result: RunResult) -> str:
     m = cfg.model
     layer = f"Linear({m.in_features}→{m.out_features}) → " if m.linear else ""
     return (f"{layer}{result.norm.title} ({m.norm}), {m.mode} mode  ·  "
-            f"{cfg.data.n_samples} samples × {cfg.features} features  ·  seed {cfg.seed}")
+            f"{_count(cfg.data.n_samples, 'sample')} × {_count(cfg.features, 'feature')}  ·  "
+            f"seed {cfg.seed}")
 
 
 def _per_index(ax: Axes, pre: np.ndarray, post: np.ndarray, what: str, axis_label: str,
@@ -58,6 +59,9 @@ def _per_index(ax: Axes, pre: np.ndarray, post: np.ndarray, what: str, axis_labe
     ax.plot(idx, post[idx], color=POST, label="after", **style)
     ax.axhline(target, color="0.3", linestyle="--", linewidth=1, label=f"{target:g}")
     thinned = f" (every {step}th)" if step > 1 else ""
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    pad = max(0.5, 0.02 * len(pre))
+    ax.set_xlim(-pad, len(pre) - 1 + pad)
     ax.set_xlabel(f"{axis_label} index{thinned}")
     ax.set_ylabel(what)
     ax.grid(alpha=0.3)
@@ -109,6 +113,21 @@ def overview(result: RunResult) -> Figure:
     return fig
 
 
+def _bars(ax: Axes, x: np.ndarray, heights: np.ndarray, width: float, color: str,
+          label: str) -> None:
+    """Bars from 0 to `heights` centred on `x`, as one PolyCollection (ax.bar makes one
+    patch per bar, which made this panel the slowest part of the figure)."""
+    from matplotlib.collections import PolyCollection
+
+    h = np.nan_to_num(np.asarray(heights, dtype=float), nan=0.0, posinf=0.0, neginf=0.0)
+    lo, hi = x - width / 2, x + width / 2
+    verts = np.stack([np.column_stack([lo, np.zeros_like(h)]), np.column_stack([lo, h]),
+                      np.column_stack([hi, h]), np.column_stack([hi, np.zeros_like(h)])], axis=1)
+    ax.add_collection(PolyCollection(verts, facecolors=color, edgecolors="none", label=label))
+    ax.update_datalim(verts.reshape(-1, 2))
+    ax.autoscale_view()
+
+
 def _sample_panel(ax: Axes, result: RunResult) -> None:
     i = result.config.sample_index
     pre, post = result.sample_pre, result.sample_post
@@ -116,10 +135,10 @@ def _sample_panel(ax: Axes, result: RunResult) -> None:
     if n <= 64:
         x = np.arange(n)
         w = 0.4
-        ax.bar(x - w / 2, pre.values, w, color=PRE,
-               label=f"before: mean {_r(pre.mean)}, var {pre.var:.3f}")
-        ax.bar(x + w / 2, post.values, w, color=POST,
-               label=f"after: mean {_r(post.mean)}, var {post.var:.3f}")
+        _bars(ax, x - w / 2, pre.values, w, PRE,
+              f"before: mean {_r(pre.mean)}, var {pre.var:.3f}")
+        _bars(ax, x + w / 2, post.values, w, POST,
+              f"after: mean {_r(post.mean)}, var {post.var:.3f}")
         ax.axhline(0, color="0.3", linewidth=0.8)
         ax.set_xlabel("feature index")
         ax.set_ylabel("value")
@@ -136,6 +155,8 @@ def _sample_panel(ax: Axes, result: RunResult) -> None:
         ax.set_ylabel("count")
     ax.set_title(f"Sample {i}: its {n} feature values (var biased)")
     ax.grid(alpha=0.3, axis="y")
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(lo, hi + 0.3 * (hi - lo))  # headroom: the legend never covers a bar
     ax.legend(loc="upper right", fontsize=9)
 
 
@@ -294,6 +315,10 @@ def _wrap(text: str, width: int) -> str:
     import textwrap
 
     return "\n".join(textwrap.wrap(text, width))
+
+
+def _count(k: int, word: str) -> str:
+    return f"{k} {word}" if k == 1 else f"{k} {word}s"
 
 
 def _r(x: float) -> str:

@@ -107,7 +107,9 @@ def test_every_metric_path_exists_in_a_real_run() -> None:
     from lnexp import artifacts, experiment
 
     cfg = from_mapping({"data": {"n_samples": 4}, "model": {"in_features": 3,
-                                                            "out_features": 2}})
+                                                            "out_features": 2, "depth": 2},
+                        "train": {"steps": 2, "batch_size": 2, "n_train": 8, "n_heldout": 4,
+                                  "eval_every": 1}})
     doc = artifacts.metrics(experiment.run(cfg))
     for short, path in expect.METRICS.items():
         node = doc

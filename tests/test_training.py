@@ -34,8 +34,8 @@ def test_two_runs_write_identical_history(invoke, tmp_path):
 
 
 def test_training_run_writes_its_figures_and_summary(invoke, tmp_path):
-    result = invoke("run", str(CONFIGS / "batch_size.yaml"), "-o", str(tmp_path), *[
-        x for s in SMALL for x in ("--set", s)])
+    result = invoke("run", str(CONFIGS / "batch_size.yaml"), "-o", str(tmp_path),
+                    "--set", "output.figures=true", *[x for s in SMALL for x in ("--set", s)])
     assert result.exit_code == 0, result.output
     assert "Training: clusters, adam lr 0.001, batch 8, 12/12 steps" in result.stdout
     assert "training step 12/12" in result.stderr  # plain progress lines off a terminal
