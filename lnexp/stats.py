@@ -125,12 +125,19 @@ class StreamingStats:
             self._mean = self._mean + delta * (k / n)
             self._m2 = self._m2 + m2_c + delta * delta * (self.n * k / n)
         self.n += k
+        # A row holding NaN or +-Inf has a non-finite mean, so the full scan for them (and
+        # for finite extremes) runs only when some row mean is not finite.
+        if bool(torch.isfinite(mean_r).all()):
+            lo, hi = torch.aminmax(chunk.detach())
+            self._min = min(self._min, float(lo))
+            self._max = max(self._max, float(hi))
+            return
         nan = int(torch.isnan(x).sum())
         inf = int(torch.isinf(x).sum())
         self._nan += nan
         self._inf += inf
         if nan + inf < x.numel():
-            finite = x if nan + inf == 0 else x[torch.isfinite(x)]
+            finite = x[torch.isfinite(x)]
             self._min = min(self._min, float(finite.min()))
             self._max = max(self._max, float(finite.max()))
 
