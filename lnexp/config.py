@@ -357,18 +357,23 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         if key not in VALID_PATHS:
             problems.append(f"--set {key}: unknown key{suggest(key)}")
             continue
-        node = out
-        parts = key.split(".")
-        for part in parts[:-1]:
-            child = node.get(part)
-            if not isinstance(child, dict):
-                child = {}
-                node[part] = child
-            node = child
-        node[parts[-1]] = value
+        set_path(out, key, value)
     if problems:
         raise ConfigError(problems)
     return out
+
+
+def set_path(raw: dict[str, Any], key: str, value: Any) -> None:
+    """Set dotted `key` in a nested mapping in place, creating sections as needed."""
+    node = raw
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[parts[-1]] = value
 
 
 def _describe(value: Any) -> str:

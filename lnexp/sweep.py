@@ -335,18 +335,6 @@ def definition(raw: dict[str, Any], grid: list[str], source: str = "<config>",
 
 # --------------------------------------------------------------------------- trials
 
-def _set(raw: dict[str, Any], key: str, value: Any) -> None:
-    node = raw
-    parts = key.split(".")
-    for part in parts[:-1]:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            child = {}
-            node[part] = child
-        node = child
-    node[parts[-1]] = value
-
-
 def _strip_output(d: Mapping[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in d.items() if k not in ("limits",)}
     if isinstance(out.get("output"), dict):
@@ -376,9 +364,9 @@ def expand(d: Definition, output_dir: str | None = None) -> list[Trial]:
             params.update(zip(axis.keys, point, strict=True))
         raw = copy.deepcopy(d.base)
         for key, value in params.items():
-            _set(raw, key, value)
+            config.set_path(raw, key, value)
         if output_dir is not None:
-            _set(raw, "output.dir", output_dir)
+            config.set_path(raw, "output.dir", output_dir)
         label = " ".join(f"{k}={_show(v)}" for k, v in params.items())
         try:
             cfg = config.from_mapping(raw, source=d.source, lines=d.lines)

@@ -213,13 +213,8 @@ def compare_table(cmp: Any) -> Table:
     which axis ends up standardized."""
     cfg = cmp.config
     n, c = cfg.data.n_samples, cfg.features
-    weights = "the same Linear weights" if cfg.model.linear else "no Linear layer"
-    t = Table(title=f"After each norm, on the same {n} × {c} inputs (samples × features) and "
-                    f"{weights} (seed {cfg.seed}, {cfg.model.mode} mode).\n"
-                    f"Cells are min…max over the axis; per-feature = over the {n} samples "
-                    f"(dim 0), per-sample = over the {c} features (dim 1); var biased = ÷n "
-                    f"(what the norms use), unbiased = ÷(n−1) (torch.var's default).",
-              box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
+    t = Table(title=f"After each norm ({n} samples × {c} features)", box=box.SIMPLE_HEAD,
+              title_justify="left", pad_edge=False)
     t.add_column("after the norm", no_wrap=True)
     for o in cmp.outcomes:
         t.add_column(f"{o.name}\n{o.spec.title}", justify="right", overflow="fold",
@@ -256,6 +251,14 @@ def compare_table(cmp: Any) -> Table:
 def render_compare(console: Console, cmp: Any, compare_dir: str,
                    lines: list[tuple[str, list[str]]], axes_line: str) -> None:
     """Everything `lnexp compare` prints for a person."""
+    cfg = cmp.config
+    n, c = cfg.data.n_samples, cfg.features
+    weights = "the same Linear weights" if cfg.model.linear else "no Linear layer"
+    console.print(f"Every norm sees the same {n} × {c} inputs (samples × features) and {weights} "
+                  f"(seed {cfg.seed}, {cfg.model.mode} mode). Cells are min…max over the axis; "
+                  f"per-feature = over the {n} samples (dim 0), per-sample = over the {c} "
+                  f"features (dim 1); var biased = ÷n (what the norms use), unbiased = ÷(n−1) "
+                  f"(torch.var's default).\n")
     console.print(compare_table(cmp))
     console.print(f"Axes: {axes_line}")
     for _name, norm_lines in lines:
