@@ -58,9 +58,9 @@ class LayerStats:
 class RunResult:
     """Everything one run computed; renderers turn it into tables, figures and files.
 
-    `inputs`, `pre` and `post` hold the activations the figures draw: every row when the run
-    fits one chunk (the default config does), else the first plan.KEEP_ROWS rows; the statistics
-    always cover every row.
+    `inputs`, `pre` and `post` hold the activations the figures draw: the first
+    plan.KEEP_ROWS rows of the snapshot experiment (every row of a deeper or training run);
+    the statistics always cover every row.
     """
 
     config: Config

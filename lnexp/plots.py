@@ -58,7 +58,7 @@ def _per_index(ax: Axes, pre: np.ndarray, post: np.ndarray, what: str, axis_labe
     ax.plot(idx, pre[idx], color=PRE, label="before", **style)
     ax.plot(idx, post[idx], color=POST, label="after", **style)
     ax.axhline(target, color="0.3", linestyle="--", linewidth=1, label=f"{target:g}")
-    thinned = f" (every {step}th)" if step > 1 else ""
+    thinned = f" (1 in {step} shown)" if step > 1 else ""
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     pad = max(0.5, 0.02 * len(pre))
     ax.set_xlim(-pad, len(pre) - 1 + pad)
@@ -85,7 +85,7 @@ def overview(result: RunResult) -> Figure:
                                   (result.post, POST, "after", post_s.global_)):
         _hist(ax[0, 0], _finite(data), bins, color,
               f"{label}: mean {_r(g.mean)}, var {g.var:.3f}")
-    ax[0, 0].set_title(f"All values before / after {name}")
+    ax[0, 0].set_title(f"All values before / after {name}{_kept(result)}")
     ax[0, 0].set_xlabel("activation value")
     ax[0, 0].set_ylabel("count")
     ax[0, 0].legend(loc="upper right", fontsize=9)
@@ -171,7 +171,9 @@ def heatmap(result: RunResult) -> Figure:
                           height_ratios=[1.2, 5, 0.5, 0.16], left=0.05, right=0.99, bottom=0.07,
                           top=0.87, wspace=0.04, hspace=0.1)
     rows, step = _thin(result.pre.shape[0], MAX_ROWS)
-    thinned = f", every {step}th shown" if step > 1 else ""
+    n = result.config.data.n_samples
+    kept = f", first {result.rows_kept:,} of {n:,}" if result.rows_kept < n else ""
+    thinned = (f", 1 in {step} shown" if step > 1 else "") + kept
     name = result.config.model.norm
     stages = ((result.pre, result.pre_stats, f"before {name}", 0),
               (result.post, result.post_stats, f"after {name}", 3))
@@ -186,8 +188,10 @@ def heatmap(result: RunResult) -> Figure:
         finite = _finite(shown)
         vmax = float(np.percentile(np.abs(finite), 99.5)) if finite.size else 1.0
         vmax = vmax if vmax > 0 else 1.0
+        # y in sample indices, also when only every step-th row is shown
         im = ax.imshow(shown, aspect="auto", cmap="RdBu_r", vmin=-vmax, vmax=vmax,
-                       interpolation="nearest")
+                       interpolation="nearest",
+                       extent=(-0.5, shown.shape[1] - 0.5, len(rows) * step - 0.5, -0.5))
         ax.set_xlabel("feature (dim 1)")
         ax.set_ylabel(f"sample (dim 0{thinned})")
         feats = np.arange(len(st.per_feature.std))
@@ -198,7 +202,7 @@ def heatmap(result: RunResult) -> Figure:
         top.set_ylabel("std per\nfeature", fontsize=9)
         top.tick_params(labelbottom=False)
         top.set_title(f"Activations {label}", fontsize=12)
-        right.stairs(st.per_sample.std[rows], np.arange(len(rows) + 1) - 0.5, fill=True,
+        right.stairs(st.per_sample.std[rows], np.arange(len(rows) + 1) * step - 0.5, fill=True,
                      color="0.45", orientation="horizontal")
         right.axvline(1, color="k", linestyle="--", linewidth=1)
         right.set_xlim(0, std_max)
@@ -237,7 +241,6 @@ def comparison(cmp: Any) -> Figure:
     post_all = np.concatenate([_finite(r.post) for r in done]) if done else np.zeros(1)
     vmax = float(np.percentile(np.abs(post_all), 99.5)) if post_all.size else 1.0
     vmax = vmax if vmax > 0 else 1.0
-    rows, step = _thin(n, MAX_ROWS)
     image = None
     first: dict[int, Axes] = {}
     # The first computed column carries the y labels (bn may be missing in column 0).
@@ -285,13 +288,16 @@ def comparison(cmp: Any) -> Figure:
             axes[1].set_ylabel(f"per-sample variance\n(over {c} features, dim 1)", fontsize=11)
             handles, labels = axes[0].get_legend_handles_labels()
             axes[0].legend(handles[::-1], labels[::-1], loc="upper right", fontsize=9)
+        rows, step = _thin(r.rows_kept, MAX_ROWS)  # a streamed run keeps its first rows
         image = axes[2].imshow(r.post[rows], aspect="auto", cmap="RdBu_r", vmin=-vmax,
-                               vmax=vmax, interpolation="nearest")
+                               vmax=vmax, interpolation="nearest",
+                               extent=(-0.5, c - 0.5, len(rows) * step - 0.5, -0.5))
         axes[2].set_xlabel("feature (dim 1)", fontsize=10)
         axes[2].xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         axes[2].yaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         if j == lead:
-            thinned = f", every {step}th" if step > 1 else ""
+            thinned = (f", 1 in {step} shown" if step > 1 else "") + (
+                f", first {r.rows_kept:,} of {n:,}" if r.rows_kept < n else "")
             axes[2].set_ylabel(f"activations after the norm\nsample (dim 0{thinned})",
                                fontsize=11)
         else:
@@ -318,7 +324,13 @@ def _wrap(text: str, width: int) -> str:
 
 
 def _count(k: int, word: str) -> str:
-    return f"{k} {word}" if k == 1 else f"{k} {word}s"
+    return f"{k} {word}" if k == 1 else f"{k:,} {word}s"
+
+
+def _kept(result: RunResult) -> str:
+    """' (first 2,000 of 1,000,000 samples)' when a streamed run kept only some rows."""
+    n = result.config.data.n_samples
+    return f" (first {result.rows_kept:,} of {n:,} samples)" if result.rows_kept < n else ""
 
 
 def _r(x: float) -> str:

@@ -271,3 +271,13 @@ def test_compare_on_a_deep_model_draws_one_gradient_line_per_norm(tmp_path: Path
     table = Console(width=140, record=True)
     table.print(tables.compare_table(result))
     assert "grad norm, first / last block" in table.export_text()
+
+
+def test_comparison_figure_of_a_batch_larger_than_the_rows_kept(tmp_path: Path) -> None:
+    cfg = config.load_config(DEFAULT, ["data.n_samples=3000", "output.figures=false"])
+    result = cmp_mod.compare(cfg, ["bn", "ln"], source=str(DEFAULT))
+    assert all(o.result.rows_kept == 2000 for o in result.outcomes)
+    fig = plots.comparison(result)
+    assert "first 2,000 of 3,000" in fig.axes[2].get_ylabel()
+    assert fig.axes[2].get_ylim()[0] > 1999  # y in sample indices, not thinned positions
+    artifacts.save_figure(fig, tmp_path / "c.png", dpi=50)
