@@ -464,6 +464,24 @@ def write_run(result: Any, folder: RunFolder, argv: list[str]) -> dict[str, Any]
     return finish_run(result, folder)
 
 
+def run_into_folder(cfg: Any, run_dir: Path, argv: list[str], progress: Any = None,
+                    before: Callable[[], None] | None = None) -> tuple[Any, dict[str, Any]]:
+    """Compute one run and write it into the existing folder `run_dir`, its status tracked in
+    run.json. The one way `run`, sweep trials and tests produce a run folder. A training run
+    stopped by Ctrl-C is written as recorded, then marked interrupted (KeyboardInterrupt)."""
+    from lnexp import experiment
+
+    folder = RunFolder(run_dir, "run", argv)
+    with folder.tracking():
+        if before is not None:
+            before()
+        result = experiment.run(cfg, progress)
+        doc = write_run(result, folder, argv)
+        if result.training is not None and result.training.interrupted:
+            raise KeyboardInterrupt
+    return result, doc
+
+
 # --------------------------------------------------------------------------- compare
 
 COMPARISON_CSV_STATS = ("mean", "var", "var_unbiased")
@@ -688,9 +706,10 @@ class SweepFolder:
     def trials(self) -> list[dict[str, Any]]:
         return self.doc["trials"]
 
-    def trial_done(self, entry: dict[str, Any]) -> bool:
-        """Completed in sweep.json and in its own run.json (the folder is the truth)."""
-        if entry["status"] != "completed":
+    def trial_done(self, entry: dict[str, Any], config_hash: str) -> bool:
+        """Completed in sweep.json and in its own run.json (the folder is the truth), for the
+        same resolved config (a changed default in a newer lnexp reruns it)."""
+        if entry["status"] != "completed" or entry.get("hash") != config_hash:
             return False
         try:
             info = json.loads((self.path / entry["run_dir"] / "run.json").read_text())
@@ -787,10 +806,6 @@ def summary_rows(groups: list[Any], group_keys: list[str], metrics: list[str]
                               "n": g.stats[m].n} for m in metrics}
         rows.append(row)
     return rows
-
-
-def _opt(x: float | None) -> float | None:
-    return None if x is None else _num(x)
 
 
 def summary_csv(rows: list[dict[str, Any]], group_keys: list[str], metrics: list[str]) -> str:

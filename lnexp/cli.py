@@ -165,18 +165,18 @@ def _execute(cfg: Any, root: Path, argv: list[str],
     if reason:
         raise NotDefinedError(reason)
     run_dir = artifacts.create_run_dir(root, cfg.name)
-    folder = artifacts.RunFolder(run_dir, "run", argv)
-    with folder.tracking():
-        hold = float(os.environ.get(HOLD_ENV) or 0)
-        if hold > 0:
-            typer.echo(f"{HOLD_ENV}: holding {hold:g} s in {run_dir}", err=True)
-            time.sleep(hold)
-        result = experiment.run(cfg, progress)
-        doc = artifacts.write_run(result, folder, argv)
-        if result.training is not None and result.training.interrupted:
-            typer.echo(f"training interrupted: what was recorded is saved in {run_dir}",
-                       err=True)
-            raise KeyboardInterrupt
+
+    def hold() -> None:
+        seconds = float(os.environ.get(HOLD_ENV) or 0)
+        if seconds > 0:
+            typer.echo(f"{HOLD_ENV}: holding {seconds:g} s in {run_dir}", err=True)
+            time.sleep(seconds)
+
+    try:
+        result, doc = artifacts.run_into_folder(cfg, run_dir, argv, progress, hold)
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted: what was recorded is saved in {run_dir}", err=True)
+        raise
     return result, run_dir, doc
 
 
@@ -261,16 +261,17 @@ def compare(names: NamesArg = None, config: ConfigOpt = Path("configs/default.ya
     selected = [n.value for n in names] if names else None
     resources.check(cfg, runs=len(selected) if selected else len(norms.names()))
     root = artifacts.ensure_output_dir(Path(cfg.output.dir))
-    cmp = compare_mod.compare(cfg, selected, source=str(config))
+    compare_mod.norm_configs(cfg, selected, str(config))  # config errors before any folder
     compare_dir = artifacts.create_run_dir(root, f"{cfg.name}-compare")
     folder = artifacts.RunFolder(compare_dir, "compare", sys.argv)
-    missing = "; ".join(o.reason or o.name for o in cmp.not_computed)
-    with folder.tracking():
+    with folder.tracking():  # failed / interrupted while computing is recorded too
+        cmp = compare_mod.compare(cfg, selected, source=str(config))
+        missing = "; ".join(o.reason or o.name for o in cmp.not_computed)
         if missing:
             folder.mark_partial(f"not computed: {missing}")
         doc = artifacts.write_compare(cmp, folder, sys.argv)
     if json_:
-        sys.stdout.write(artifacts.dumps({**doc, "compare_dir": str(compare_dir)}))
+        _emit({**doc, "compare_dir": str(compare_dir)})
     elif quiet:
         typer.echo(str(compare_dir))
     else:
@@ -461,7 +462,7 @@ def sweep(config: Annotated[Path | None, typer.Argument(
         folder.resumed(argv, jobs)
     by_index = {t.index: t for t in trials}
     figures = any(t.config.output.figures for t in trials)
-    todo = [t for t in trials if not folder.trial_done(folder.trials[t.index])]
+    todo = [t for t in trials if not folder.trial_done(folder.trials[t.index], t.hash)]
     skipped = len(trials) - len(todo)
     with run_folder.tracking():
         tasks = []

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from lnexp import config, experiment, norms
 from lnexp.config import Config
 from lnexp.errors import ConfigError, NormError, NotDefinedError
+from lnexp.explain import standardizes
 
 
 @dataclass(frozen=True)
@@ -56,13 +57,6 @@ class CompareResult:
     @property
     def not_computed(self) -> list[NormOutcome]:
         return [o for o in self.outcomes if o.result is None]
-
-
-def standardizes(features: bool, samples: bool) -> str:
-    """The axis verdict in words."""
-    if features and samples:
-        return "features and samples"
-    return "features" if features else "samples" if samples else "neither"
 
 
 def select(names: list[str] | None) -> list[str]:
@@ -111,5 +105,7 @@ def compare(cfg: Config, names: list[str] | None = None,
         except NotDefinedError as exc:
             outcomes.append(NormOutcome(name, spec, norm_cfg, None, str(exc)))
         else:
+            if result.training is not None and result.training.interrupted:
+                raise KeyboardInterrupt  # training swallows Ctrl-C; compare must stop too
             outcomes.append(NormOutcome(name, spec, norm_cfg, result))
     return CompareResult(config=cfg, outcomes=outcomes)

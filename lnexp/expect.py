@@ -216,12 +216,7 @@ def evaluate(doc: Mapping[str, Any],
         metric, path, reducer = split_key(key)
         note = None
         try:
-            found = _lookup(doc, path)
-            if found is None and path.count(".") == 3 and path.startswith("stages."):
-                # A per-axis list left out of a large run: its summary has min/max/mean.
-                value = reduce_summary(_lookup(doc, _summary_path(path)), reducer)
-            else:
-                value = reduce(found, reducer)
+            value = _value(doc, path, reducer)
             if math.isnan(value):
                 note = "the metric holds NaN/Inf (see numeric_trouble)"
         except KeyError:
@@ -252,6 +247,15 @@ def metric_value(doc: Mapping[str, Any], key: str) -> float:
     --metric` aggregates); NaN when it is missing or holds NaN/Inf."""
     _, path, reducer = split_key(key)
     try:
-        return reduce(_lookup(doc, path), reducer)
+        return _value(doc, path, reducer)
     except KeyError:
         return math.nan
+
+
+def _value(doc: Mapping[str, Any], path: str, reducer: str) -> float:
+    """Reduce the value at `path`; KeyError when the document has no such key."""
+    found = _lookup(doc, path)
+    if found is None and path.count(".") == 3 and path.startswith("stages."):
+        # A per-sample list left out of a large run: its summary has min/max/mean.
+        return reduce_summary(_lookup(doc, _summary_path(path)), reducer)
+    return reduce(found, reducer)

@@ -15,6 +15,13 @@ def _range(a: np.ndarray) -> str:
     return lo if lo == hi else f"{lo} to {hi}"
 
 
+def standardizes(features: bool, samples: bool) -> str:
+    """The axis verdict in words: 'features', 'samples', 'features and samples', 'neither'."""
+    if features and samples:
+        return "features and samples"
+    return "features" if features else "samples" if samples else "neither"
+
+
 def lines(result: Any) -> list[str]:
     """What a newcomer should read off this run, one sentence per line."""
     cfg = result.config

@@ -25,9 +25,13 @@ def streams(cfg: Any) -> bool:
 def chunk_rows(cfg: Any, limit: int | None = None) -> int:
     """Rows per chunk: about CHUNK_VALUES values (or `limit` rows), and a multiple of
     16 / gcd(in_features, 16) rows, because torch.randn fills 16 values at a time on the CPU:
-    chunks of whole 16-value blocks continue the stream exactly as one big draw would (tested).
+    chunks of whole 16-value blocks continue the stream exactly as one big draw would (tested
+    for normal, uniform and laplace). student_t samples by rejection, so it is drawn in one
+    chunk.
     """
     n = cfg.data.n_samples
+    if cfg.data.distribution == "student_t":
+        return n  # rejection sampling: a chunked draw would not equal one big draw
     width = max(cfg.model.in_features, cfg.features)
     rows = limit if limit is not None else max(1, CHUNK_VALUES // width)
     step = 16 // math.gcd(cfg.model.in_features, 16)

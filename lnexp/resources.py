@@ -17,6 +17,7 @@ and artifacts.py; it is an estimate of the peak, not a bound on what the OS repo
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,17 @@ def estimate(cfg: Any, runs: int = 1) -> dict[str, Any]:
             "activations": runs * 2 * nc * F32,
             "metrics lists": runs * values * PY_FLOAT_IN_LIST,
         }
+        widths = cfg.model.widths()
+        if cfg.model.depth > 1:
+            # Every block's Linear, norm and activation outputs are kept for the backward
+            # pass of the init loss: ~3 N x width float32 per block (measured: depth 40,
+            # 50,000 x 100 peaks at 2.4 GiB).
+            held["block activations"] = 3 * n * sum(widths[1:]) * F32
+        if cfg.train is not None:
+            t = cfg.train
+            examples = t.n_train + t.n_heldout
+            held["training data"] = examples * (i + t.outputs) * F32
+            held["model copies"] = 3 * sum(a * b for a, b in itertools.pairwise(widths)) * F32
         transient = {
             "input draw": 3 * ni * F32,
             "forward": 3 * nc * F32,
@@ -71,6 +83,9 @@ def estimate(cfg: Any, runs: int = 1) -> dict[str, Any]:
             "figures": 4 * nc * F32 if cfg.output.figures else 0,
             "text files": text,
         }
+        if cfg.train is not None:  # held-out evaluation: every block's output at once
+            transient["held-out evaluation"] = (
+                3 * cfg.train.n_heldout * sum(widths[1:]) * F32)
     worst = max(transient, key=lambda key: transient[key])
     return {**held, **transient, "held": sum(held.values()), "worst": worst,
             "peak": sum(held.values()) + transient[worst]}
@@ -119,6 +134,6 @@ def check(cfg: Any, available: int | None = None, runs: int = 1) -> dict[str, An
             f"resource guard: this run needs about {gb(est['peak'])} of memory "
             f"({n} samples x {i} inputs -> {c} features: {gb(est['held'])} held for the run "
             f"+ {gb(est[worst])} for the {worst}), above the limit of "
-            f"{gb(limit)} ({how}); reduce data.n_samples / model.in_features / "
-            f"model.out_features, set output.figures: false, or raise limits.max_memory_gb"])
+            f"{gb(limit)} ({how}); reduce data.n_samples / model sizes / model.depth / "
+            f"train.n_train, set output.figures: false, or raise limits.max_memory_gb"])
     return est

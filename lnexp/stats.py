@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from lnexp import plan
+
 # An axis counts as standardized when every mean is within TOL of 0 and every biased variance
 # within TOL of 1. Generous next to float32 rounding (~1e-7), tight next to what eps does to a
 # variance of ~1e-2 (eps=1e-5 moves it by 1e-3).
@@ -75,11 +77,6 @@ class Verdict:
     @property
     def standardized(self) -> bool:
         return self.centred and self.unit_variance
-
-
-# A chunk of about this many values is converted to float64 at a time (32 MiB), so memory
-# stays bounded by the chunk, not the matrix, however many samples a run has.
-CHUNK_VALUES = 1 << 22
 
 
 class StreamingStats:
@@ -175,7 +172,7 @@ class StreamingStats:
     def over(cls, x: torch.Tensor, chunk_rows: int | None = None) -> StreamingStats:
         """An accumulator fed a whole (N, C) tensor, chunk by chunk."""
         acc = cls(x.shape[0])
-        rows = chunk_rows or max(1, CHUNK_VALUES // max(1, x.shape[1]))
+        rows = chunk_rows or max(1, plan.CHUNK_VALUES // max(1, x.shape[1]))
         for start in range(0, x.shape[0], rows):
             acc.update(x[start:start + rows])
         return acc
@@ -202,11 +199,6 @@ def axis_stats(x: torch.Tensor, dim: int) -> AxisStats:
 def global_stats(x: torch.Tensor) -> GlobalStats:
     """Statistics over all values of `x`."""
     return StreamingStats.of(x).global_
-
-
-def stage_stats(x: torch.Tensor) -> StageStats:
-    """Per-feature, per-sample and global statistics of an (N, C) activation matrix."""
-    return StreamingStats.of(x.detach())
 
 
 def verdict(axis: AxisStats, tol: float = STANDARDIZED_TOL) -> Verdict:

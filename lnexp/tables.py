@@ -13,6 +13,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from lnexp.explain import standardizes
+
 if TYPE_CHECKING:  # stats imports torch; `lnexp check` renders tables without it
     from lnexp.stats import AxisStats
 
@@ -83,18 +85,12 @@ def summary_table(result: Any) -> Table:
     t.add_section()
     t.add_row("standardized (|mean|, |var−1| ≤ "
               f"{v['per_feature'].tolerance:g})", "",
-              _standardizes(v["per_feature"].standardized, v["per_sample"].standardized))
+              standardizes(v["per_feature"].standardized, v["per_sample"].standardized))
     return t
 
 
 def _plural(k: int, word: str) -> str:
     return f"{k} {word}" if k == 1 else f"{k} {word}s"
-
-
-def _standardizes(features: bool, samples: bool) -> str:
-    if features and samples:
-        return "features and samples"
-    return "features" if features else "samples" if samples else "neither"
 
 
 def sample_table(result: Any, max_values: int = 12) -> Table:
@@ -423,15 +419,19 @@ def runs_table(records: list[Any], root: str, total: int) -> Table:
     t = Table(title=f"{shown} runs under {root}, newest first (lnexp runs show ID prints "
                     f"one)", box=box.SIMPLE_HEAD,
               title_justify="left", pad_edge=False)
-    for col in ("started", "name", "kind", "norm", "status", "shape / trials"):
+    for col in ("started", "kind", "status"):
         t.add_column(col, no_wrap=True)
+    # name, norm(s) and shape may wrap; the id (what `runs show` takes) never shrinks
+    t.add_column("name", overflow="fold", max_width=24)
+    t.add_column("norm", overflow="fold", max_width=14)
+    t.add_column("shape / trials", overflow="fold", max_width=16)
     t.add_column("per-feature\nvar spread", justify="right", min_width=11)
     t.add_column("per-sample\nvar spread", justify="right", min_width=11)
-    t.add_column("id", no_wrap=True)
+    t.add_column("id", no_wrap=True, min_width=6)
     for r in records:
         m = r.metrics
-        t.add_row((r.started or "")[5:19].replace("T", " "), r.name, r.kind, r.norm or "",
-                  r.status, r.detail,
+        t.add_row((r.started or "")[5:19].replace("T", " "), r.kind, r.status, r.name,
+                  r.norm or "", r.detail,
                   *[fmt(m[k]) if k in m else "" for k in ("post_norm.per_feature.var.spread",
                                                           "post_norm.per_sample.var.spread")],
                   r.path.rsplit("-", 1)[-1])

@@ -77,7 +77,7 @@ def run_trial(task: Task) -> dict[str, Any]:
     Returns {index, status (completed | failed | interrupted), error, seconds, pid}.
     """
     global _busy
-    from lnexp import artifacts, config, experiment
+    from lnexp import artifacts, config
 
     _busy = True
     start = time.perf_counter()
@@ -86,13 +86,9 @@ def run_trial(task: Task) -> dict[str, Any]:
     try:
         cfg = config.from_mapping(task.config)
         run_dir.mkdir()
-        folder = artifacts.RunFolder(run_dir, "run", task.argv)
-        with folder.tracking():
-            hold = float(os.environ.get(HOLD_ENV) or 0)
-            if hold > 0:
-                time.sleep(hold)
-            result = experiment.run(cfg)
-            artifacts.write_run(result, folder, task.argv)
+        hold = float(os.environ.get(HOLD_ENV) or 0)
+        artifacts.run_into_folder(cfg, run_dir, task.argv,
+                                  before=(lambda: time.sleep(hold)) if hold > 0 else None)
     except KeyboardInterrupt:
         status, error = "interrupted", "interrupted (Ctrl-C / SIGINT or SIGTERM)"
     except Exception as exc:  # isolated: the sweep goes on

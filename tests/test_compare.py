@@ -281,3 +281,13 @@ def test_comparison_figure_of_a_batch_larger_than_the_rows_kept(tmp_path: Path) 
     assert "first 2,000 of 3,000" in fig.axes[2].get_ylabel()
     assert fig.axes[2].get_ylim()[0] > 1999  # y in sample indices, not thinned positions
     artifacts.save_figure(fig, tmp_path / "c.png", dpi=50)
+
+
+def test_compare_stops_when_a_norm_s_training_was_interrupted(monkeypatch) -> None:
+    """Training swallows Ctrl-C to save what it recorded; compare must not go on as if done."""
+    from types import SimpleNamespace
+
+    stopped = SimpleNamespace(training=SimpleNamespace(interrupted=True))
+    monkeypatch.setattr(cmp_mod.experiment, "run", lambda cfg: stopped)
+    with pytest.raises(KeyboardInterrupt):
+        cmp_mod.compare(config.load_config(DEFAULT), ["bn", "ln"])

@@ -116,3 +116,15 @@ def test_every_metric_path_exists_in_a_real_run() -> None:
         for part in path.split("."):
             node = node[part]
         assert node is not None or short.endswith("var_unbiased"), short
+
+
+def test_metric_value_falls_back_to_the_summary_of_a_left_out_list() -> None:
+    """Sweeps and `lnexp runs` read large runs' per-sample metrics from their summaries."""
+    from lnexp import artifacts, experiment
+
+    cfg = from_mapping({"data": {"n_samples": 20}, "output": {"per_sample_limit": 10}})
+    doc = artifacts.metrics(experiment.run(cfg))
+    assert doc["stages"]["post_norm"]["per_sample"]["var"] is None
+    full = artifacts.metrics(experiment.run(from_mapping({"data": {"n_samples": 20}})))
+    for key in ("post_norm.per_sample.var.spread", "post_norm.per_sample.mean.abs_max"):
+        assert expect.metric_value(doc, key) == pytest.approx(expect.metric_value(full, key))

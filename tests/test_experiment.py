@@ -155,6 +155,13 @@ def test_streamed_run_equals_the_one_chunk_run(norm, dist):
         whole.verdicts["per_feature"].standardized
 
 
+def test_student_t_is_drawn_in_one_chunk():
+    from lnexp.plan import chunk_rows
+
+    cfg = from_mapping({"data": {"n_samples": 50_000, "distribution": "student_t"}})
+    assert chunk_rows(cfg, 64) == 50_000
+
+
 def test_chunk_rows_keep_randn_blocks_whole():
     cfg = from_mapping({"data": {"n_samples": 10_000}, "model": {"in_features": 100}})
     from lnexp.plan import chunk_rows

@@ -295,3 +295,16 @@ def test_metric_option_and_figure(cfg: Path, tmp_path: Path) -> None:
                            "post_norm.global.rms.max.n")
     bad = _invoke("sweep", str(cfg), "--grid", "seed=0:2", "--metric", "post_norm.bogus.max")
     assert bad.exit_code == 2 and "unknown metric" in bad.stderr
+
+
+def test_resume_reruns_a_completed_trial_whose_resolved_config_changed(cfg: Path,
+                                                                       tmp_path: Path) -> None:
+    from lnexp import artifacts
+
+    res = _invoke("sweep", str(cfg), "--grid", "model.norm=ln", "-j", "1", "--no-figure",
+                  "-o", str(tmp_path / "o"), "--json")
+    assert res.exit_code == 0, res.output
+    folder = artifacts.SweepFolder.load(Path(json.loads(res.stdout)["sweep_dir"]))
+    (entry,) = folder.trials
+    assert folder.trial_done(entry, entry["hash"])
+    assert not folder.trial_done(entry, "0" * 16)  # e.g. a default changed in a new lnexp
