@@ -718,6 +718,34 @@ class SweepFolder:
         return info.get("status") == "completed" and (
             self.path / entry["run_dir"] / "metrics.json").is_file()
 
+    def reset_trial(self, index: int) -> Path:
+        """Mark a trial pending and remove a failed or interrupted attempt's folder (its
+        results are not trusted); returns the trial's run folder path."""
+        import shutil
+
+        path = self.path / self.trials[index]["run_dir"]
+        if path.exists():
+            shutil.rmtree(path)
+        self.update(index, status="pending", error=None)
+        return path
+
+    def write_summary(self, d: Any, metrics: list[str], x: str | None, dpi: int,
+                      figure: bool) -> list[dict[str, Any]]:
+        """summary.csv (and summary.png) from the completed trials' metrics.json."""
+        from lnexp import sweep as sweep_mod
+
+        groups = sweep_mod.aggregate(d.group_keys, self.completed_metrics(), metrics)
+        rows = summary_rows(groups, d.group_keys, metrics)
+        write_atomic(self.path / "summary.csv", summary_csv(rows, d.group_keys, metrics))
+        x_key = sweep_mod.x_key(d, x) if figure and rows else None
+        if x_key is not None:
+            from lnexp import plots
+
+            fig = plots.sweep_summary(rows, d.group_keys, metrics, x_key,
+                                      title=f"{d.base.get('name', 'default')} sweep")
+            save_figure(fig, self.path / "summary.png", dpi)
+        return rows
+
     def counts(self) -> dict[str, int]:
         out = {s: 0 for s in TRIAL_STATES}
         for t in self.trials:

@@ -465,17 +465,8 @@ def sweep(config: Annotated[Path | None, typer.Argument(
     todo = [t for t in trials if not folder.trial_done(folder.trials[t.index], t.hash)]
     skipped = len(trials) - len(todo)
     with run_folder.tracking():
-        tasks = []
-        for t in todo:
-            entry = folder.trials[t.index]
-            old = sweep_dir / entry["run_dir"]
-            if old.exists():  # a failed or interrupted attempt: its results are not trusted
-                import shutil
-
-                shutil.rmtree(old)
-            folder.update(t.index, status="pending", error=None)
-            tasks.append(workers.Task(t.index, to_dict(t.config),
-                                      str(old), argv))
+        tasks = [workers.Task(t.index, to_dict(t.config), str(folder.reset_trial(t.index)),
+                              argv) for t in todo]
         if skipped and not quiet and not json_:
             typer.echo(f"resuming {sweep_dir}: {skipped} of {len(trials)} trials already "
                        f"completed, running {len(tasks)}", err=True)
@@ -496,8 +487,7 @@ def sweep(config: Annotated[Path | None, typer.Argument(
             except KeyboardInterrupt:
                 folder.finish("interrupted")
                 raise
-        rows = _aggregate(folder, d, metrics, x, sweep_dir, trials[0].config.output,
-                          figure)
+        rows = folder.write_summary(d, metrics, x, trials[0].config.output.dpi, figure)
         counts = folder.counts()
         bad = counts["total"] - counts["completed"]
         status = "completed" if not bad else "partial"
@@ -527,28 +517,6 @@ def sweep(config: Annotated[Path | None, typer.Argument(
             typer.echo(f"  ... and {len(failed) - 20} more (see sweep.json)", err=True)
         typer.echo(f"rerun them with: lnexp sweep --resume {sweep_dir}", err=True)
         raise typer.Exit(EXIT_PARTIAL)
-
-
-def _aggregate(folder: Any, d: Any, metrics: list[str], x: str | None, sweep_dir: Path,
-               output: Any, figure: bool) -> list[dict[str, Any]]:
-    """summary.csv (+ summary.png) from the trials' metrics.json."""
-    from lnexp import artifacts
-    from lnexp import sweep as sweep_mod
-
-    entries = folder.completed_metrics()
-    groups = sweep_mod.aggregate(d.group_keys, entries, metrics)
-    rows = artifacts.summary_rows(groups, d.group_keys, metrics)
-    artifacts.write_atomic(sweep_dir / "summary.csv",
-                           artifacts.summary_csv(rows, d.group_keys, metrics))
-    if figure and rows:
-        from lnexp import plots
-
-        x_key = sweep_mod.x_key(d, x)
-        if x_key is not None:
-            fig = plots.sweep_summary(rows, d.group_keys, metrics, x_key,
-                                      title=f"{d.base.get('name', 'default')} sweep")
-            artifacts.save_figure(fig, sweep_dir / "summary.png", output.dpi)
-    return rows
 
 
 runs_app = typer.Typer(help="List past runs, compares and sweeps (read from the folders).",
