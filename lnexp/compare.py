@@ -10,53 +10,10 @@ norm's result equals that of a separate `run` (tests/test_compare.py checks both
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from lnexp import config, experiment, norms
 from lnexp.config import Config
 from lnexp.errors import ConfigError, NormError, NotDefinedError
-from lnexp.explain import standardizes
-
-
-@dataclass(frozen=True)
-class NormOutcome:
-    """One norm's column: its run, or the reason it could not be computed."""
-
-    name: str
-    spec: norms.NormSpec
-    config: Config
-    result: experiment.RunResult | None
-    reason: str | None = None  # set exactly when result is None
-
-    @property
-    def why(self) -> str | None:
-        """The reason without its leading '<name>: ' (for a cell already labelled by name)."""
-        return None if self.reason is None else self.reason.removeprefix(f"{self.name}: ")
-
-    @property
-    def standardizes(self) -> str | None:
-        """'features', 'samples', 'features and samples' or 'neither'; None if not computed."""
-        if self.result is None:
-            return None
-        v = self.result.verdicts
-        return standardizes(v["per_feature"].standardized, v["per_sample"].standardized)
-
-
-@dataclass(frozen=True)
-class CompareResult:
-    """The base config and one outcome per requested norm, in the requested order."""
-
-    config: Config
-    outcomes: list[NormOutcome]
-
-    @property
-    def complete(self) -> bool:
-        """True when every requested norm was computed."""
-        return all(o.result is not None for o in self.outcomes)
-
-    @property
-    def not_computed(self) -> list[NormOutcome]:
-        return [o for o in self.outcomes if o.result is None]
+from lnexp.results import CompareResult, NormOutcome
 
 
 def select(names: list[str] | None) -> list[str]:

@@ -19,8 +19,6 @@ norm, unlike the sum of squares of a LayerNorm output, which is constant).
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -32,68 +30,8 @@ from lnexp.config import Config
 from lnexp.data import make_inputs
 from lnexp.errors import NotDefinedError
 from lnexp.models import build_model
+from lnexp.results import LayerStats, RunResult
 from lnexp.training import Progress, TrainResult
-
-
-@dataclass(frozen=True)
-class LayerStats:
-    """Per block at initialization: its output's mean/std (over all N x C values, float64) and
-    the gradient norm of its Linear's weight after one backward pass of the init loss."""
-
-    names: list[str]
-    mean: np.ndarray
-    std: np.ndarray
-    grad_norm: np.ndarray  # Frobenius norm of d L / d W, one per block
-    weight_norm: np.ndarray
-    loss: float
-
-    @property
-    def first_over_last(self) -> float:
-        """grad_norm of the first block / grad_norm of the last block."""
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return float(self.grad_norm[0] / self.grad_norm[-1])
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """Everything one run computed; renderers turn it into tables, figures and files.
-
-    `inputs`, `pre` and `post` hold the activations the figures draw: the first
-    plan.KEEP_ROWS rows of the snapshot experiment (every row of a deeper or training run);
-    the statistics always cover every row.
-    """
-
-    config: Config
-    norm: norms.NormSpec
-    inputs: np.ndarray  # (rows kept, in_features) float32
-    pre: np.ndarray  # (rows kept, C) activations entering the norm, float32
-    post: np.ndarray  # (rows kept, C) activations leaving the norm, float32
-    pre_stats: stats.StageStats
-    post_stats: stats.StageStats
-    sample_pre: stats.SampleStats
-    sample_post: stats.SampleStats
-    nonfinite: dict[str, dict[str, int]]  # NaN/Inf counts per stage, over every row
-    chunks: int = 1  # how many row chunks the batch was streamed in
-    layers: LayerStats | None = None  # depth > 1
-    training: TrainResult | None = None  # with a train: block
-
-    @property
-    def rows_kept(self) -> int:
-        return int(self.pre.shape[0])
-
-    @cached_property
-    def numeric_trouble(self) -> dict[str, Any]:
-        """NaN/Inf counts per stage (input, pre_norm, post_norm) and the first stage that has
-        any, e.g. data.scale 1e39 overflows float32 at the input; eps 0 on a constant row
-        divides 0 by 0 in post_norm."""
-        first = next((name for name, c in self.nonfinite.items() if c["nonfinite"]), None)
-        return {"detected": first is not None, "first_stage": first, **self.nonfinite}
-
-    @property
-    def verdicts(self) -> dict[str, stats.Verdict]:
-        """Post-norm verdict per axis: is it standardized?"""
-        return {"per_feature": stats.verdict(self.post_stats.per_feature),
-                "per_sample": stats.verdict(self.post_stats.per_sample)}
 
 
 def block_names(depth: int) -> list[str]:

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 if TYPE_CHECKING:  # experiment imports torch; the sweep figure is drawn without it
-    from lnexp.experiment import RunResult
+    from lnexp.results import RunResult
 
 PRE, POST = "#1f77b4", "#2ca02c"  # blue before the norm, green after (as in the tutorial)
 MAX_POINTS = 2000  # per-index curves longer than this are thinned to every k-th point

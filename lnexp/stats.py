@@ -15,68 +15,20 @@ stays bounded for any number of samples.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from lnexp import plan
-
-# An axis counts as standardized when every mean is within TOL of 0 and every biased variance
-# within TOL of 1. Generous next to float32 rounding (~1e-7), tight next to what eps does to a
-# variance of ~1e-2 (eps=1e-5 moves it by 1e-3).
-STANDARDIZED_TOL = 1e-3
-
-
-@dataclass(frozen=True)
-class AxisStats:
-    """Per-feature or per-sample statistics: arrays of one value per feature / sample."""
-
-    count: int  # how many values each statistic is taken over
-    mean: np.ndarray
-    var: np.ndarray  # biased (/ n)
-    var_unbiased: np.ndarray  # / (n - 1); NaN where n < 2
-    std: np.ndarray  # sqrt(var)
-
-
-@dataclass(frozen=True)
-class GlobalStats:
-    """Statistics over every value of the matrix at once."""
-
-    count: int
-    mean: float
-    var: float
-    var_unbiased: float
-    std: float
-    rms: float
-    min: float
-    max: float
-    nonfinite: int  # NaN or +-Inf values (then the statistics above are NaN)
-
-
-@dataclass(frozen=True)
-class StageStats:
-    """All statistics of one stage (pre_norm or post_norm)."""
-
-    per_feature: AxisStats
-    per_sample: AxisStats
-    global_: GlobalStats
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """Whether an axis is centred (|mean| <= tol) and has unit biased variance (|var-1| <= tol)."""
-
-    centred: bool
-    unit_variance: bool
-    mean_abs_max: float
-    var_min: float
-    var_max: float
-    tolerance: float
-
-    @property
-    def standardized(self) -> bool:
-        return self.centred and self.unit_variance
+from lnexp.results import (  # noqa: F401  (re-exported: the result types live there)
+    STANDARDIZED_TOL,
+    AxisStats,
+    GlobalStats,
+    SampleStats,
+    StageStats,
+    Verdict,
+    verdict,
+)
 
 
 class StreamingStats:
@@ -199,32 +151,6 @@ def axis_stats(x: torch.Tensor, dim: int) -> AxisStats:
 def global_stats(x: torch.Tensor) -> GlobalStats:
     """Statistics over all values of `x`."""
     return StreamingStats.of(x).global_
-
-
-def verdict(axis: AxisStats, tol: float = STANDARDIZED_TOL) -> Verdict:
-    """Is this axis standardized (every mean ~ 0 and every biased variance ~ 1)?"""
-    with np.errstate(invalid="ignore"):
-        mean_abs_max = float(np.max(np.abs(axis.mean)))
-        var_min, var_max = float(np.min(axis.var)), float(np.max(axis.var))
-    return Verdict(
-        centred=bool(mean_abs_max <= tol),
-        unit_variance=bool(abs(var_min - 1) <= tol and abs(var_max - 1) <= tol),
-        mean_abs_max=mean_abs_max,
-        var_min=var_min,
-        var_max=var_max,
-        tolerance=tol,
-    )
-
-
-@dataclass(frozen=True)
-class SampleStats:
-    """One sample's values and their statistics across features."""
-
-    values: np.ndarray
-    mean: float
-    var: float
-    var_unbiased: float
-    std: float
 
 
 def sample_stats(x: torch.Tensor, index: int) -> SampleStats:

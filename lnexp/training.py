@@ -29,7 +29,6 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -37,37 +36,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from lnexp.config import Config
+from lnexp.results import Evaluation, TrainResult
 from lnexp.tasks import Task
 
 Progress = Callable[[int, int, float], None]  # (steps done, total steps, last loss)
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """Held-out loss and accuracy (None for regression) in eval mode and in train mode."""
-
-    step: int
-    loss_eval_mode: float
-    acc_eval_mode: float | None
-    loss_train_mode: float
-    acc_train_mode: float | None
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    layer_names: list[str]
-    loss_name: str
-    classification: bool
-    loss: np.ndarray  # (steps done,) minibatch loss of step 1, 2, ...
-    grad_norm: np.ndarray  # (steps done, layers)
-    update_ratio: np.ndarray  # (steps done, layers)
-    evals: list[Evaluation]
-    interrupted: bool
-    diverged: bool
-
-    @property
-    def steps_done(self) -> int:
-        return len(self.loss)
 
 
 def _loss(out: torch.Tensor, y: torch.Tensor, classification: bool) -> torch.Tensor:

@@ -1,0 +1,229 @@
+"""What a run computed: plain dataclasses of numpy arrays, with no torch import.
+
+The core (stats, experiment, training, compare) builds these; renderers read them. Keeping them
+torch-free lets a figure worker unpickle a result while only matplotlib is loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from lnexp import norms
+from lnexp.config import Config
+from lnexp.explain import standardizes
+
+# An axis counts as standardized when every mean is within TOL of 0 and every biased variance
+# within TOL of 1. Generous next to float32 rounding (~1e-7), tight next to what eps does to a
+# variance of ~1e-2 (eps=1e-5 moves it by 1e-3).
+STANDARDIZED_TOL = 1e-3
+
+
+@dataclass(frozen=True)
+class AxisStats:
+    """Per-feature or per-sample statistics: arrays of one value per feature / sample."""
+
+    count: int  # how many values each statistic is taken over
+    mean: np.ndarray
+    var: np.ndarray  # biased (/ n)
+    var_unbiased: np.ndarray  # / (n - 1); NaN where n < 2
+    std: np.ndarray  # sqrt(var)
+
+
+@dataclass(frozen=True)
+class GlobalStats:
+    """Statistics over every value of the matrix at once."""
+
+    count: int
+    mean: float
+    var: float
+    var_unbiased: float
+    std: float
+    rms: float
+    min: float
+    max: float
+    nonfinite: int  # NaN or +-Inf values (then the statistics above are NaN)
+
+
+@dataclass(frozen=True)
+class StageStats:
+    """All statistics of one stage (pre_norm or post_norm)."""
+
+    per_feature: AxisStats
+    per_sample: AxisStats
+    global_: GlobalStats
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether an axis is centred (|mean| <= tol) and has unit biased variance (|var-1| <= tol)."""
+
+    centred: bool
+    unit_variance: bool
+    mean_abs_max: float
+    var_min: float
+    var_max: float
+    tolerance: float
+
+    @property
+    def standardized(self) -> bool:
+        return self.centred and self.unit_variance
+
+
+@dataclass(frozen=True)
+class SampleStats:
+    """One sample's values and their statistics across features."""
+
+    values: np.ndarray
+    mean: float
+    var: float
+    var_unbiased: float
+    std: float
+
+
+def verdict(axis: AxisStats, tol: float = STANDARDIZED_TOL) -> Verdict:
+    """Is this axis standardized (every mean ~ 0 and every biased variance ~ 1)?"""
+    with np.errstate(invalid="ignore"):
+        mean_abs_max = float(np.max(np.abs(axis.mean)))
+        var_min, var_max = float(np.min(axis.var)), float(np.max(axis.var))
+    return Verdict(
+        centred=bool(mean_abs_max <= tol),
+        unit_variance=bool(abs(var_min - 1) <= tol and abs(var_max - 1) <= tol),
+        mean_abs_max=mean_abs_max,
+        var_min=var_min,
+        var_max=var_max,
+        tolerance=tol,
+    )
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Held-out loss and accuracy (None for regression) in eval mode and in train mode."""
+
+    step: int
+    loss_eval_mode: float
+    acc_eval_mode: float | None
+    loss_train_mode: float
+    acc_train_mode: float | None
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    layer_names: list[str]
+    loss_name: str
+    classification: bool
+    loss: np.ndarray  # (steps done,) minibatch loss of step 1, 2, ...
+    grad_norm: np.ndarray  # (steps done, layers)
+    update_ratio: np.ndarray  # (steps done, layers)
+    evals: list[Evaluation]
+    interrupted: bool
+    diverged: bool
+
+    @property
+    def steps_done(self) -> int:
+        return len(self.loss)
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    """Per block at initialization: its output's mean/std (over all N x C values, float64) and
+    the gradient norm of its Linear's weight after one backward pass of the init loss."""
+
+    names: list[str]
+    mean: np.ndarray
+    std: np.ndarray
+    grad_norm: np.ndarray  # Frobenius norm of d L / d W, one per block
+    weight_norm: np.ndarray
+    loss: float
+
+    @property
+    def first_over_last(self) -> float:
+        """grad_norm of the first block / grad_norm of the last block."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return float(self.grad_norm[0] / self.grad_norm[-1])
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Everything one run computed; renderers turn it into tables, figures and files.
+
+    `inputs`, `pre` and `post` hold the activations the figures draw: the first
+    plan.KEEP_ROWS rows of the snapshot experiment (every row of a deeper or training run);
+    the statistics always cover every row.
+    """
+
+    config: Config
+    norm: norms.NormSpec
+    inputs: np.ndarray  # (rows kept, in_features) float32
+    pre: np.ndarray  # (rows kept, C) activations entering the norm, float32
+    post: np.ndarray  # (rows kept, C) activations leaving the norm, float32
+    pre_stats: StageStats
+    post_stats: StageStats
+    sample_pre: SampleStats
+    sample_post: SampleStats
+    nonfinite: dict[str, dict[str, int]]  # NaN/Inf counts per stage, over every row
+    chunks: int = 1  # how many row chunks the batch was streamed in
+    layers: LayerStats | None = None  # depth > 1
+    training: TrainResult | None = None  # with a train: block
+
+    @property
+    def rows_kept(self) -> int:
+        return int(self.pre.shape[0])
+
+    @cached_property
+    def numeric_trouble(self) -> dict[str, Any]:
+        """NaN/Inf counts per stage (input, pre_norm, post_norm) and the first stage that has
+        any, e.g. data.scale 1e39 overflows float32 at the input; eps 0 on a constant row
+        divides 0 by 0 in post_norm."""
+        first = next((name for name, c in self.nonfinite.items() if c["nonfinite"]), None)
+        return {"detected": first is not None, "first_stage": first, **self.nonfinite}
+
+    @property
+    def verdicts(self) -> dict[str, Verdict]:
+        """Post-norm verdict per axis: is it standardized?"""
+        return {"per_feature": verdict(self.post_stats.per_feature),
+                "per_sample": verdict(self.post_stats.per_sample)}
+
+
+@dataclass(frozen=True)
+class NormOutcome:
+    """One norm's column: its run, or the reason it could not be computed."""
+
+    name: str
+    spec: norms.NormSpec
+    config: Config
+    result: RunResult | None
+    reason: str | None = None  # set exactly when result is None
+
+    @property
+    def why(self) -> str | None:
+        """The reason without its leading '<name>: ' (for a cell already labelled by name)."""
+        return None if self.reason is None else self.reason.removeprefix(f"{self.name}: ")
+
+    @property
+    def standardizes(self) -> str | None:
+        """'features', 'samples', 'features and samples' or 'neither'; None if not computed."""
+        if self.result is None:
+            return None
+        v = self.result.verdicts
+        return standardizes(v["per_feature"].standardized, v["per_sample"].standardized)
+
+
+@dataclass(frozen=True)
+class CompareResult:
+    """The base config and one outcome per requested norm, in the requested order."""
+
+    config: Config
+    outcomes: list[NormOutcome]
+
+    @property
+    def complete(self) -> bool:
+        """True when every requested norm was computed."""
+        return all(o.result is not None for o in self.outcomes)
+
+    @property
+    def not_computed(self) -> list[NormOutcome]:
+        return [o for o in self.outcomes if o.result is None]
