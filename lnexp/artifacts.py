@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lnexp import __version__, config, expect, explain
+from lnexp import __version__, config, expect, explain, plan
 from lnexp.errors import OutputError, RunFolderError
 
 if TYPE_CHECKING:  # stats imports torch; `lnexp check` reads run folders without it
@@ -285,15 +285,95 @@ def save_figure(fig: Any, path: Path, dpi: int) -> None:
 
 @dataclass(frozen=True)
 class FigureJob:
-    """One PNG to render: `make(arg)` builds the Figure, saved atomically to `path`."""
+    """One PNG to render: lnexp.plots.<make>(arg) builds the Figure, saved atomically to
+    `path`. The figure is named, not referenced, so a job pickles without matplotlib."""
 
-    make: Callable[[Any], Any]
+    make: str
     arg: Any
     path: Path
     dpi: int
 
     def __call__(self) -> None:
-        save_figure(self.make(self.arg), self.path, self.dpi)
+        from lnexp import plots
+
+        save_figure(getattr(plots, self.make)(self.arg), self.path, self.dpi)
+
+
+class FigurePool:
+    """Figure processes forked *before* torch is imported: each loads matplotlib at once, in
+    parallel with the parent's torch import (which then never needs matplotlib), and renders
+    the jobs it is sent. Results travel pickled; they are torch-free (lnexp.results)."""
+
+    def __init__(self, workers: int):
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("fork")
+        self._jobs = ctx.SimpleQueue()
+        self._done = ctx.SimpleQueue()
+        self._procs = [ctx.Process(target=_figure_worker, args=(self._jobs, self._done),
+                                   daemon=True) for _ in range(workers)]
+        for proc in self._procs:
+            proc.start()
+
+    def render(self, jobs: list[FigureJob]) -> None:
+        for i, job in enumerate(jobs):
+            self._jobs.put((i, job))
+        errors = [err for _ in jobs for _, err in [self._done.get()] if err]
+        if errors:
+            raise RuntimeError(f"figure rendering failed in a worker process: {errors[0]}")
+
+    def close(self) -> None:
+        for proc in self._procs:
+            if proc.is_alive():
+                self._jobs.put(None)
+        for proc in self._procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.terminate()
+
+    def kill(self) -> None:
+        for proc in self._procs:
+            proc.terminate()
+
+
+def _figure_worker(jobs: Any, done: Any) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    from lnexp import plots  # noqa: F401  (matplotlib loads now, not after the compute)
+
+    while (item := jobs.get()) is not None:
+        i, job = item
+        try:
+            job()
+            done.put((i, None))
+        except Exception:
+            done.put((i, traceback.format_exc(limit=4)))
+
+
+_POOL: FigurePool | None = None
+
+
+@contextlib.contextmanager
+def figure_pool(output: Any, jobs: int) -> Iterator[None]:
+    """Start figure workers for the figures a command will render (call it before torch is
+    imported); render_figures uses them until the block ends. No pool when figures are off,
+    one worker is configured, or fork does not exist: rendering then happens in-process."""
+    global _POOL
+    n = figure_workers(output.workers, jobs) if output.figures else 1
+    if n <= 1 or not hasattr(os, "fork") or _POOL is not None:
+        yield
+        return
+    _POOL = FigurePool(n)
+    try:
+        yield
+    except BaseException:
+        _POOL.kill()
+        raise
+    else:
+        _POOL.close()
+    finally:
+        _POOL = None
 
 
 def figure_workers(configured: int | None, jobs: int) -> int:
@@ -310,6 +390,9 @@ def render_figures(jobs: list[FigureJob], workers: int | None = None) -> None:
     shares the computed results without copying or pickling them. The parent renders its own
     share and waits for the children; any failure (or Ctrl-C) is raised in the parent.
     """
+    if _POOL is not None:
+        _POOL.render(jobs)
+        return
     n = figure_workers(workers, len(jobs))
     if n <= 1 or not hasattr(os, "fork"):
         for job in jobs:
@@ -445,11 +528,9 @@ def prepare_run(result: Any, folder: RunFolder, argv: list[str]) -> list[FigureJ
         write_atomic(path / "history.csv", history_csv(result.training))
     if not cfg.output.figures:
         return []
-    from lnexp import plots
-
     (path / "figures").mkdir()
-    return [FigureJob(make, result, path / "figures" / f"{name}.png", cfg.output.dpi)
-            for name, make in plots.figures_for(result).items()]
+    return [FigureJob(name, result, path / "figures" / f"{name}.png", cfg.output.dpi)
+            for name in plan.figure_names(cfg)]
 
 
 def finish_run(result: Any, folder: RunFolder) -> dict[str, Any]:
@@ -591,13 +672,11 @@ def write_compare(cmp: Any, folder: RunFolder, argv: list[str]) -> dict[str, Any
         write_atomic(path / "config.yaml", config.to_yaml(cfg))
         write_atomic(path / "env.json", dumps(env_info(cfg, argv)))
         if cfg.output.figures:
-            from lnexp import plots
-
             # The heaviest figure first, so one worker starts on it at once.
-            jobs.insert(0, FigureJob(plots.comparison, cmp, path / "comparison.png",
+            jobs.insert(0, FigureJob("comparison", cmp, path / "comparison.png",
                                      cfg.output.dpi))
-            if any(o.result is not None and o.result.layers is not None for o in cmp.outcomes):
-                jobs.append(FigureJob(plots.compare_layers, cmp, path / "layers.png",
+            if cfg.model.depth > 1:
+                jobs.append(FigureJob("compare_layers", cmp, path / "layers.png",
                                       cfg.output.dpi))
         render_figures(jobs, cfg.output.workers)
         for result, sub in runs:

@@ -212,7 +212,11 @@ def run(config: ConfigArg, set_: SetOpt = None, expect_: ExpectOpt = None,
     cfg = _load(config, set_, output_dir, expect_)
     resources.check(cfg)
     root = artifacts.ensure_output_dir(Path(cfg.output.dir))
+    from lnexp import plan
+
+    # Figure workers start now, before torch is imported: matplotlib loads in parallel.
     with contextlib.ExitStack() as stack:
+        stack.enter_context(artifacts.figure_pool(cfg.output, len(plan.figure_names(cfg))))
         report = (None if quiet or cfg.train is None else
                   stack.enter_context(tables.progress(tables.make_console(stderr=True))))
         result, run_dir, doc = _execute(cfg, root, sys.argv, report)
@@ -261,10 +265,11 @@ def compare(names: NamesArg = None, config: ConfigOpt = Path("configs/default.ya
     selected = [n.value for n in names] if names else None
     resources.check(cfg, runs=len(selected) if selected else len(norms.names()))
     root = artifacts.ensure_output_dir(Path(cfg.output.dir))
-    compare_mod.norm_configs(cfg, selected, str(config))  # config errors before any folder
+    count = len(compare_mod.norm_configs(cfg, selected, str(config)))  # config errors first
     compare_dir = artifacts.create_run_dir(root, f"{cfg.name}-compare")
     folder = artifacts.RunFolder(compare_dir, "compare", sys.argv)
-    with folder.tracking():  # failed / interrupted while computing is recorded too
+    # Figure workers start before torch is imported (compare_mod imports it lazily below).
+    with artifacts.figure_pool(cfg.output, 2 * count + 1), folder.tracking():
         cmp = compare_mod.compare(cfg, selected, source=str(config))
         missing = "; ".join(o.reason or o.name for o in cmp.not_computed)
         if missing:

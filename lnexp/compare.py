@@ -10,7 +10,7 @@ norm's result equals that of a separate `run` (tests/test_compare.py checks both
 
 from __future__ import annotations
 
-from lnexp import config, experiment, norms
+from lnexp import config, norms
 from lnexp.config import Config
 from lnexp.errors import ConfigError, NormError, NotDefinedError
 from lnexp.results import CompareResult, NormOutcome
@@ -54,6 +54,8 @@ def compare(cfg: Config, names: list[str] | None = None,
             source: str = "<config>") -> CompareResult:
     """Run every requested norm on `cfg`; a norm that is not defined for this input (bn on a
     batch of 1 in train mode) keeps its reason instead of a result, the others still run."""
+    from lnexp import experiment  # torch: imported only when something is computed
+
     outcomes: list[NormOutcome] = []
     for name, norm_cfg in norm_configs(cfg, names, source).items():
         spec = norms.get(name)

@@ -37,3 +37,14 @@ def chunk_rows(cfg: Any, limit: int | None = None) -> int:
     step = 16 // math.gcd(cfg.model.in_features, 16)
     rows = max(step, rows - rows % step)
     return min(rows, n)
+
+
+def figure_names(cfg: Any) -> list[str]:
+    """The figures a run saves (functions of lnexp.plots): overview and heatmap, plus layers
+    for depth > 1 and training with a train: block."""
+    names = ["overview", "heatmap"]
+    if cfg.model.depth > 1:
+        names.append("layers")
+    if cfg.train is not None:
+        names.append("training")
+    return names

@@ -489,13 +489,10 @@ def compare_layers(cmp: Any) -> Figure:
 
 
 def figures_for(result: RunResult) -> dict[str, Callable[[RunResult], Figure]]:
-    """The figures a run saves: FIGURES, plus `layers` for depth > 1, `training` with train."""
-    out: dict[str, Callable[[RunResult], Figure]] = dict(FIGURES)
-    if result.layers is not None:
-        out["layers"] = layers
-    if result.training is not None:
-        out["training"] = training
-    return out
+    """The figures a run saves (see plan.figure_names), name -> function."""
+    from lnexp.plan import figure_names
+
+    return {name: globals()[name] for name in figure_names(result.config)}
 
 
 

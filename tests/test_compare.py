@@ -288,6 +288,6 @@ def test_compare_stops_when_a_norm_s_training_was_interrupted(monkeypatch) -> No
     from types import SimpleNamespace
 
     stopped = SimpleNamespace(training=SimpleNamespace(interrupted=True))
-    monkeypatch.setattr(cmp_mod.experiment, "run", lambda cfg: stopped)
+    monkeypatch.setattr(experiment, "run", lambda cfg: stopped)
     with pytest.raises(KeyboardInterrupt):
         cmp_mod.compare(config.load_config(DEFAULT), ["bn", "ln"])

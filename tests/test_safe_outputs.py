@@ -82,7 +82,7 @@ def test_exception_marks_failed_and_no_metrics(cfg: Path, monkeypatch: pytest.Mo
     def broken(result):
         raise RuntimeError("figure exploded")
 
-    monkeypatch.setitem(plots.FIGURES, "overview", broken)
+    monkeypatch.setattr(plots, "overview", broken)
     res = CliRunner().invoke(app, ["run", str(cfg), "-o", "out", "--json"])
     assert res.exit_code == 70
     assert "internal error" in res.stderr and "figure exploded" in res.stderr

@@ -1,0 +1,57 @@
+"""Figure rendering: in-process, in late-forked workers and in the early figure pool."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import matplotlib.image as mpimg
+import pytest
+
+from lnexp import artifacts, plots
+from lnexp.config import from_mapping
+from lnexp.experiment import run
+
+
+def _jobs(tmp_path: Path) -> list[artifacts.FigureJob]:
+    result = run(from_mapping({"data": {"n_samples": 30}}))
+    return [artifacts.FigureJob(name, result, tmp_path / f"{name}.png", 40)
+            for name in ("overview", "heatmap")]
+
+
+@pytest.mark.parametrize("mode", ["in-process", "late fork", "pool"])
+def test_every_mode_writes_every_figure(tmp_path: Path, mode: str) -> None:
+    jobs = _jobs(tmp_path)
+    if mode == "pool":
+        with artifacts.figure_pool(SimpleNamespace(figures=True, workers=2), len(jobs)):
+            assert artifacts._POOL is not None
+            artifacts.render_figures(jobs)
+        assert artifacts._POOL is None
+    else:
+        artifacts.render_figures(jobs, 1 if mode == "in-process" else 2)
+    for job in jobs:
+        assert mpimg.imread(job.path).shape[1] >= 600
+
+
+@pytest.mark.parametrize("mode", ["late fork", "pool"])
+def test_a_failing_figure_fails_the_render(tmp_path: Path, mode: str,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(result):
+        raise RuntimeError("figure exploded")
+
+    monkeypatch.setattr(plots, "heatmap", broken)
+    jobs = _jobs(tmp_path)
+    with pytest.raises(RuntimeError, match="worker process"):
+        if mode == "pool":
+            with artifacts.figure_pool(SimpleNamespace(figures=True, workers=2), 2):
+                artifacts.render_figures(jobs)
+        else:
+            artifacts.render_figures(jobs, 2)
+    assert (tmp_path / "overview.png").exists() and not (tmp_path / "heatmap.png").exists()
+
+
+def test_no_pool_when_figures_are_off_or_one_worker() -> None:
+    for output in (SimpleNamespace(figures=False, workers=None),
+                   SimpleNamespace(figures=True, workers=1)):
+        with artifacts.figure_pool(output, 4):
+            assert artifacts._POOL is None
