@@ -574,11 +574,6 @@ def add_expectations(raw: dict[str, Any], texts: list[str]
     return {**raw, "expect": block}, origins, problems
 
 
-def validate_expect(block: Any, source: str) -> dict[str, dict[str, float]]:
-    """Validate a stand-alone `expect:` block (what `lnexp check` reads from metrics.json)."""
-    return expect_dict(validate({"expect": block}, source))
-
-
 def expect_dict(cfg: Config) -> dict[str, dict[str, float]]:
     """The `expect:` block as plain data, without the comparators left unset."""
     return {k: b.model_dump(exclude_none=True) for k, b in cfg.expect.items()}

@@ -5,7 +5,6 @@ Object API only (no pyplot global state), Agg canvas, so this works headless and
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -486,13 +485,6 @@ def compare_layers(cmp: Any) -> Figure:
     first = done[0].result
     return layer_profile(series, f"Per-layer profile at initialization, one line per norm  ·  "
                                  f"{_stack(first)}")
-
-
-def figures_for(result: RunResult) -> dict[str, Callable[[RunResult], Figure]]:
-    """The figures a run saves (see plan.figure_names), name -> function."""
-    from lnexp.plan import figure_names
-
-    return {name: globals()[name] for name in figure_names(result.config)}
 
 
 
