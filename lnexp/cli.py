@@ -53,6 +53,10 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
+# Set once by the root callback; read by `guarded`. (typer exposes no public way to reach
+# the click context from a decorator, so this stays module state.)
+_state: dict[str, bool] = {"debug": False}
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -64,12 +68,11 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    ctx: typer.Context,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
 ) -> None:
-    ctx.obj = {"debug": debug}  # read by `guarded` through click's current context
+    _state["debug"] = debug
 
 
 def _err(message: str) -> None:
@@ -92,14 +95,6 @@ def _fail(code: int, message: str, json_mode: bool, error: str) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _debug() -> bool:
-    import click
-
-    ctx = click.get_current_context(silent=True)
-    obj = ctx.find_root().obj if ctx is not None else None
-    return bool(obj and obj.get("debug"))
-
-
 def guarded(func: F) -> F:
     """Turn errors into one-line messages and exit codes (no traceback unless --debug).
 
@@ -115,13 +110,13 @@ def guarded(func: F) -> F:
         except typer.Exit:
             raise
         except LnexpError as exc:
-            if _debug():
+            if _state["debug"]:
                 raise
             raise _fail(exc.exit_code, str(exc), json_mode, type(exc).__name__) from None
         except KeyboardInterrupt:
             raise _fail(EXIT_INTERRUPTED, "interrupted", json_mode, "Interrupted") from None
         except Exception as exc:
-            if _debug():
+            if _state["debug"]:
                 raise
             raise _fail(EXIT_INTERNAL, f"internal error (a bug in lnexp; rerun with --debug "
                                        f"for the traceback): {type(exc).__name__}: {exc}",

@@ -168,7 +168,7 @@ def compare(cfg: Config, configs: dict[str, Config], root: Path, argv: list[str]
     compare_dir = files.create_run_dir(root, f"{cfg.name}-compare")
     folder = files.RunFolder(compare_dir, "compare", argv)
     with folder.tracking():
-        cmp = comparing.compare(cfg, configs)
+        cmp = comparing.compare(cfg, configs=configs)
         if cmp.not_computed:
             folder.mark_partial("not computed: " + "; ".join(
                 o.reason or o.name for o in cmp.not_computed))

@@ -14,12 +14,15 @@ import time
 from pathlib import Path
 
 import pytest
+from lnexp.sweep.workers import HOLD_ENV
 from typer.testing import CliRunner
 
-from lnexp import expect, sweep
+from lnexp import expect
+from lnexp.sweep import grid as sweep
+from lnexp.sweep import summary
+from lnexp.sweep.folder import SweepFolder
 from lnexp.cli import app
 from lnexp.errors import ConfigError
-from lnexp.workers import HOLD_ENV
 
 LNEXP = Path(sys.executable).with_name("lnexp")
 SMALL = ("name: tiny\ndata:\n  n_samples: 8\nmodel:\n  in_features: 6\n  out_features: 4\n"
@@ -154,7 +157,7 @@ def test_two_workers_aggregate_matches_the_trials(cfg: Path, tmp_path: Path) -> 
     stored = _read(sweep_dir)
     assert len({t["hash"] for t in stored["trials"]}) == 12
     metrics = stored["metrics"]
-    assert metrics == list(sweep.DEFAULT_METRICS)
+    assert metrics == list(summary.DEFAULT_METRICS)
     with (sweep_dir / "summary.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 4
@@ -299,12 +302,11 @@ def test_metric_option_and_figure(cfg: Path, tmp_path: Path) -> None:
 
 def test_resume_reruns_a_completed_trial_whose_resolved_config_changed(cfg: Path,
                                                                        tmp_path: Path) -> None:
-    from lnexp import artifacts
 
     res = _invoke("sweep", str(cfg), "--grid", "model.norm=ln", "-j", "1", "--no-figure",
                   "-o", str(tmp_path / "o"), "--json")
     assert res.exit_code == 0, res.output
-    folder = artifacts.SweepFolder.load(Path(json.loads(res.stdout)["sweep_dir"]))
+    folder = SweepFolder.load(Path(json.loads(res.stdout)["sweep_dir"]))
     (entry,) = folder.trials
     assert folder.trial_done(entry, entry["hash"])
     assert not folder.trial_done(entry, "0" * 16)  # e.g. a default changed in a new lnexp
