@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from lnexp import expect, norms
+from lnexp import expect, norms, registry
 from lnexp.errors import ConfigError, NormError
 
 
@@ -68,9 +68,8 @@ class DataConfig(_Section):
                           "and sets n_samples and model.in_features from its shape.")
 
 
-ACTIVATIONS = ("none", "relu", "tanh", "sigmoid", "gelu")
-PLACEMENTS = ("post", "pre", "pre_residual", "post_residual")
-RESIDUAL = ("pre_residual", "post_residual")
+ACTIVATIONS = tuple(registry.ACTIVATIONS)
+PLACEMENTS = tuple(registry.PLACEMENTS)
 
 
 class ModelConfig(_Section):
@@ -93,7 +92,7 @@ class ModelConfig(_Section):
     activation: Literal[ACTIVATIONS] = Field(  # type: ignore[valid-type]
         "none", description="Activation at the end of each block: " + ", ".join(ACTIVATIONS) + ".")
     placement: Literal[PLACEMENTS] = Field(  # type: ignore[valid-type]
-        "post", description="Block layout: post (Linear→Norm→Act), pre (Norm→Linear→Act), pre_residual (x + Act(Linear(Norm(x))), final Norm), post_residual (Norm(x + Act(Linear(x)))).")
+        registry.DEFAULT_PLACEMENT, description="Block layout: " + ", ".join(f"{k} ({p.layout})" for k, p in registry.PLACEMENTS.items()) + ".")
     init: Literal["default", "xavier", "kaiming"] = Field(
         "default", description="Linear weights: default (torch's), xavier (uniform, gain), kaiming (normal, std gain/sqrt(fan_in)); xavier/kaiming zero the biases.")
     gain: Float = Field(1.0, gt=0, description="Gain for init: xavier or kaiming, e.g. 1.4142 (sqrt 2) for kaiming with relu.")
@@ -119,10 +118,10 @@ class ModelConfig(_Section):
 
     @model_validator(mode="after")
     def _check_stack(self) -> ModelConfig:
-        if not self.linear and (self.depth != 1 or self.placement != "post"):
+        if not self.linear and (self.depth != 1 or self.placement != registry.DEFAULT_PLACEMENT):
             raise ValueError("model.linear: false feeds the data straight into one norm, so it "
                              "needs model.depth: 1 and model.placement: post")
-        if self.placement in RESIDUAL and len(set(self.widths())) != 1:
+        if registry.PLACEMENTS[self.placement].residual and len(set(self.widths())) != 1:
             raise ValueError(
                 f"model.placement: {self.placement} adds each block's input to its output, so "
                 f"in_features ({self.in_features}), hidden ({self.hidden_width}) and "
@@ -143,11 +142,10 @@ class ModelConfig(_Section):
     def normed_widths(self) -> list[int]:
         """The feature count each norm layer sees, first block first."""
         w = self.widths()
-        if self.placement == "pre":
-            return w[:-1]  # before each Linear
-        if self.placement == "pre_residual":
+        p = registry.PLACEMENTS[self.placement]
+        if p.final_norm:
             return w  # before each Linear, plus the final norm after the last block
-        return w[1:]  # post, post_residual: after each Linear
+        return w[:-1] if p.norm_first else w[1:]  # before / after each Linear
 
 
 class TrainConfig(_Section):

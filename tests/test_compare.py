@@ -13,13 +13,13 @@ import torch
 from rich.console import Console
 from typer.testing import CliRunner
 
-from lnexp import config, experiment, explain, norms, plots, tables
-from lnexp.store.documents import metrics
-from lnexp.store.figures import save_figure
 from lnexp import compare as cmp_mod
+from lnexp import config, experiment, explain, norms, plots, tables
 from lnexp.cli import app
 from lnexp.errors import EXIT_PARTIAL, EXIT_USAGE, ConfigError, NormError
 from lnexp.models import build_model
+from lnexp.store.documents import metrics
+from lnexp.store.figures import save_figure
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 DEFAULT = CONFIGS / "default.yaml"
@@ -243,6 +243,7 @@ def test_compare_yaml_validates_and_says_how_to_run_it() -> None:
     assert cmp_mod.norm_configs(cfg, None)["group"].model.groups == 4
 
 
+@pytest.mark.slow  # starts real processes
 def test_real_subprocess_json_prints_only_the_document(tmp_path: Path) -> None:
     import subprocess
     import sys

@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 
 from lnexp import plots
-from lnexp.store.figures import save_figure
 from lnexp.config import from_mapping
 from lnexp.experiment import run
-
+from lnexp.store.figures import save_figure
 
 # The figures of every run (layers and training need depth > 1 / a train: block).
 SNAPSHOT_FIGURES = ["overview", "heatmap"]

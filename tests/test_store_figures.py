@@ -9,9 +9,9 @@ import matplotlib.image as mpimg
 import pytest
 
 from lnexp import plots
-from lnexp.store import figures
 from lnexp.config import from_mapping
 from lnexp.experiment import run
+from lnexp.store import figures
 
 
 def _jobs(tmp_path: Path) -> list[figures.FigureJob]:

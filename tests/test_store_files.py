@@ -16,8 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from lnexp import experiment, plots
-from lnexp.store import files
 from lnexp.cli import HOLD_ENV, app
+from lnexp.store import files
 
 LNEXP = Path(sys.executable).with_name("lnexp")
 SMALL = "name: small\ndata:\n  n_samples: 8\nmodel:\n  in_features: 6\n  out_features: 4\n"
@@ -106,6 +106,7 @@ def test_keyboard_interrupt_in_process(cfg: Path, monkeypatch: pytest.MonkeyPatc
     assert _status(_only_run_dir(Path("out")))["status"] == "interrupted"
 
 
+@pytest.mark.slow  # starts real processes
 def test_sigint_subprocess_leaves_interrupted_folder(cfg: Path, tmp_path: Path) -> None:
     """A real `lnexp run` killed with SIGINT mid-run (held at a known point by the
     LNEXP_TEST_HOLD_S test hook) marks its folder interrupted; `lnexp check` exits 2."""
