@@ -481,7 +481,7 @@ def check_values_shape(cfg: Config) -> None:
         raise ConfigError(problems)
 
 
-# A top-level `sweep:` block describes a grid for `lnexp sweep` (see lnexp/sweep.py); every
+# A top-level `sweep:` block describes a grid for `lnexp sweep` (see lnexp/sweep/grid.py); every
 # other command runs the base config and sets the block aside.
 SWEEP_KEY = "sweep"
 
