@@ -119,3 +119,10 @@ METRIC_TITLES: dict[str, str] = {
 # Expectation comparators: name (as in YAML) -> the symbol typed after --expect and shown in
 # tables and in each result's `expectation` text.
 COMPARATORS: dict[str, str] = {"le": "<=", "ge": ">=", "lt": "<", "gt": ">", "approx": "~="}
+
+
+# --------------------------------------------------------------------------- run folders
+
+# What `lnexp runs --kind/--status` accept (run.json's `kind` and `status`).
+RUN_KINDS = ("run", "compare", "sweep")
+RUN_STATUSES = ("completed", "failed", "interrupted", "partial", "running")
