@@ -226,7 +226,8 @@ def run_cmd(config: ConfigArg, set_: SetOpt = None, expect_: ExpectOpt = None,
 # compare's choices come from the registry (norms imports no torch, so --help stays fast).
 NormName = enum.Enum("NormName", {name: name for name in norms.names()}, type=str)  # type: ignore[misc]
 NamesArg = Annotated[list[NormName] | None, typer.Argument(
-    help="Norms to compare, in this order (default: all): " + " ".join(norms.names()) + ".",
+    help="Norms to compare, in this order (default: every norm defined on the config's "
+         "data.layout): " + " ".join(norms.names()) + ".",
     show_default=False)]
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c",
                                          help="YAML config file; its model.norm is ignored.")]
@@ -250,7 +251,8 @@ def compare_cmd(names: NamesArg = None, config: ConfigOpt = Path("configs/defaul
 
     cfg = _load(config, set_, output_dir)
     selected = [n.value for n in names] if names else None
-    resources.check(cfg, runs=len(selected) if selected else len(norms.names()))
+    resources.check(cfg, runs=len(selected) if selected
+                    else len(norms.defined_on(cfg.data.layout)))
     root = files.ensure_output_dir(Path(cfg.output.dir))
     configs = norm_configs(cfg, selected, str(config))  # config errors before any folder
     # Figure workers start before torch is imported (core imports it lazily).

@@ -16,10 +16,11 @@ from lnexp.errors import ConfigError, NormError, NotDefinedError
 from lnexp.results import CompareResult, NormOutcome
 
 
-def select(names: list[str] | None) -> list[str]:
-    """The norms to compare, in the given order; none given means every registered norm."""
+def select(names: list[str] | None, layout: str = "features") -> list[str]:
+    """The norms to compare, in the given order; none given means every norm defined on the
+    layout (instance is not defined on features)."""
     if not names:
-        return norms.names()
+        return norms.defined_on(layout)
     for name in names:
         norms.get(name)  # unknown names raise NormError listing the valid ones
     repeated = sorted({n for n in names if names.count(n) > 1})
@@ -39,7 +40,7 @@ def norm_configs(cfg: Config, names: list[str] | None,
     raw = config.to_dict(cfg)
     out: dict[str, Config] = {}
     problems: list[str] = []
-    for name in select(names):
+    for name in select(names, cfg.data.layout):
         try:
             out[name] = config.from_mapping(raw, [f"model.norm={name}"],
                                             source=f"{source} --set model.norm={name}")
@@ -61,7 +62,7 @@ def compare(cfg: Config, names: list[str] | None = None, source: str = "<config>
     if configs is None:
         configs = norm_configs(cfg, names, source)
     for name, norm_cfg in configs.items():
-        spec = norms.get(name)
+        spec = norms.get(name).on(cfg.data.layout)
         reason = plan.not_defined_reason(norm_cfg)
         if reason:
             outcomes.append(NormOutcome(name, spec, norm_cfg, None, reason))

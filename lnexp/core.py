@@ -173,7 +173,7 @@ def compare(cfg: Config, configs: dict[str, Config], root: Path, argv: list[str]
             folder.mark_partial("not computed: " + "; ".join(
                 o.reason or o.name for o in cmp.not_computed))
         explanations = explain.compare_lines(cmp)
-        axes = explain.AXES.format(n=cfg.data.n_samples, c=cfg.features)
+        axes = explain.axes_text(cfg)
         doc = _write_compare(cmp, compare_dir, argv, explanations, axes, pool)
     return CompareOutcome(cmp, compare_dir, doc, explanations, axes)
 

@@ -24,7 +24,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from lnexp.registry import COMPARATORS
+from lnexp.registry import AXES, COMPARATORS
 
 REDUCERS = ("abs_max", "min", "max", "mean", "spread")
 OPS = tuple(COMPARATORS)
@@ -34,8 +34,8 @@ OP_SYMBOLS = COMPARATORS
 Result = dict[str, Any]
 DEFAULT_TOL = 1e-6
 
-_STAGES = ("pre_norm", "post_norm")
-_AXES = ("per_feature", "per_sample")
+_STAGES = ("input", "pre_norm", "post_norm")
+_AXES = AXES  # per_feature, per_sample, per_token, per_instance, per_group
 _AXIS_STATS = ("mean", "var", "var_unbiased", "std")
 _GLOBAL_STATS = ("count", "mean", "var", "var_unbiased", "std", "rms", "min", "max", "nonfinite")
 _SAMPLE_STATS = ("mean", "var", "var_unbiased", "std", "values")
@@ -52,6 +52,8 @@ def metric_paths() -> dict[str, str]:
                 out[f"{stage}.{axis}.{stat}"] = f"stages.{stage}.{axis}.{stat}"
         for stat in _GLOBAL_STATS:
             out[f"{stage}.global.{stat}"] = f"stages.{stage}.global.{stat}"
+        if stage == "input":
+            continue  # the chosen sample is shown before and after the norm only
         for stat in _SAMPLE_STATS:
             out[f"sample.{stage}.{stat}"] = f"sample.{stage}.{stat}"
     for stage in _TROUBLE_STAGES:

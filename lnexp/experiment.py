@@ -1,13 +1,16 @@
 """The experiment: seed -> build model -> draw data -> forward -> statistics. No I/O here.
 
 Draw order from the global RNG, fixed: torch.manual_seed(seed) -> build the model (each block's
-Linear in turn) -> draw the data -> draw the target of the init loss (always, so the data never
-depends on the depth) -> build the training head (only with a `train:` block). The training
-task and its minibatch shuffles use their own generator (lnexp/tasks.py).
+Linear or Conv2d in turn) -> draw the data, (N, C_in), (N, C_in, H, W) or (N, T, C_in) (digits:
+the randperm choosing the subset) -> draw the target of the init loss (the output's shape,
+always, so the data never depends on the depth) -> build the training head (only with a
+`train:` block). The training task and its minibatch shuffles use their own generator
+(lnexp/tasks.py).
 
-Streaming: the single-layer snapshot (depth 1, placement post, no training) is computed in
-row chunks, so any number of samples runs in bounded memory (see `run`); deeper models and
-training runs hold the whole batch.
+Streaming: the single-layer snapshot on random features (depth 1, placement post, no
+training) is computed in row chunks, so any number of samples runs in bounded memory (see
+`run`); deeper models, images, sequences, digits and training runs hold the whole batch (their
+statistics are still accumulated chunk by chunk, in float64).
 
 Per-layer statistics at initialization (`layers`, reported for depth > 1): one forward pass in
 train mode on the data batch, then one backward pass of the init loss
@@ -27,11 +30,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from lnexp import norms, plan, stats
+from lnexp import norms, plan, registry, stats
 from lnexp.config import Config
 from lnexp.data import make_inputs
 from lnexp.errors import NotDefinedError
 from lnexp.models import build_model
+from lnexp.models.conv import GlobalAveragePool
 from lnexp.results import LayerStats, RunResult
 from lnexp.training import Progress, TrainResult
 
@@ -58,26 +62,79 @@ def run(cfg: Config, progress: Progress | None = None,
     return _run_whole(cfg, progress)
 
 
+def stage_axes(cfg: Config) -> dict[str, tuple[tuple[str, ...], int | None]]:
+    """Per stage, the statistic axes computed and the group count for per_group: the input
+    gets the layout's axes without per_group (its channel count need not divide)."""
+    layout, norm = cfg.data.layout, cfg.model.norm
+    groups = (norms.resolve_groups(cfg.features, cfg.model.groups) if norm == "group"
+              else None)
+    normed = (registry.axes(layout, norm), groups)
+    return {"input": (registry.axes(layout, "none"), None), "pre_norm": normed,
+            "post_norm": normed}
+
+
+def _accumulators(cfg: Config, n: int) -> dict[str, stats.StreamingStats]:
+    layout = cfg.data.layout
+    return {stage: stats.StreamingStats(n, layout, axes, groups)
+            for stage, (axes, groups) in stage_axes(cfg).items()}
+
+
 def _run_whole(cfg: Config, progress: Progress | None) -> RunResult:
-    """Deeper models and training: the whole batch at once (draw order in the module doc)."""
+    """Deeper models, other layouts, digits and training: the whole batch at once (draw order
+    in the module doc)."""
+    layout = cfg.data.layout
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model)
+    model = build_model(cfg.model, layout)
     fresh = copy.deepcopy(model) if cfg.train is not None else None  # before any forward
     x = make_inputs(cfg.data, cfg.model.in_features)
-    target = torch.randn(cfg.data.n_samples, cfg.model.out_features)
+    target = torch.randn(cfg.data.n_samples, *cfg.sample_shape(cfg.model.out_features))
     deep = cfg.model.depth > 1
     with torch.set_grad_enabled(deep):
         with _refusals(cfg):
             trace = model.trace(x)
         layers = _layer_stats(model, trace, target) if deep else None
     pre, post = trace.pre.detach(), trace.post.detach()
+    shared = (sharing(model.blocks[0].norm, pre, layout)
+              if layout != "features" and cfg.model.placement == "post" else None)
     training = _train(cfg, fresh, progress) if fresh is not None else None
     i = cfg.sample_index
-    acc = {stage: stats.StreamingStats.over(t) for stage, t in
-           (("input", x), ("pre_norm", pre), ("post_norm", post))}
+    acc = _accumulators(cfg, cfg.data.n_samples)
+    for stage, t in (("input", x), ("pre_norm", pre), ("post_norm", post)):
+        for start in range(0, len(t), rows := _rows(t)):
+            acc[stage].update(t[start:start + rows])
     return _result(cfg, acc, x.numpy(), pre.numpy(), post.numpy(),
                    stats.sample_stats(pre, i), stats.sample_stats(post, i),
-                   layers=layers, training=training)
+                   layers=layers, training=training, sharing=shared)
+
+
+def _rows(t: torch.Tensor) -> int:
+    """Samples per statistics chunk: about plan.CHUNK_VALUES values."""
+    return max(1, plan.CHUNK_VALUES // max(1, t[0].numel())) if len(t) else 1
+
+
+# The reference value whose normalization set `sharing` measures, and how much of the batch is
+# kept for the figure (the GroupNorm paper's Figure 2 shows a few samples and channels).
+SHARING_KEEP = {"N": 8, "C": 32, "P": 64}
+
+
+def sharing(norm: nn.Module, pre: torch.Tensor, layout: str) -> np.ndarray:
+    """Which values share one mean and variance with the first value (sample 0, channel 0,
+    position 0), measured on the norm itself: perturb that one input and see which outputs
+    move. In a normalization set every output depends on the set's mean and variance, so
+    exactly the set moves (in float64, by far more than rounding: second-order terms alone
+    are ~delta^2 / m^2 >> 1e-12). Returns a bool (N, C, positions) block, cropped to
+    SHARING_KEEP."""
+    m = copy.deepcopy(norm).double()
+    x = pre.detach().double()
+    with torch.no_grad():
+        base = m(x)
+        bumped = x.clone()
+        bumped.view(-1)[0] += 1.0 + float(x.std())
+        moved = (m(bumped) - base).abs() > 1e-12 * max(1.0, float(base.abs().max()))
+    block = moved if layout == "image" else moved.transpose(1, 2)  # (N, C, ...)
+    block = block.reshape(block.shape[0], block.shape[1], -1)
+    k = SHARING_KEEP
+    return block[:k["N"], :k["C"], :k["P"]].numpy().copy()
 
 
 def _run_streamed(cfg: Config, rows_per_chunk: int | None) -> RunResult:
@@ -91,13 +148,13 @@ def _run_streamed(cfg: Config, rows_per_chunk: int | None) -> RunResult:
     applies exactly the train-mode formula).
     """
     torch.manual_seed(cfg.seed)
-    block = build_model(cfg.model).blocks[0]
+    block = build_model(cfg.model, cfg.data.layout).blocks[0]
     n, i = cfg.data.n_samples, cfg.sample_index
     rows = plan.chunk_rows(cfg, rows_per_chunk)
     chunks = -(-n // rows)
     bn_two_pass = chunks > 1 and cfg.model.norm == "bn" and cfg.model.mode == "train"
     rng_state = torch.get_rng_state()
-    acc = {stage: stats.StreamingStats(n) for stage in ("input", "pre_norm", "post_norm")}
+    acc = _accumulators(cfg, n)
     kept: dict[str, list[torch.Tensor]] = {"input": [], "pre_norm": [], "post_norm": []}
     sample: dict[str, stats.SampleStats] = {}
 
@@ -144,10 +201,11 @@ def _result(cfg: Config, acc: dict[str, stats.StreamingStats], inputs: np.ndarra
     """The RunResult of either path; statistics from the accumulators of every row."""
     return RunResult(
         config=cfg,
-        norm=norms.get(cfg.model.norm),
+        norm=norms.get(cfg.model.norm).on(cfg.data.layout),
         inputs=inputs,
         pre=pre,
         post=post,
+        input_stats=acc["input"].result(),
         pre_stats=acc["pre_norm"].result(),
         post_stats=acc["post_norm"].result(),
         sample_pre=sample_pre,
@@ -177,8 +235,10 @@ def _train(cfg: Config, model, progress: Progress | None) -> TrainResult:  # typ
 
     assert cfg.train is not None
     head = nn.Linear(cfg.model.out_features, cfg.train.outputs)  # global RNG, after the target
-    net = nn.Sequential(model, head)
+    # Images: global average pooling over H, W in front of the head (a conv classifier).
+    net = (nn.Sequential(model, GlobalAveragePool(), head) if cfg.data.layout == "image"
+           else nn.Sequential(model, head))
     g = tasks.generator(cfg.seed)
-    task = tasks.make_task(cfg.train, cfg.model.in_features, g)
+    task = tasks.make_task(cfg.train, cfg.model.in_features, g, cfg.data.layout)
     names = [*block_names(len(model.linears())), "head"]
     return training.train(cfg, net, [*model.linears(), head], names, task, g, progress)

@@ -22,11 +22,38 @@ def _range(a: np.ndarray) -> str:
     return lo if lo == hi else f"{lo} to {hi}"
 
 
-def standardizes(features: bool, samples: bool) -> str:
-    """The axis verdict in words: 'features', 'samples', 'features and samples', 'neither'."""
-    if features and samples:
-        return "features and samples"
-    return "features" if features else "samples" if samples else "neither"
+def axis_descriptions(cfg: Any) -> dict[str, tuple[str, str]]:
+    """Per axis reported for this config: (what one value describes, what it is computed
+    over), sizes filled in, e.g. per_instance -> ('(sample, channel)', 'its H·W = 8×8
+    positions')."""
+    from lnexp import registry
+
+    dims = cfg.dims()
+    groups = None
+    if cfg.model.norm == "group":
+        from lnexp.norms import resolve_groups
+
+        groups = resolve_groups(cfg.features, cfg.model.groups)
+    fill = {**{k: f"{v:,}" for k, v in dims.items()},
+            "CG": f"{dims['C'] // groups:,}" if groups else "C/G", "G": str(groups)}
+    layout = registry.LAYOUTS[cfg.data.layout]
+    return {axis: (layout.axes[axis][0], layout.axes[axis][1].format(**fill))
+            for axis in registry.axes(cfg.data.layout, cfg.model.norm)}
+
+
+def standardizes(axes: list[str]) -> str:
+    """The standardized axes in words, e.g. ['per_feature'] -> 'features', ['per_group',
+    'per_sample'] -> 'groups and samples', [] -> 'neither'."""
+    from lnexp.registry import AXES, AXIS_WORDS
+
+    # The finest axis first (the norm's own; the coarser ones follow from it): 'instances,
+    # features and samples', 'groups and samples', 'tokens and samples'.
+    finest_first = ("per_instance", "per_group", "per_token", "per_feature", "per_sample")
+    assert set(finest_first) == set(AXES)
+    words = [AXIS_WORDS[a] for a in finest_first if a in axes]
+    if not words:
+        return "neither"
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 def lines(result: RunResult) -> list[str]:
@@ -42,7 +69,9 @@ def lines(result: RunResult) -> list[str]:
         out.append(trouble_line(trouble) + "; statistics involving them are NaN.")
 
     feat, samp = v["per_feature"], v["per_sample"]
-    if samp.standardized and feat.standardized:
+    if cfg.data.layout != "features":
+        out.append(_axes_line(result))
+    elif samp.standardized and feat.standardized:
         out.append(f"Both axes are standardized: every sample has mean 0, variance 1 across its "
                    f"{c} features, and every feature across the {n} samples.")
     elif samp.standardized and n == 1:
@@ -68,7 +97,9 @@ def lines(result: RunResult) -> list[str]:
                    f"per-feature variance {_range(post.per_feature.var)}.")
     out.extend(_norm_specific(result))
 
-    if samp.standardized and c > 1:
+    if cfg.data.layout != "features":
+        pass  # the variance notes below are the tutorial's, about (N, C) rows
+    elif samp.standardized and c > 1:
         s = result.sample_post
         out.append(f"Variances: 'var' is biased (÷n, what the norm layer divides by), so it is "
                    f"~1 after the norm; 'var (unbiased)' divides by n−1 and is var × {c}/{c - 1}"
@@ -84,6 +115,27 @@ def lines(result: RunResult) -> list[str]:
     out.extend(_depth(result))
     out.extend(_training(result))
     return out
+
+
+def _axes_line(result: RunResult) -> str:
+    """Images and sequences: which axes are standardized (the norm's own first), and the
+    range of the variances of those that are not."""
+    desc = axis_descriptions(result.config)
+    axes = result.post_stats.axes
+    done = result.standardized_axes
+    own = result.norm.standardizes_axis
+    first = own if own in done else (done[0] if done else None)
+    if first is None:
+        head = "No axis is standardized"
+    else:
+        unit, over = desc[first]
+        head = f"Every {unit} now has mean 0, variance 1 over {over} ({first})"
+        rest = [a for a in done if a != first]
+        if rest:
+            head += f"; so do {' and '.join(rest)}, which follow from it"
+    left = [f"{a} variance {_range(axes[a].var)}" for a in axes if a not in done]
+    return head + (": " if first is None else "; not standardized: ") + (
+        ", ".join(left) if left else "none") + "."
 
 
 def _depth(result: RunResult) -> list[str]:
@@ -148,19 +200,34 @@ def _norm_specific(result: RunResult) -> list[str]:
         from lnexp.norms import resolve_groups
 
         g = resolve_groups(cfg.features, m.groups)
+        what = "features" if cfg.data.layout == "features" else "channels"
         out.append(f"GroupNorm with {g} group{'s' if g > 1 else ''} of {cfg.features // g} "
-                   f"features: each group "
-                   f"within a sample is standardized, hence the whole sample too.")
+                   f"{what}: each group within a sample is standardized (per_group), hence "
+                   f"the whole sample too.")
     if m.norm == "instance":
-        out.append("InstanceNorm1d would read a 2-D (N, C) tensor as one unbatched sample; lnexp "
-                   "reshapes it to (N, 1, C), so each sample is normalized over its features "
-                   "(LayerNorm's axis) with one scalar weight and bias.")
+        out.append("InstanceNorm standardizes each (sample, channel) over its positions "
+                   "(per_instance); every channel over the batch and every sample then has "
+                   "mean 0, variance 1 too, because the sets are of equal size.")
+    if m.norm == "ln" and cfg.data.layout == "image":
+        out.append("LayerNorm on images is the GroupNorm paper's LN: one mean and variance "
+                   "per sample over (C, H, W) (built as GroupNorm with 1 group, so the affine "
+                   "is per channel). ConvNeXt's LayerNorm, over C at each pixel, is a "
+                   "different axis.")
     return out
 
 
 AXES = ("per-feature = one value per feature (column), over the {n} samples (dim 0) - what "
         "BatchNorm pins; per-sample = one value per sample (row), over its {c} features (dim 1) "
         "- what LayerNorm pins.")
+
+
+def axes_text(cfg: Any) -> str:
+    """The 'Axes:' line under the compare table."""
+    if cfg.data.layout == "features":
+        return AXES.format(n=cfg.data.n_samples, c=cfg.features)
+    desc = axis_descriptions(cfg)
+    return "; ".join(f"{a.replace('_', '-')} = one value per {unit}, over {over}"
+                     for a, (unit, over) in desc.items()) + "."
 
 
 def compare_lines(cmp: CompareResult) -> list[NormLines]:
@@ -178,6 +245,11 @@ def compare_lines(cmp: CompareResult) -> list[NormLines]:
 
 def _observed(o: NormOutcome) -> str:
     r = o.result
+    if r.config.data.layout != "features":
+        if np.array_equal(r.pre, r.post, equal_nan=True):
+            return "here nothing is normalized: output = input."
+        line = _axes_line(r)
+        return "here " + line[0].lower() + line[1:]
     n, c = r.config.data.n_samples, r.config.features
     post = r.post_stats
     feat_var, samp_var = _range(post.per_feature.var), _range(post.per_sample.var)

@@ -22,9 +22,11 @@ KEEP_ROWS = 2000
 
 
 def streams(cfg: Config) -> bool:
-    """Whether the run is computed chunk by chunk (else the whole batch at once)."""
-    m = cfg.model
-    return bool(m.depth == 1 and m.placement == DEFAULT_PLACEMENT and cfg.train is None)
+    """Whether the run is computed chunk by chunk (else the whole batch at once): the
+    single-layer snapshot on random (N, C) features."""
+    m, d = cfg.model, cfg.data
+    return bool(m.depth == 1 and m.placement == DEFAULT_PLACEMENT and cfg.train is None
+                and d.layout == "features" and d.source == "random")
 
 
 def chunk_rows(cfg: Config, limit: int | None = None) -> int:

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from lnexp.numbers import show_value
-from lnexp.registry import METRIC_TITLES
+from lnexp.registry import AXES, METRIC_TITLES
 
 if TYPE_CHECKING:  # experiment imports torch; the sweep figure is drawn without it
     from lnexp.results import CompareResult, RunResult
@@ -45,13 +45,53 @@ def _thin(n: int, limit: int) -> tuple[np.ndarray, int]:
     return np.arange(0, n, step), step
 
 
+def _layer_name(cfg: Any) -> str:
+    """'Linear(100→50)', 'Conv2d(1→32, 3×3)', 'Linear(8→32) per token'."""
+    m = cfg.model
+    if cfg.data.layout == "image":
+        return f"Conv2d({m.in_features}→{m.out_features}, {m.kernel_size}×{m.kernel_size})"
+    per = " per token" if cfg.data.layout == "sequence" else ""
+    return f"Linear({m.in_features}→{m.out_features}){per}"
+
+
+def _shape(cfg: Any) -> str:
+    """'100 samples × 50 features', '2 samples × 32 channels × 8×8', '4 × 16 tokens × 32'."""
+    d = cfg.dims()
+    if cfg.data.layout == "image":
+        return (f"{_count(d['N'], 'sample')} × {_count(d['C'], 'channel')} × "
+                f"{d['H']}×{d['W']} pixels")
+    if cfg.data.layout == "sequence":
+        return (f"{_count(d['N'], 'sample')} × {_count(d['T'], 'token')} × "
+                f"{_count(d['C'], 'channel')}")
+    return f"{_count(d['N'], 'sample')} × {_count(d['C'], 'feature')}"
+
+
 def _describe(result: RunResult) -> str:
     cfg = result.config
     m = cfg.model
-    layer = f"Linear({m.in_features}→{m.out_features}) → " if m.linear else ""
-    return (f"{layer}{result.norm.title} ({m.norm}), {m.mode} mode  ·  "
-            f"{_count(cfg.data.n_samples, 'sample')} × {_count(cfg.features, 'feature')}  ·  "
-            f"seed {cfg.seed}")
+    layer = f"{_layer_name(cfg)} → " if m.linear else ""
+    source = "  ·  scikit-learn digits" if cfg.data.source == "digits" else ""
+    return (f"{layer}{result.norm.title} ({m.norm}), {m.mode} mode  ·  {_shape(cfg)}"
+            f"{source}  ·  seed {cfg.seed}")
+
+
+def _axis_title(cfg: Any, axis: str) -> str:
+    """'Per-feature … (over samples, dim 0)' on features; 'Per-channel … (over N·H·W …)'."""
+    if cfg.data.layout == "features":
+        return {"per_feature": "Per-feature {} (over samples, dim 0)",
+                "per_sample": "Per-sample {} (over features, dim 1)"}[axis]
+    from lnexp.explain import axis_descriptions
+
+    unit, over = axis_descriptions(cfg)[axis]
+    return f"{axis.replace('_', '-')} {{}}: one per {unit},\nover {over}"
+
+
+def as_matrix(a: np.ndarray, layout: str) -> np.ndarray:
+    """A batch as a 2-D (rows, channels) matrix whose columns are the per-feature axis:
+    (N, C) as is; images (N·H·W, C), pixels of sample 0 first; sequences (N·T, C)."""
+    if layout == "image":
+        return a.transpose(0, 2, 3, 1).reshape(-1, a.shape[1])
+    return a.reshape(-1, a.shape[-1])
 
 
 def _per_index(ax: Axes, pre: np.ndarray, post: np.ndarray, what: str, axis_label: str,
@@ -96,16 +136,26 @@ def overview(result: RunResult) -> Figure:
 
     _sample_panel(ax[1, 0], result)
 
-    _per_index(ax[0, 1], pre_s.per_feature.mean, post_s.per_feature.mean, "mean", "feature", 0)
-    ax[0, 1].set_title("Per-feature mean (over samples, dim 0)")
+    cfg = result.config
+    # Images and sequences: the third column shows the norm's own axis when it is not one of
+    # the first two (tokens for ln on sequences, instances, groups).
+    own = result.norm.standardizes_axis
+    third = own if own in pre_s.axes and own not in ("per_feature", "per_sample") \
+        else "per_sample"
+    unit = "feature" if cfg.data.layout == "features" else "channel"
+    third_unit = {"per_sample": "sample", "per_token": "token (n·T + t)",
+                  "per_instance": "(sample, channel) (n·C + c)",
+                  "per_group": "(sample, group) (n·G + g)"}[third]
+    _per_index(ax[0, 1], pre_s.per_feature.mean, post_s.per_feature.mean, "mean", unit, 0)
+    ax[0, 1].set_title(_axis_title(cfg, "per_feature").format("mean"))
     _per_index(ax[1, 1], pre_s.per_feature.var, post_s.per_feature.var, "variance (biased, /n)",
-               "feature", 1)
-    ax[1, 1].set_title("Per-feature variance (over samples, dim 0)")
-    _per_index(ax[0, 2], pre_s.per_sample.mean, post_s.per_sample.mean, "mean", "sample", 0)
-    ax[0, 2].set_title("Per-sample mean (over features, dim 1)")
-    _per_index(ax[1, 2], pre_s.per_sample.var, post_s.per_sample.var, "variance (biased, /n)",
-               "sample", 1)
-    ax[1, 2].set_title("Per-sample variance (over features, dim 1)")
+               unit, 1)
+    ax[1, 1].set_title(_axis_title(cfg, "per_feature").format("variance"))
+    _per_index(ax[0, 2], pre_s.axis(third).mean, post_s.axis(third).mean, "mean", third_unit, 0)
+    ax[0, 2].set_title(_axis_title(cfg, third).format("mean"))
+    _per_index(ax[1, 2], pre_s.axis(third).var, post_s.axis(third).var, "variance (biased, /n)",
+               third_unit, 1)
+    ax[1, 2].set_title(_axis_title(cfg, third).format("variance"))
 
     fig.suptitle(f"{result.norm.title}: {result.norm.summary}\n{_describe(result)}",
                  fontsize=13, y=0.995)
@@ -157,7 +207,8 @@ def _sample_panel(ax: Axes, result: RunResult) -> None:
               f"after: mean {_r(post.mean)}, var {post.var:.3f}")
         ax.set_xlabel("activation value")
         ax.set_ylabel("count")
-    ax.set_title(f"Sample {i}: its {n} feature values (var biased)")
+    what = "feature" if result.config.data.layout == "features" else "activation"
+    ax.set_title(f"Sample {i}: its {n:,} {what} values (var biased)")
     ax.grid(alpha=0.3, axis="y")
     lo, hi = ax.get_ylim()
     ax.set_ylim(lo, hi + 0.3 * (hi - lo))  # headroom: the legend never covers a bar
@@ -235,6 +286,7 @@ def comparison(cmp: CompareResult) -> Figure:
     done = [o.result for o in outcomes if o.result is not None]
     cfg = cmp.config
     n, c = cfg.data.n_samples, cfg.features
+    features = cfg.data.layout == "features"
 
     def top(key: str) -> float:
         vals = [getattr(st, key).var for r in done for st in (r.pre_stats,
@@ -266,7 +318,7 @@ def comparison(cmp: CompareResult) -> Figure:
                          va="center", fontsize=10, transform=axes[1].transAxes, wrap=True)
             continue
         r = o.result
-        for ax, key, label in ((axes[0], "per_feature", "feature"),
+        for ax, key, label in ((axes[0], "per_feature", "feature" if features else "channel"),
                                (axes[1], "per_sample", "sample")):
             pre = getattr(r.pre_stats, key).var
             post = getattr(r.post_stats, key).var
@@ -287,22 +339,29 @@ def comparison(cmp: CompareResult) -> Figure:
                 ax.set_ylim(0, tops[key] * 1.08)
             if j != lead:
                 ax.tick_params(labelleft=False)
-        if j == lead:
+        if j == lead and features:
             axes[0].set_ylabel(f"per-feature variance\n(over {n} samples, dim 0)", fontsize=11)
             axes[1].set_ylabel(f"per-sample variance\n(over {c} features, dim 1)", fontsize=11)
+        elif j == lead:
+            over = {"image": ("N·H·W", "C·H·W"), "sequence": ("N·T", "T·C")}[cfg.data.layout]
+            axes[0].set_ylabel(f"per-channel variance\n(over {over[0]})", fontsize=11)
+            axes[1].set_ylabel(f"per-sample variance\n(over {over[1]})", fontsize=11)
             handles, labels = axes[0].get_legend_handles_labels()
             axes[0].legend(handles[::-1], labels[::-1], loc="upper right", fontsize=9)
-        rows, step = _thin(r.rows_kept, MAX_ROWS)  # a streamed run keeps its first rows
-        image = axes[2].imshow(r.post[rows], aspect="auto", cmap="RdBu_r", vmin=-vmax,
+        matrix = as_matrix(r.post, cfg.data.layout)
+        rows, step = _thin(len(matrix), MAX_ROWS)  # a streamed run keeps its first rows
+        image = axes[2].imshow(matrix[rows], aspect="auto", cmap="RdBu_r", vmin=-vmax,
                                vmax=vmax, interpolation="nearest",
                                extent=(-0.5, c - 0.5, len(rows) * step - 0.5, -0.5))
-        axes[2].set_xlabel("feature (dim 1)", fontsize=10)
+        axes[2].set_xlabel("feature (dim 1)" if features else "channel (C)", fontsize=10)
         axes[2].xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         axes[2].yaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         if j == lead:
             thinned = (f", 1 in {step} shown" if step > 1 else "") + (
                 f", first {r.rows_kept:,} of {n:,}" if r.rows_kept < n else "")
-            axes[2].set_ylabel(f"activations after the norm\nsample (dim 0{thinned})",
+            rows_are = {"features": "sample (dim 0", "image": "sample·pixel (n·H·W + p",
+                        "sequence": "token (n·T + t"}[cfg.data.layout]
+            axes[2].set_ylabel(f"activations after the norm\n{rows_are}{thinned})",
                                fontsize=11)
         else:
             axes[2].tick_params(labelleft=False)
@@ -312,10 +371,11 @@ def comparison(cmp: CompareResult) -> Figure:
                      label="activation value after the norm (one scale for all; clipped at "
                            "the 99.5th percentile of |x|)")
     m = cfg.model
-    layer = f"Linear({m.in_features}→{m.out_features}) → norm" if m.linear else "norm only"
-    same = "same inputs, same Linear weights" if m.linear else "same inputs"
+    layer = f"{_layer_name(cfg)} → norm" if m.linear else "norm only"
+    kind = "Conv2d" if cfg.data.layout == "image" else "Linear"
+    same = f"same inputs, same {kind} weights" if m.linear else "same inputs"
     fig.suptitle(f"{same[0].upper() + same[1:]}, one norm per column  ·  {layer}, "
-                 f"{m.mode} mode  ·  {n} samples × {c} features  ·  seed {cfg.seed}\n"
+                 f"{m.mode} mode  ·  {_shape(cfg)}  ·  seed {cfg.seed}\n"
                  f"variances are biased (÷n); blue before the norm, green after; dashed line "
                  f"at 1", fontsize=13)
     return fig
@@ -492,6 +552,251 @@ def compare_layers(cmp: CompareResult) -> Figure:
 
 
 
+# --------------------------------------------------------------------------- images, sequences
+
+SHARED, OTHER = "#3b75af", "#d9d9d9"  # values sharing the reference's mean/variance; the rest
+
+
+def _cube_crop(sharing: np.ndarray, cfg: Any) -> np.ndarray:
+    """A few samples, channels and positions of the measured sharing block: enough channels
+    to show two groups of GroupNorm."""
+    c = sharing.shape[1]
+    per_group = c
+    if cfg.model.norm == "group":
+        from lnexp.norms import resolve_groups
+
+        per_group = cfg.features // resolve_groups(cfg.features, cfg.model.groups)
+    keep_c = min(c, max(8, 2 * per_group), 16)
+    return sharing[:6, :keep_c, :8]
+
+
+def _draw_cube(ax: Any, block: np.ndarray, layout: str, dims: dict[str, int]) -> None:
+    """The (N, C, positions) block as voxels, as in the GroupNorm paper's Figure 2: x =
+    channels, y = samples, z = positions; the shared set in blue, the rest faint."""
+    n, c, p = block.shape
+    filled = np.ones((c, n, p), dtype=bool)
+    shared = block.transpose(1, 0, 2)  # (C, N, P)
+    colours = np.empty(filled.shape, dtype=object)
+    colours[shared] = SHARED + "f0"
+    colours[~shared] = OTHER + "40"
+    edges = np.empty(filled.shape, dtype=object)
+    edges[shared] = "#1f3f66"
+    edges[~shared] = "#b0b0b0"
+    ax.voxels(filled, facecolors=colours, edgecolors=edges, linewidth=0.3)
+    total_p = dims["H"] * dims["W"] if layout == "image" else dims["T"]
+
+    def of(shown: int, total: int) -> str:
+        return f"{shown}" if shown == total else f"{shown} of {total}"
+
+    ax.set_xlabel(f"C: {of(c, dims['C'])}", labelpad=-12, fontsize=10)
+    ax.set_ylabel(f"N: {of(n, dims['N'])}", labelpad=-12, fontsize=10)
+    ax.set_zlabel(f"{'H·W' if layout == 'image' else 'T'}: {of(p, total_p)}", labelpad=-12,
+                  fontsize=10)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_zticks([])
+    for pane in (ax.xaxis, ax.yaxis, ax.zaxis):
+        pane.set_pane_color((1, 1, 1, 0))
+    ax.set_box_aspect((c, max(n, 3) * 1.4, p), zoom=0.95)
+    ax.view_init(elev=20, azim=-60)
+
+
+FLOOR = 1e-9  # spreads below this are drawn at the floor of the log axis
+
+
+def _spread_bars(ax: Axes, result: RunResult, rows: list[str]) -> None:
+    """Per axis (one row each, `rows` shared by every panel), how far the post-norm statistics
+    are from standardized: the spread (max − min) of the variances and the largest |mean|, log
+    scale. An axis this norm does not report stays empty."""
+    axes = result.post_stats.axes
+    h = 0.38
+    for y, name in enumerate(rows):
+        a = axes.get(name)
+        if a is None:
+            continue
+        spread = float(np.nanmax(a.var) - np.nanmin(a.var))
+        mean = float(np.nanmax(np.abs(a.mean)))
+        ax.barh(y - h / 2, max(spread, FLOOR), height=h, color="#dd8452",
+                label="variance spread (max − min)" if y == 0 else None)
+        ax.barh(y + h / 2, max(mean, FLOOR), height=h, color="#8c8c8c",
+                label="largest |mean|" if y == 0 else None)
+    ax.grid(alpha=0.3, axis="x")
+
+
+def norm_axes(cmp: CompareResult) -> Figure:
+    """The GroupNorm paper's Figure 2, measured: per norm, the (N, C, positions) block with the
+    values that share one mean and variance with the corner value highlighted (found by
+    perturbing that one input and seeing which outputs move), above the measured spread of
+    every axis's post-norm statistics."""
+    outcomes = cmp.outcomes
+    k = len(outcomes)
+    width = max(9.0, 1.3 + 3.2 * k)
+    height = 9.0
+    fig = _new_figure(width, height)
+    gs = fig.add_gridspec(3, k, height_ratios=[1.35, 0.1, 1], left=1.3 / width,
+                          right=1 - 0.15 / width, bottom=1.35 / height, top=1 - 0.95 / height,
+                          wspace=0.14, hspace=0.04)
+    cfg = cmp.config
+    layout = cfg.data.layout
+    tol = 1e-3
+    rows = [a for a in AXES if any(o.result is not None and a in o.result.post_stats.axes
+                                   for o in outcomes)]
+    top = max([10.0] + [float(np.nanmax(np.concatenate([a.var, np.abs(a.mean)]))) * 3
+                        for o in outcomes if o.result is not None
+                        for a in o.result.post_stats.axes.values()])
+    lead = None
+    for j, o in enumerate(outcomes):
+        cube = fig.add_subplot(gs[0, j], projection="3d")
+        cube.set_title(f"{o.name}: {o.spec.title}", fontsize=12, fontweight="bold", pad=0)
+        words = fig.add_subplot(gs[1, j])
+        words.set_axis_off()
+        bar = fig.add_subplot(gs[2, j])
+        if o.result is None or o.result.sharing is None:
+            cube.set_axis_off()
+            bar.set_axis_off()
+            why = o.why or "not measured for this placement"
+            bar.text(0.5, 0.5, _wrap(f"not computed: {why}", 30), ha="center", va="center",
+                     fontsize=10, transform=bar.transAxes)
+            continue
+        r = o.result
+        _draw_cube(cube, _cube_crop(r.sharing, r.config), layout, r.config.dims())
+        words.text(0.5, 0.5, "blue: " + _sharing_words(r.sharing, layout), ha="center",
+                   va="center", fontsize=10, color="#1f3f66", transform=words.transAxes)
+        _spread_bars(bar, r, rows)
+        bar.axvline(tol, color="k", linestyle="--", linewidth=1,
+                    label=f"tolerance {tol:g}: left of it = standardized")
+        bar.set_xscale("log")
+        bar.set_xlim(FLOOR / 3, top)
+        bar.set_ylim(len(rows) - 0.5, -0.5)  # first axis on top
+        bar.set_yticks(range(len(rows)))
+        if lead is None:
+            lead = bar
+            bar.set_yticklabels([a.replace("_", "-") for a in rows], fontsize=10.5)
+        else:
+            bar.set_yticklabels([])
+        own = r.norm.standardizes_axis
+        if own in rows:  # the norm's own axis: a frame around its row
+            bar.axhspan(rows.index(own) - 0.5, rows.index(own) + 0.5, color=SHARED,
+                        alpha=0.12, linewidth=0)
+        bar.set_xlabel(f"standardizes:\n{r.standardizes}", fontsize=10.5)
+    if lead is not None:
+        handles, labels = lead.get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=3, frameon=False, fontsize=10.5,
+                   bbox_to_anchor=(0.5, 0.0))
+        lead.set_ylabel("after the norm\n(shaded: the norm's own axis)", fontsize=10.5)
+    pos = "H·W pixels" if layout == "image" else "T tokens"
+    fig.suptitle(f"Which values share one mean and variance (blue), measured: one input "
+                 f"perturbed, the outputs that move  ·  {_shape(cfg)}\n"
+                 f"the GroupNorm paper's Figure 2: axes N (samples), C (channels), {pos}, the "
+                 f"first few of each shown; below: how far each axis is from mean 0, "
+                 f"variance 1  ·  seed {cfg.seed}, {cfg.model.mode} mode", fontsize=12.5)
+    return fig
+
+
+def _sharing_words(block: np.ndarray, layout: str) -> str:
+    """What the measured set spans, in words, e.g. 'sample 0, channel 0, all H·W'."""
+    n = np.flatnonzero(block.any(axis=(1, 2)))
+    c = np.flatnonzero(block.any(axis=(0, 2)))
+    p = np.flatnonzero(block.any(axis=(0, 1)))
+    pos = "H·W" if layout == "image" else "T"
+
+    def span(idx: np.ndarray, total: int, word: str) -> str:
+        if len(idx) == total:
+            return f"all {word}"
+        if len(idx) == 1:
+            return f"{word} {idx[0]}"
+        return f"{word} {idx[0]}–{idx[-1]}"
+
+    if block.sum() == 1:
+        return "only itself (nothing shared)"
+    return ", ".join((span(n, block.shape[0], "N"), span(c, block.shape[1], "C"),
+                      span(p, block.shape[2], pos)))
+
+
+def _colour_scale(*arrays: np.ndarray) -> float:
+    """One symmetric colour limit for before and after: the 99.5th percentile of |x|."""
+    finite = np.concatenate([_finite(a) for a in arrays])
+    vmax = float(np.percentile(np.abs(finite), 99.5)) if finite.size else 1.0
+    return vmax if vmax > 0 else 1.0
+
+
+def feature_maps(result: RunResult) -> Figure:
+    """Image runs: a few channels of the chosen sample before and after the norm, one colour
+    scale for both rows, with each map's mean and std."""
+    cfg = result.config
+    i = cfg.sample_index
+    pre, post = result.pre[i], result.post[i]  # (C, H, W)
+    k = min(6, pre.shape[0])
+    fig = _new_figure(2.6 * k + 1.4, 6.4)
+    gs = fig.add_gridspec(2, k + 1, width_ratios=[1] * k + [0.06], left=0.07,
+                          right=0.94, bottom=0.04, top=0.82, wspace=0.12, hspace=0.3)
+    vmax = _colour_scale(pre[:k], post[:k])
+    image = None
+    for row, (data, label) in enumerate(((pre, "before"), (post, "after"))):
+        for ch in range(k):
+            ax = fig.add_subplot(gs[row, ch])
+            m = data[ch]
+            image = ax.imshow(m, cmap="RdBu_r", vmin=-vmax, vmax=vmax,
+                              interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"channel {ch}\nmean {_r(float(m.mean()))}, std {m.std():.3f}",
+                         fontsize=10)
+            if ch == 0:
+                ax.set_ylabel(f"{label} {cfg.model.norm}", fontsize=12)
+    cax = fig.add_subplot(gs[:, k])
+    fig.colorbar(image, cax=cax, label="activation (one scale for both rows)")
+    fig.suptitle(f"Feature maps of sample {i}, first {k} channels, before / after "
+                 f"{result.norm.title}\n{result.norm.summary}\n{_describe(result)}",
+                 fontsize=11.5)
+    return fig
+
+
+def token_heatmap(result: RunResult) -> Figure:
+    """Sequence runs: the chosen sample's tokens × channels before and after the norm, one
+    colour scale, with each token's std over its channels (right: what LayerNorm pins in a
+    transformer) and each channel's std over the tokens (top: what InstanceNorm pins)."""
+    cfg = result.config
+    i = cfg.sample_index
+    pre, post = result.pre[i], result.post[i]  # (T, C)
+    t, c = pre.shape
+    fig = _new_figure(16, 7.5)
+    gs = fig.add_gridspec(3, 5, width_ratios=[6, 1.1, 0.5, 6, 1.1], height_ratios=[1.1, 5, 0.16],
+                          left=0.05, right=0.99, bottom=0.08, top=0.83, wspace=0.05,
+                          hspace=0.12)
+    vmax = _colour_scale(pre, post)
+    std_max = max(float(pre.std(axis=1).max()), float(post.std(axis=1).max()),
+                  float(pre.std(axis=0).max()), float(post.std(axis=0).max()), 1.0) * 1.1
+    for data, label, col in ((pre, "before", 0), (post, "after", 3)):
+        ax = fig.add_subplot(gs[1, col])
+        top = fig.add_subplot(gs[0, col], sharex=ax)
+        right = fig.add_subplot(gs[1, col + 1], sharey=ax)
+        image = ax.imshow(data, aspect="auto", cmap="RdBu_r", vmin=-vmax, vmax=vmax,
+                          interpolation="nearest", extent=(-0.5, c - 0.5, t - 0.5, -0.5))
+        ax.set_xlabel("channel (C)")
+        ax.set_ylabel("token (T)")
+        top.stairs(data.std(axis=0), np.arange(c + 1) - 0.5, fill=True, color="0.45")
+        top.axhline(1, color="k", linestyle="--", linewidth=1)
+        top.set_ylim(0, std_max)
+        top.set_ylabel("std over\ntokens", fontsize=9)
+        top.tick_params(labelbottom=False)
+        top.set_title(f"Sample {i} {label} {cfg.model.norm}", fontsize=12)
+        right.stairs(data.std(axis=1), np.arange(t + 1) - 0.5, fill=True, color="0.45",
+                     orientation="horizontal")
+        right.axvline(1, color="k", linestyle="--", linewidth=1)
+        right.set_xlim(0, std_max)
+        right.set_xlabel("std over\nchannels", fontsize=9)
+        right.tick_params(labelleft=False)
+        cax = fig.add_subplot(gs[2, col])
+        fig.colorbar(image, cax=cax, orientation="horizontal",
+                     label="activation (one scale before and after; clipped at the 99.5th "
+                           "percentile of |x|)")
+    fig.suptitle(f"Tokens × channels: {result.norm.title} {result.norm.summary}\n"
+                 f"{_describe(result)}  ·  grey bars: biased std of this sample, dashed line "
+                 f"at 1", fontsize=12.5)
+    return fig
+
+
 # --------------------------------------------------------------------------- sweep
 
 def _metric_title(key: str) -> str:
@@ -574,5 +879,8 @@ FIGURES: dict[str, Callable[[Any], Figure]] = {
     "training": training,
     "comparison": comparison,
     "compare_layers": compare_layers,
+    "norm_axes": norm_axes,
+    "feature_maps": feature_maps,
+    "token_heatmap": token_heatmap,
     "sweep_summary": sweep_summary,
 }

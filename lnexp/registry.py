@@ -47,6 +47,78 @@ PLACEMENTS: dict[str, Placement] = {
 DEFAULT_PLACEMENT = "post"
 
 
+# --------------------------------------------------------------------------- layouts
+
+@dataclass(frozen=True)
+class Layout:
+    """How one sample is shaped and which axes a norm can standardize on it.
+
+    `dims` names the tensor's axes in order (N first); `axes` maps every statistic axis this
+    layout reports to (what one value describes, what it is computed over), with {C}, {H}, {W},
+    {T}, {N}, {G} filled in from the config. `per_group` is reported only for norm: group.
+    """
+
+    dims: tuple[str, ...]
+    summary: str  # one line for docs and --help
+    block: str  # the BLOCKS entry whose layer feeds the norm
+    keys: tuple[str, ...]  # data.* / model.* keys that apply only to this layout
+    axes: dict[str, tuple[str, str]]
+
+
+LAYOUTS: dict[str, Layout] = {
+    "features": Layout(
+        ("N", "C"), "(N, C): the tutorial's rows of features", "linear", (),
+        {"per_feature": ("feature", "the {N} samples (dim 0)"),
+         "per_sample": ("sample", "its {C} features (dim 1)"),
+         "per_group": ("(sample, group)", "its group's {CG} features")}),
+    "image": Layout(
+        ("N", "C", "H", "W"), "(N, C, H, W): images, Conv2d blocks", "conv",
+        ("data.height", "data.width", "model.kernel_size"),
+        {"per_feature": ("channel", "N·H·W = {N}×{H}×{W} values"),
+         "per_sample": ("sample", "its C·H·W = {C}×{H}×{W} values"),
+         "per_instance": ("(sample, channel)", "its H·W = {H}×{W} positions"),
+         "per_group": ("(sample, group)", "its group's {CG} channels × {H}×{W} positions")}),
+    "sequence": Layout(
+        ("N", "T", "C"), "(N, T, C): token sequences, Linear per token", "linear",
+        ("data.tokens",),
+        {"per_feature": ("channel", "N·T = {N}×{T} tokens"),
+         "per_sample": ("sample", "its T·C = {T}×{C} values"),
+         "per_token": ("token (n, t)", "its {C} channels"),
+         "per_instance": ("(sample, channel)", "its {T} tokens"),
+         "per_group": ("(sample, group)", "its group's {CG} channels × {T} tokens")}),
+}
+DEFAULT_LAYOUT = "features"
+# Every statistic axis, in the order tables and metrics.json list them.
+AXES: tuple[str, ...] = ("per_feature", "per_sample", "per_token", "per_instance", "per_group")
+# A verdict in words: the axes a norm standardized, e.g. "groups and samples".
+AXIS_WORDS: dict[str, str] = {"per_feature": "features", "per_sample": "samples",
+                              "per_token": "tokens", "per_instance": "instances",
+                              "per_group": "groups"}
+
+
+def axes(layout: str, norm: str) -> tuple[str, ...]:
+    """The statistic axes reported for this layout and norm (per_group only for group)."""
+    return tuple(a for a in AXES if a in LAYOUTS[layout].axes
+                 and (a != "per_group" or norm == "group"))
+
+
+# --------------------------------------------------------------------------- blocks
+
+@dataclass(frozen=True)
+class BlockKind:
+    """The layer in front of (or behind) the norm in each block."""
+
+    summary: str
+    module: str  # lnexp.models.<module> builds it
+
+
+BLOCKS: dict[str, BlockKind] = {
+    "linear": BlockKind("Linear(in, out), on each sample's features or on each token", "mlp"),
+    "conv": BlockKind("Conv2d(in, out, kernel_size, padding=kernel_size // 2): H, W kept",
+                      "conv"),
+}
+
+
 # --------------------------------------------------------------------------- figures
 
 @dataclass(frozen=True)
@@ -70,15 +142,34 @@ def _trains(cfg: Any) -> bool:
     return cfg.train is not None
 
 
+def _features(cfg: Any) -> bool:
+    return bool(cfg.data.layout == "features")
+
+
+def _image(cfg: Any) -> bool:
+    return bool(cfg.data.layout == "image")
+
+
+def _sequence(cfg: Any) -> bool:
+    return bool(cfg.data.layout == "sequence")
+
+
+def _not_features(cfg: Any) -> bool:
+    return not _features(cfg)
+
+
 RUN_FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec("overview", "figures/overview.png", _always),
-    FigureSpec("heatmap", "figures/heatmap.png", _always),
+    FigureSpec("heatmap", "figures/heatmap.png", _features),
+    FigureSpec("feature_maps", "figures/feature_maps.png", _image),
+    FigureSpec("token_heatmap", "figures/token_heatmap.png", _sequence),
     FigureSpec("layers", "figures/layers.png", _deep),
     FigureSpec("training", "figures/training.png", _trains),
 )
 # The heaviest first, so one figure worker starts on it at once.
 COMPARE_FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec("comparison", "comparison.png", _always),
+    FigureSpec("norm_axes", "norm_axes.png", _not_features),
     FigureSpec("compare_layers", "layers.png", _deep),
 )
 SWEEP_FIGURE = FigureSpec("sweep_summary", "summary.png", _always)

@@ -37,8 +37,12 @@ def estimate(cfg: Any, runs: int = 1) -> dict[str, Any]:
     transient) and 'peak' = held + the largest transient. `runs` results held at once
     (compare holds one per norm)."""
     n, i, c = cfg.data.n_samples, cfg.model.in_features, cfg.features
+    p = cfg.positions  # values per channel in a sample: H*W (image), T (sequence), 1
     lists = n <= cfg.output.per_sample_limit
-    values = 8 * ((n if lists else 0) + c) + 2 * c  # floats in metrics.json's lists
+    # Within-sample statistics per sample: per_sample, plus per_token (T), per_instance (C)
+    # and per_group (<= C) on images and sequences.
+    units = 1 if p == 1 else 1 + p + 2 * c
+    values = 8 * ((n * units if lists else 0) + c) + 2 * c  # floats in metrics.json's lists
     explicit = n * i * 2 * PY_FLOAT_IN_LIST if cfg.data.values is not None else 0
     text = max(values * JSON_BYTES_PER_VALUE,
                2 * ((n if lists else 0) + c) * CSV_BYTES_PER_ROW)
@@ -58,9 +62,10 @@ def estimate(cfg: Any, runs: int = 1) -> dict[str, Any]:
             "text files": text,
         }
     else:
-        nc, ni = n * c, n * i
+        nc, ni = n * c * p, n * i * p
         held = {
             "inputs": ni * F32 + explicit,
+            "within-sample statistics": 4 * n * units * 3 * F64 if p > 1 else 0,
             "weights": (i * c + c) * F32 if cfg.model.linear else 0,
             "activations": runs * 2 * nc * F32,
             "metrics lists": runs * values * PY_FLOAT_IN_LIST,
@@ -70,11 +75,11 @@ def estimate(cfg: Any, runs: int = 1) -> dict[str, Any]:
             # Every block's Linear, norm and activation outputs are kept for the backward
             # pass of the init loss: ~3 N x width float32 per block (measured: depth 40,
             # 50,000 x 100 peaks at 2.4 GiB).
-            held["block activations"] = 3 * n * sum(widths[1:]) * F32
+            held["block activations"] = 3 * n * p * sum(widths[1:]) * F32
         if cfg.train is not None:
             t = cfg.train
             examples = t.n_train + t.n_heldout
-            held["training data"] = examples * (i + t.outputs) * F32
+            held["training data"] = examples * (i * p + t.outputs) * F32
             held["model copies"] = 3 * sum(a * b for a, b in itertools.pairwise(widths)) * F32
         transient = {
             "input draw": 3 * ni * F32,
@@ -85,7 +90,7 @@ def estimate(cfg: Any, runs: int = 1) -> dict[str, Any]:
         }
         if cfg.train is not None:  # held-out evaluation: every block's output at once
             transient["held-out evaluation"] = (
-                3 * cfg.train.n_heldout * sum(widths[1:]) * F32)
+                3 * cfg.train.n_heldout * p * sum(widths[1:]) * F32)
     worst = max(transient, key=lambda key: transient[key])
     return {**held, **transient, "held": sum(held.values()), "worst": worst,
             "peak": sum(held.values()) + transient[worst]}

@@ -6,7 +6,7 @@ torch-free lets a figure worker unpickle a result while only matplotlib is loade
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -15,6 +15,7 @@ import numpy as np
 from lnexp import norms
 from lnexp.config import Config
 from lnexp.explain import standardizes
+from lnexp.registry import AXES
 
 # An axis counts as standardized when every mean is within TOL of 0 and every biased variance
 # within TOL of 1. Generous next to float32 rounding (~1e-7), tight next to what eps does to a
@@ -50,11 +51,24 @@ class GlobalStats:
 
 @dataclass(frozen=True)
 class StageStats:
-    """All statistics of one stage (pre_norm or post_norm)."""
+    """All statistics of one stage (input, pre_norm or post_norm): per_feature and per_sample
+    always; per_token, per_instance and per_group where the layout and norm have them
+    (lnexp.registry.axes)."""
 
     per_feature: AxisStats
     per_sample: AxisStats
     global_: GlobalStats
+    extra: dict[str, AxisStats] = field(default_factory=dict)
+
+    @property
+    def axes(self) -> dict[str, AxisStats]:
+        """Every axis computed, in registry.AXES order."""
+        found = {"per_feature": self.per_feature, "per_sample": self.per_sample, **self.extra}
+        return {a: found[a] for a in AXES if a in found}
+
+    def axis(self, name: str) -> AxisStats:
+        """One axis by name ('per_token', ...); KeyError when not computed."""
+        return self.axes[name]
 
 
 @dataclass(frozen=True)
@@ -168,6 +182,10 @@ class RunResult:
     chunks: int = 1  # how many row chunks the batch was streamed in
     layers: LayerStats | None = None  # depth > 1
     training: TrainResult | None = None  # with a train: block
+    input_stats: StageStats | None = None  # the batch fed to the model
+    # image / sequence: which values share one mean and variance with the reference value
+    # (sample 0, channel 0, position 0), measured (experiment.sharing); (N, C, positions) bool
+    sharing: np.ndarray | None = None
 
     @property
     def rows_kept(self) -> int:
@@ -183,9 +201,18 @@ class RunResult:
 
     @property
     def verdicts(self) -> dict[str, Verdict]:
-        """Post-norm verdict per axis: is it standardized?"""
-        return {"per_feature": verdict(self.post_stats.per_feature),
-                "per_sample": verdict(self.post_stats.per_sample)}
+        """Post-norm verdict per axis (every axis computed): is it standardized?"""
+        return {axis: verdict(a) for axis, a in self.post_stats.axes.items()}
+
+    @property
+    def standardized_axes(self) -> list[str]:
+        """The axes whose every statistic has mean ~0 and biased variance ~1 after the norm."""
+        return [axis for axis, v in self.verdicts.items() if v.standardized]
+
+    @property
+    def standardizes(self) -> str:
+        """The standardized axes in words: 'samples', 'groups and samples', 'neither', ..."""
+        return standardizes(self.standardized_axes)
 
 
 @dataclass(frozen=True)
@@ -205,11 +232,9 @@ class NormOutcome:
 
     @property
     def standardizes(self) -> str | None:
-        """'features', 'samples', 'features and samples' or 'neither'; None if not computed."""
-        if self.result is None:
-            return None
-        v = self.result.verdicts
-        return standardizes(v["per_feature"].standardized, v["per_sample"].standardized)
+        """The axes it standardized in words ('features', 'samples', 'groups and samples',
+        'tokens', 'instances', 'neither'); None if not computed."""
+        return None if self.result is None else self.result.standardizes
 
 
 @dataclass(frozen=True)

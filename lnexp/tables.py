@@ -13,9 +13,9 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from lnexp.explain import standardizes
+from lnexp.explain import axis_descriptions
 from lnexp.numbers import show_value
-from lnexp.registry import COMPARATORS, LISTED_METRICS
+from lnexp.registry import AXES, COMPARATORS, LISTED_METRICS
 
 if TYPE_CHECKING:  # stats imports torch; `lnexp check` renders tables without it
     from lnexp.core import CompareOutcome, RunOutcome
@@ -63,7 +63,6 @@ def _span(a: np.ndarray) -> str:
 def summary_table(result: RunResult) -> Table:
     """Pre vs post: the spread of per-feature and per-sample stats, and global stats."""
     name = result.config.model.norm
-    n, c = result.config.data.n_samples, result.config.features
     t = Table(title=f"{result.norm.title} ({name}): {result.norm.summary}",
               box=box.SIMPLE_HEAD, title_justify="left")
     t.add_column("statistic (min … max over the axis)")
@@ -77,12 +76,9 @@ def summary_table(result: RunResult) -> Table:
         t.add_row(f"{label} var (unbiased, ÷(n−1))", _span(a.var_unbiased),
                   _span(b.var_unbiased))
 
-    axis_rows(f"per-feature (over {_plural(n, 'sample')}, dim 0)", pre.per_feature,
-              post.per_feature)
-    t.add_section()
-    axis_rows(f"per-sample (over {_plural(c, 'feature')}, dim 1)", pre.per_sample,
-              post.per_sample)
-    t.add_section()
+    for axis, label in axis_row_labels(result.config).items():
+        axis_rows(label, pre.axis(axis), post.axis(axis))
+        t.add_section()
     g0, g1 = pre.global_, post.global_
     t.add_row("global mean", fmt(g0.mean), fmt(g1.mean))
     t.add_row("global var (biased)", fmt(g0.var), fmt(g1.var))
@@ -92,9 +88,21 @@ def summary_table(result: RunResult) -> Table:
     v = result.verdicts
     t.add_section()
     t.add_row("standardized (|mean|, |var−1| ≤ "
-              f"{v['per_feature'].tolerance:g})", "",
-              standardizes(v["per_feature"].standardized, v["per_sample"].standardized))
+              f"{v['per_feature'].tolerance:g})", "", result.standardizes)
     return t
+
+
+def axis_row_labels(cfg: Any) -> dict[str, str]:
+    """Row label per axis, e.g. 'per-feature (over 100 samples, dim 0)' on features,
+    'per-instance ((sample, channel) over its H·W = 8×8 positions)' on images."""
+    n, c = cfg.data.n_samples, cfg.features
+    out = {}
+    for axis, (unit, over) in axis_descriptions(cfg).items():
+        out[axis] = f"{axis.replace('_', '-')} ({unit}, over {over})"
+    if cfg.data.layout == "features":  # the tutorial's rows, as they always read
+        out["per_feature"] = f"per-feature (over {_plural(n, 'sample')}, dim 0)"
+        out["per_sample"] = f"per-sample (over {_plural(c, 'feature')}, dim 1)"
+    return out
 
 
 def _plural(k: int, word: str) -> str:
@@ -219,8 +227,7 @@ def compare_table(cmp: CompareResult) -> Table:
     """One column per norm; rows: per-feature and per-sample spreads, output mean / RMS and
     which axis ends up standardized."""
     cfg = cmp.config
-    n, c = cfg.data.n_samples, cfg.features
-    t = Table(title=f"After each norm ({n} samples × {c} features)", box=box.SIMPLE_HEAD,
+    t = Table(title=f"After each norm ({shape_words(cfg)})", box=box.SIMPLE_HEAD,
               title_justify="left", pad_edge=False)
     t.add_column("after the norm", no_wrap=True)
     for o in cmp.outcomes:
@@ -230,13 +237,20 @@ def compare_table(cmp: CompareResult) -> Table:
     def row(label: str, cell: Any) -> None:
         t.add_row(label, *["—" if o.result is None else cell(o.result) for o in cmp.outcomes])
 
-    for axis in ("per_feature", "per_sample"):
+    axes = [a for a in AXES if any(o.result is not None and a in o.result.post_stats.axes
+                                   for o in cmp.outcomes)]
+
+    def cell(axis: str, stat: str) -> Callable[[RunResult], str]:
+        def get(r: RunResult) -> str:
+            found = r.post_stats.axes.get(axis)
+            return "·" if found is None else _short_span(getattr(found, stat))
+        return get
+
+    for axis in axes:
         label = axis.replace("_", "-")
-        row(f"{label} mean", lambda r, a=axis: _short_span(getattr(r.post_stats, a).mean))
-        row(f"{label} var (biased)",
-            lambda r, a=axis: _short_span(getattr(r.post_stats, a).var))
-        row(f"{label} var (unbiased)",
-            lambda r, a=axis: _short_span(getattr(r.post_stats, a).var_unbiased))
+        row(f"{label} mean", cell(axis, "mean"))
+        row(f"{label} var (biased)", cell(axis, "var"))
+        row(f"{label} var (unbiased)", cell(axis, "var_unbiased"))
         t.add_section()
     row("output mean", lambda r: _short(r.post_stats.global_.mean))
     row("output RMS", lambda r: _short(r.post_stats.global_.rms))
@@ -249,10 +263,25 @@ def compare_table(cmp: CompareResult) -> Table:
                 if o.result is not None), None)
     label = "standardizes" + (f" (tol {tol:g})" if tol is not None else "")
     t.add_row(label, *[(o.standardizes or "not computed") for o in cmp.outcomes])
+    if cfg.data.layout != "features":  # the norm's own axis, as a metrics.json key
+        t.add_row("its own axis", *[o.spec.standardizes_axis for o in cmp.outcomes])
     if cmp.not_computed:
         t.add_row("not computed because", *[
             o.why or "" for o in cmp.outcomes])
     return t
+
+
+def shape_words(cfg: Any) -> str:
+    """'100 samples × 50 features', '2 samples × 32 channels × 8×8 pixels',
+    '4 samples × 16 tokens × 32 channels'."""
+    d = cfg.dims()
+    if cfg.data.layout == "image":
+        return (f"{_plural(d['N'], 'sample')} × {_plural(d['C'], 'channel')} × "
+                f"{d['H']}×{d['W']} pixels")
+    if cfg.data.layout == "sequence":
+        return (f"{_plural(d['N'], 'sample')} × {_plural(d['T'], 'token')} × "
+                f"{_plural(d['C'], 'channel')}")
+    return f"{d['N']} samples × {d['C']} features"
 
 
 def render_compare(console: Console, outcome: CompareOutcome) -> None:
@@ -261,11 +290,21 @@ def render_compare(console: Console, outcome: CompareOutcome) -> None:
     cfg = cmp.config
     n, c = cfg.data.n_samples, cfg.features
     weights = "the same Linear weights" if cfg.model.linear else "no Linear layer"
-    console.print(f"Every norm sees the same {n} × {c} inputs (samples × features) and {weights} "
-                  f"(seed {cfg.seed}, {cfg.model.mode} mode). Cells are min…max over the axis; "
-                  f"per-feature = over the {n} samples (dim 0), per-sample = over the {c} "
-                  f"features (dim 1); var biased = ÷n (what the norms use), unbiased = ÷(n−1) "
-                  f"(torch.var's default).\n")
+    if cfg.data.layout == "features":
+        console.print(
+            f"Every norm sees the same {n} × {c} inputs (samples × features) and {weights} "
+            f"(seed {cfg.seed}, {cfg.model.mode} mode). Cells are min…max over the axis; "
+            f"per-feature = over the {n} samples (dim 0), per-sample = over the {c} "
+            f"features (dim 1); var biased = ÷n (what the norms use), unbiased = ÷(n−1) "
+            f"(torch.var's default).\n")
+    else:
+        layer = "Conv2d" if cfg.data.layout == "image" else "Linear (per token)"
+        weights = f"the same {layer} weights" if cfg.model.linear else "no layer"
+        console.print(
+            f"Every norm sees the same {shape_words(cfg)} and {weights} (seed {cfg.seed}, "
+            f"{cfg.model.mode} mode). Cells are min…max over the axis; var biased = ÷n (what "
+            f"the norms use), unbiased = ÷(n−1) (torch.var's default); · = not reported for "
+            f"this norm.\n")
     console.print(compare_table(cmp))
     console.print(f"Axes: {outcome.axes}")
     for _name, norm_lines in outcome.explanations:

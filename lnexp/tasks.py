@@ -9,6 +9,10 @@ One pool of n_train + n_heldout examples is drawn and split, training examples f
   example is its centre plus N(0, I) noise. Loss: cross-entropy; accuracy is reported.
 - teacher:  x ~ N(0, I); y = tanh(x A) B + noise * N(0, I) with A ~ N(0, 1/in_features) of
   width TEACHER_WIDTH and B ~ N(0, 1/TEACHER_WIDTH). Loss: MSE; no accuracy.
+- digits:   scikit-learn's 1,797 handwritten 8x8 digits (lnexp.data.load_digits, pixels in
+  [0, 1]), 10 classes; a randperm from the task's generator splits them: the first n_train
+  train, the next n_heldout are held out. (N, 64) features or (N, 1, 8, 8) images by
+  data.layout. Loss: cross-entropy.
 """
 
 from __future__ import annotations
@@ -38,10 +42,17 @@ def generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed + TASK_SEED_OFFSET)
 
 
-def make_task(cfg: TrainConfig, in_features: int, g: torch.Generator) -> Task:
+def make_task(cfg: TrainConfig, in_features: int, g: torch.Generator,
+              layout: str = "features") -> Task:
     """Draw the task's examples from `g`."""
     n = cfg.n_train + cfg.n_heldout
-    if cfg.task == "clusters":
+    if cfg.task == "digits":
+        from lnexp import data
+
+        labels = torch.from_numpy(data.load_digits()[1])
+        index = torch.randperm(len(labels), generator=g)[:n]
+        x, y = data.digits_tensor(index, layout), labels[index]
+    elif cfg.task == "clusters":
         s = cfg.separation / math.sqrt(2 * in_features)
         centres = torch.randn(cfg.outputs, in_features, generator=g) * s
         y = torch.randint(cfg.outputs, (n,), generator=g)
@@ -52,4 +63,4 @@ def make_task(cfg: TrainConfig, in_features: int, g: torch.Generator) -> Task:
         x = torch.randn(n, in_features, generator=g)
         y = torch.tanh(x @ a) @ b + cfg.noise * torch.randn(n, cfg.outputs, generator=g)
     k = cfg.n_train
-    return Task(x[:k], y[:k], x[k:], y[k:], classification=cfg.task == "clusters")
+    return Task(x[:k], y[:k], x[k:], y[k:], classification=cfg.task != "teacher")

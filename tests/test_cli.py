@@ -63,7 +63,8 @@ def test_run_folder_layout(invoke, tmp_path):
     assert env["seed"] == 0 and env["torch"] and env["lnexp"] == __version__
     lines = (run_dir / "stats.csv").read_text().splitlines()
     assert lines[0] == "stage,axis,index,mean,var,var_unbiased,std"
-    assert len(lines) == 1 + 2 * (50 + 100)
+    # input (100 features, 100 samples), pre_norm and post_norm (50 features, 100 samples)
+    assert len(lines) == 1 + (100 + 100) + 2 * (50 + 100)
 
 
 def test_two_runs_never_share_a_folder(invoke, tmp_path):

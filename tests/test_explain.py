@@ -11,10 +11,14 @@ SMALL = {"data": {"n_samples": 16}, "model": {"in_features": 8, "out_features": 
 
 
 def test_standardizes_in_words() -> None:
-    assert explain.standardizes(True, True) == "features and samples"
-    assert explain.standardizes(True, False) == "features"
-    assert explain.standardizes(False, True) == "samples"
-    assert explain.standardizes(False, False) == "neither"
+    assert explain.standardizes(["per_feature", "per_sample"]) == "features and samples"
+    assert explain.standardizes(["per_feature"]) == "features"
+    assert explain.standardizes(["per_sample"]) == "samples"
+    assert explain.standardizes([]) == "neither"
+    # the finest axis first: the norm's own, then what follows from it
+    assert explain.standardizes(["per_sample", "per_group"]) == "groups and samples"
+    assert (explain.standardizes(["per_feature", "per_sample", "per_instance"])
+            == "instances, features and samples")
 
 
 def test_layernorm_standardizes_samples_and_batchnorm_features() -> None:

@@ -9,11 +9,21 @@ from lnexp import norms
 from lnexp.errors import NormError
 
 
+@pytest.mark.parametrize("layout", ["features", "image", "sequence"])
 @pytest.mark.parametrize("name", norms.names())
-def test_every_norm_maps_n_by_c_to_n_by_c(name):
-    layer = norms.create(name, 6, eps=1e-5, affine=True, groups=3)
-    x = torch.randn(4, 6)
-    assert layer(x).shape == (4, 6)
+def test_every_norm_keeps_its_layouts_shape(name, layout):
+    if norms.get(name).not_defined_on(layout):
+        pytest.skip(f"{name} is not defined on {layout}")
+    layer = norms.create(name, 6, eps=1e-5, affine=True, groups=3, layout=layout)
+    shape = {"features": (4, 6), "image": (4, 6, 3, 5), "sequence": (4, 7, 6)}[layout]
+    assert layer(torch.randn(shape)).shape == shape
+
+
+def test_instance_is_not_defined_on_features_and_says_why():
+    reason = norms.get("instance").not_defined_on("features")
+    assert reason and "nothing to normalize over" in reason
+    assert norms.defined_on("features") == ["bn", "ln", "rms", "group", "none"]
+    assert norms.defined_on("image") == norms.defined_on("sequence") == norms.names()
 
 
 def test_unknown_norm_lists_the_valid_ones():
@@ -31,14 +41,15 @@ def test_non_dividing_groups_name_both_numbers():
         norms.resolve_groups(50, 7)
 
 
-def test_instance_norm_normalizes_each_sample_over_its_features():
-    """Not PyTorch's unbatched reading of 2-D input: each row is standardized on its own."""
-    x = torch.randn(5, 8) * 3 + 1
-    y = norms.create("instance", 8, eps=0.0, affine=False)(x)
-    torch.testing.assert_close(y.mean(dim=1), torch.zeros(5), atol=1e-5, rtol=0)
-    torch.testing.assert_close(y.var(dim=1, correction=0), torch.ones(5), atol=1e-4, rtol=0)
-    # A single row gives the same result alone as in the batch: samples are independent.
-    torch.testing.assert_close(norms.create("instance", 8, eps=0.0, affine=False)(x[:1]), y[:1])
+def test_instance_norm_normalizes_each_channel_over_its_positions():
+    """Images: InstanceNorm2d; sequences: InstanceNorm1d on (N, C, T), each (n, c) alone."""
+    x = torch.randn(5, 7, 4) * 3 + 1  # (N, T, C)
+    y = norms.create("instance", 4, eps=0.0, affine=False, layout="sequence")(x)
+    torch.testing.assert_close(y.mean(dim=1), torch.zeros(5, 4), atol=1e-5, rtol=0)
+    torch.testing.assert_close(y.var(dim=1, correction=0), torch.ones(5, 4), atol=1e-4, rtol=0)
+    # A single sample gives the same result alone as in the batch: samples are independent.
+    torch.testing.assert_close(
+        norms.create("instance", 4, eps=0.0, affine=False, layout="sequence")(x[:1]), y[:1])
 
 
 def test_group_with_one_group_equals_layer_norm_without_affine():

@@ -53,10 +53,30 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
-class DataConfig(_Section):
-    """The input batch fed to the model: `n_samples` rows of `model.in_features` values."""
+LAYOUTS = tuple(registry.LAYOUTS)
+# scikit-learn's bundled handwritten digits (load_digits): 1,797 images of 8 x 8 pixels.
+DIGITS_COUNT, DIGITS_SIDE = 1797, 8
+DIGITS_EXTRA = "data.source: digits needs scikit-learn: pip install 'lnexp[data]'"
 
-    n_samples: StrictInt = Field(100, ge=1, le=MAX_DIM, description="Rows in the batch (dim 0), e.g. 100.")
+
+def digits_available() -> bool:
+    """Whether scikit-learn is installed (looked up without importing it)."""
+    import importlib.util
+
+    return importlib.util.find_spec("sklearn") is not None
+
+
+class DataConfig(_Section):
+    """The input batch fed to the model: `n_samples` samples of the layout's shape."""
+
+    n_samples: StrictInt = Field(100, ge=1, le=MAX_DIM, description="Samples in the batch (dim 0), e.g. 100.")
+    layout: Literal[LAYOUTS] = Field(  # type: ignore[valid-type]
+        registry.DEFAULT_LAYOUT, description="Shape of one batch: " + "; ".join(f"{k} {v.summary}" for k, v in registry.LAYOUTS.items()) + ".")
+    height: StrictInt | None = Field(None, ge=1, le=4096, description="layout image: image height H; default 8.")
+    width: StrictInt | None = Field(None, ge=1, le=4096, description="layout image: image width W; default 8.")
+    tokens: StrictInt | None = Field(None, ge=1, le=MAX_DIM, description="layout sequence: tokens T per sample; default 16.")
+    source: Literal["random", "digits"] = Field(
+        "random", description="random: drawn from data.distribution; digits: scikit-learn's 1,797 handwritten 8x8 digits (pixels / 16, a seed-chosen subset of n_samples; needs lnexp[data]), as (N, 1, 8, 8) images or (N, 64) features.")
     distribution: Literal["normal", "uniform", "laplace", "student_t"] = Field(
         "normal", description="Shape of the input distribution: normal, uniform, laplace, student_t.")
     loc: Float = Field(0.0, description="Mean of the input values, e.g. 0.0.")
@@ -65,6 +85,14 @@ class DataConfig(_Section):
     values: list[list[Float]] | None = Field(
         None, description="Explicit input rows, e.g. [[2, 3, 5, 1, 4]]; replaces the random draw "
                           "and sets n_samples and model.in_features from its shape.")
+
+    def sample_shape(self, channels: int) -> tuple[int, ...]:
+        """One sample's shape with `channels` channels: (C,), (C, H, W) or (T, C)."""
+        if self.layout == "image":
+            return (channels, int(self.height or 1), int(self.width or 1))
+        if self.layout == "sequence":
+            return (int(self.tokens or 1), channels)
+        return (channels,)
 
 
 ACTIVATIONS = tuple(registry.ACTIVATIONS)
@@ -95,6 +123,7 @@ class ModelConfig(_Section):
     init: Literal["default", "xavier", "kaiming"] = Field(
         "default", description="Linear weights: default (torch's), xavier (uniform, gain), kaiming (normal, std gain/sqrt(fan_in)); xavier/kaiming zero the biases.")
     gain: Float = Field(1.0, gt=0, description="Gain for init: xavier or kaiming, e.g. 1.4142 (sqrt 2) for kaiming with relu.")
+    kernel_size: StrictInt | None = Field(None, ge=1, le=99, description="layout image: Conv2d kernel size, odd (padding kernel_size // 2 keeps H, W); default 3.")
 
     @field_validator("norm")
     @classmethod
@@ -150,27 +179,47 @@ class ModelConfig(_Section):
 class TrainConfig(_Section):
     """Training on a synthetic task drawn from the seed; absent (null) means no training."""
 
-    task: Literal["clusters", "teacher"] = Field(
-        "clusters", description="clusters: Gaussian-cluster classification (cross-entropy); teacher: regression onto a random tanh teacher (MSE).")
-    outputs: StrictInt = Field(4, ge=1, description="Classes (clusters, >= 2) or regression targets (teacher), e.g. 4.")
+    task: Literal["clusters", "teacher", "digits"] = Field(
+        "clusters", description="clusters: Gaussian-cluster classification (cross-entropy); teacher: regression onto a random tanh teacher (MSE); digits: scikit-learn's handwritten digits, 10 classes, split by seed (needs lnexp[data]).")
+    outputs: StrictInt = Field(4, ge=1, description="Classes (clusters, >= 2; digits: 10) or regression targets (teacher), e.g. 4.")
     n_train: StrictInt = Field(1024, ge=2, description="Training examples, e.g. 1024.")
     n_heldout: StrictInt = Field(512, ge=2, description="Held-out examples, drawn with the training set, e.g. 512.")
     separation: Float = Field(4.0, gt=0, description="clusters: typical distance between class centres, in units of the within-class std (1).")
     noise: Float = Field(0.1, ge=0, description="teacher: std of the Gaussian noise added to the teacher's outputs.")
-    steps: StrictInt = Field(300, ge=1, description="Optimizer steps, e.g. 300.")
+    steps: StrictInt = Field(300, ge=1, description="Optimizer steps, e.g. 300; replaced by epochs x (n_train // batch_size) when train.epochs is set.")
+    epochs: StrictInt | None = Field(None, ge=1, description="Train this many passes over n_train instead of a fixed number of steps, e.g. 3; null: train.steps.")
     batch_size: StrictInt = Field(32, ge=1, description="Examples per step, e.g. 32; batches come from a fresh shuffle each epoch, the last partial one dropped.")
     optimizer: Literal["sgd", "adam"] = Field("adam", description="sgd or adam.")
     lr: Float = Field(1e-3, gt=0, description="Learning rate, e.g. 1.0e-3.")
     momentum: Float = Field(0.0, ge=0, lt=1, description="Momentum for optimizer: sgd, e.g. 0.9.")
     eval_every: StrictInt = Field(50, ge=1, description="Evaluate on the held-out set every this many steps (and at the first and last step).")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _digits_outputs(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and raw.get("task") == "digits":
+            raw = {**raw}
+            raw.setdefault("outputs", 10)
+        return raw
+
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
         if self.task == "clusters" and self.outputs < 2:
             raise ValueError("train.outputs: clusters needs at least 2 classes")
+        if self.task == "digits":
+            if self.outputs != 10:
+                raise ValueError(f"train.outputs: digits has 10 classes (got {self.outputs})")
+            if self.n_train + self.n_heldout > DIGITS_COUNT:
+                raise ValueError(f"train.n_train + train.n_heldout ({self.n_train} + "
+                                 f"{self.n_heldout}) is more than the {DIGITS_COUNT} digits")
+            if not digits_available():
+                raise ValueError(DIGITS_EXTRA.replace("data.source", "train.task"))
         if self.batch_size > self.n_train:
             raise ValueError(f"train.batch_size ({self.batch_size}) is larger than train.n_train "
                              f"({self.n_train})")
+        if self.epochs is not None:
+            # A fixed number of epochs: small batches take more steps (same examples seen).
+            self.steps = self.epochs * (self.n_train // self.batch_size)
         return self
 
 
@@ -240,6 +289,35 @@ def _values_defaults(raw: Any) -> Any:
 
 
 
+def _layout_defaults(raw: Any) -> Any:
+    """Fill in what the layout and source imply when not given: image 8x8 with kernel 3,
+    sequence 16 tokens; digits 64 input features, or 1 input channel of 8x8."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("data", {}), dict):
+        return raw
+    data = dict(raw.get("data") or {})
+    model = raw.get("model") if isinstance(raw.get("model"), dict) else {}
+    model = dict(model)
+    layout, source = data.get("layout", registry.DEFAULT_LAYOUT), data.get("source")
+    train = raw.get("train") if isinstance(raw.get("train"), dict) else {}
+    digits = source == "digits" or train.get("task") == "digits"
+    if layout == "image":
+        side = DIGITS_SIDE
+        data.setdefault("height", side)
+        data.setdefault("width", side)
+        model.setdefault("kernel_size", 3)
+        if digits:
+            model.setdefault("in_features", 1)
+    elif layout == "sequence":
+        data.setdefault("tokens", 16)
+    elif layout == "features" and digits:
+        model.setdefault("in_features", DIGITS_SIDE * DIGITS_SIDE)
+    if data or "data" in raw:
+        raw = {**raw, "data": data}
+    if model or "model" in raw:
+        raw = {**raw, "model": model}
+    return raw
+
+
 MetricKey = Annotated[str, AfterValidator(expect.check_key)]
 
 
@@ -270,7 +348,81 @@ class Config(_Section):
     @model_validator(mode="before")
     @classmethod
     def _values_shape_defaults(cls, raw: Any) -> Any:
-        return _values_defaults(raw)
+        return _layout_defaults(_values_defaults(raw))
+
+    @model_validator(mode="after")
+    def _check_layout(self) -> Config:
+        """Keys that do not apply to the layout are refused; the norm must be defined on it."""
+        d, m = self.data, self.model
+        layout = d.layout
+        problems = []
+        given = {"data.height": d.height, "data.width": d.width, "data.tokens": d.tokens,
+                 "model.kernel_size": m.kernel_size}
+        own = registry.LAYOUTS[layout].keys
+        wrong = [k for k, v in given.items() if v is not None and k not in own]
+        if wrong:
+            problems.append(f"{', '.join(wrong)} {'does' if len(wrong) == 1 else 'do'} not "
+                            f"apply to data.layout: {layout}")
+        if m.kernel_size is not None and m.kernel_size % 2 == 0:
+            problems.append(f"model.kernel_size must be odd, so that padding kernel_size // 2 "
+                            f"keeps H and W (got {m.kernel_size})")
+        reason = norms.get(m.norm).not_defined_on(layout)
+        if reason:
+            problems.append(f"model.norm: {m.norm} is not defined on data.layout: {layout}: "
+                            f"{reason}")
+        if d.values is not None and layout != "features":
+            problems.append(f"data.values gives rows of features; it does not apply to "
+                            f"data.layout: {layout}")
+        t = self.train
+        if t is not None:
+            if layout == "sequence":
+                problems.append("train: does not apply to data.layout: sequence yet (no "
+                                "sequence task); use data.layout: features or image")
+            elif layout == "image" and t.task != "digits":
+                problems.append(f"train.task: {t.task} draws feature vectors; data.layout: "
+                                f"image trains on train.task: digits")
+            if t.task == "digits":
+                problems.extend(self._digits_shape("train.task: digits"))
+        if d.source == "digits":
+            problems.extend(self._digits_problems())
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _digits_shape(self, what: str) -> list[str]:
+        d, m = self.data, self.model
+        if d.layout == "sequence":
+            return [f"{what} gives (N, 1, 8, 8) images or (N, 64) features; it does not apply "
+                    f"to data.layout: sequence"]
+        side = DIGITS_SIDE
+        want = side * side if d.layout == "features" else 1
+        out = []
+        if m.in_features != want:
+            out.append(f"{what} on data.layout: {d.layout} has {want} input "
+                       f"{'features' if want > 1 else 'channel'}, so model.in_features must be "
+                       f"{want} (got {m.in_features})")
+        if d.layout == "image" and (d.height, d.width) != (side, side):
+            out.append(f"{what} images are {side}x{side}, so data.height and data.width must "
+                       f"be {side} (got {d.height}x{d.width})")
+        return out
+
+    def _digits_problems(self) -> list[str]:
+        d = self.data
+        out = self._digits_shape("data.source: digits")
+        if d.n_samples > DIGITS_COUNT:
+            out.append(f"data.n_samples ({d.n_samples}) is more than the {DIGITS_COUNT} "
+                       f"digits")
+        drawn = {"data.distribution": (d.distribution, "normal"), "data.loc": (d.loc, 0.0),
+                 "data.scale": (d.scale, 1.0), "data.df": (d.df, 5.0)}
+        wrong = [k for k, (v, default) in drawn.items() if v != default]
+        if wrong:
+            out.append(f"{', '.join(wrong)} shape random draws; they do not apply to "
+                       f"data.source: digits")
+        if d.values is not None:
+            out.append("data.values and data.source: digits both give the input; use one")
+        if not digits_available():
+            out.append(DIGITS_EXTRA)
+        return out
 
     @model_validator(mode="after")
     def _check_values(self) -> Config:
@@ -307,8 +459,27 @@ class Config(_Section):
 
     @property
     def features(self) -> int:
-        """Number of features the first norm sees (the snapshot's pre_norm / post_norm)."""
+        """Number of features (channels) the first norm sees (the snapshot's pre_norm /
+        post_norm)."""
         return self.model.normed_widths()[0]
+
+    @property
+    def positions(self) -> int:
+        """Values per channel within one sample: H*W (image), T (sequence), 1 (features)."""
+        d = self.data
+        if d.layout == "image":
+            return int(d.height or 1) * int(d.width or 1)
+        return int(d.tokens or 1) if d.layout == "sequence" else 1
+
+    def sample_shape(self, channels: int) -> tuple[int, ...]:
+        """One sample's shape with `channels` channels: (C,), (C, H, W) or (T, C)."""
+        return self.data.sample_shape(channels)
+
+    def dims(self, channels: int | None = None) -> dict[str, int]:
+        """The named sizes of the tensor a norm sees, e.g. {'N': 2, 'C': 32, 'H': 8, 'W': 8}."""
+        c = self.features if channels is None else channels
+        shape = (self.data.n_samples, *self.sample_shape(c))
+        return dict(zip(registry.LAYOUTS[self.data.layout].dims, shape, strict=True))
 
 
 

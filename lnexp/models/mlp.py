@@ -1,5 +1,8 @@
 """MLP blocks: a stack of `depth` Linear + norm blocks. Depth 1 with the defaults is the
-tutorial's SimpleModel.
+tutorial's SimpleModel. The same stack serves every layout (lnexp.registry.LAYOUTS): on
+`sequence` (N, T, C) the Linear acts on each token's channels; on `image` (N, C, H, W) each
+block's layer is a Conv2d (lnexp/models/conv.py). The norm is built for the layout
+(lnexp.norms), so it always sees the layout's tensor and normalizes its own axes.
 
 Block layouts (`model.placement`), with Act the configured activation (`none` = identity):
 
@@ -23,7 +26,7 @@ from torch import nn
 
 from lnexp import norms
 from lnexp.config import ModelConfig
-from lnexp.registry import ACTIVATIONS, PLACEMENTS
+from lnexp.registry import ACTIVATIONS, LAYOUTS, PLACEMENTS
 
 
 def _activation(name: str) -> nn.Module:
@@ -53,17 +56,26 @@ class Trace:
     blocks: list[torch.Tensor]  # each block's output, first block first
 
 
+def layer(d_in: int, d_out: int, cfg: ModelConfig, layout: str) -> nn.Module:
+    """The layer of one block on `layout`: Linear (features, sequence) or Conv2d (image)."""
+    if LAYOUTS[layout].block == "conv":
+        from lnexp.models.conv import conv2d
+
+        return conv2d(d_in, d_out, cfg)
+    return _linear(d_in, d_out, cfg)
+
+
 class Block(nn.Module):
     """One block; `forward` returns (output, norm input, norm output)."""
 
-    def __init__(self, d_in: int, d_out: int, cfg: ModelConfig):
+    def __init__(self, d_in: int, d_out: int, cfg: ModelConfig, layout: str = "features"):
         super().__init__()
         self.placement = cfg.placement
         normed = d_in if PLACEMENTS[cfg.placement].norm_first else d_out
-        # The Linear is built first (the tutorial's order); norms consume no random numbers.
-        self.linear: nn.Module = _linear(d_in, d_out, cfg) if cfg.linear else nn.Identity()
+        # The layer is built first (the tutorial's order); norms consume no random numbers.
+        self.linear: nn.Module = layer(d_in, d_out, cfg, layout) if cfg.linear else nn.Identity()
         self.norm = norms.create(cfg.norm, normed, eps=cfg.eps, affine=cfg.affine,
-                                 groups=cfg.groups)
+                                 groups=cfg.groups, layout=layout)
         self.act = _activation(cfg.activation)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -87,12 +99,14 @@ class Model(nn.Module):
     """`depth` blocks (plus a final norm for pre_residual). `forward` returns the output;
     `trace` returns the activations the experiment measures."""
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, layout: str = "features"):
         super().__init__()
         w = cfg.widths()
-        self.blocks = nn.ModuleList(Block(w[i], w[i + 1], cfg) for i in range(len(w) - 1))
+        self.blocks = nn.ModuleList(Block(w[i], w[i + 1], cfg, layout)
+                                    for i in range(len(w) - 1))
         self.final_norm: nn.Module = (
-            norms.create(cfg.norm, w[-1], eps=cfg.eps, affine=cfg.affine, groups=cfg.groups)
+            norms.create(cfg.norm, w[-1], eps=cfg.eps, affine=cfg.affine, groups=cfg.groups,
+                         layout=layout)
             if PLACEMENTS[cfg.placement].final_norm else nn.Identity())
 
     def trace(self, x: torch.Tensor) -> Trace:
@@ -110,14 +124,15 @@ class Model(nn.Module):
             x = block(x)[0]
         return self.final_norm(x)
 
-    def linears(self) -> list[nn.Linear]:
-        """The Linear layer of every block, first block first (empty when linear is off)."""
-        return [b.linear for b in self.blocks if isinstance(b.linear, nn.Linear)]
+    def linears(self) -> list[nn.Module]:
+        """The Linear (image: Conv2d) layer of every block, first block first (empty when
+        model.linear is off): the weights whose gradient norms are reported."""
+        return [b.linear for b in self.blocks if isinstance(b.linear, nn.Linear | nn.Conv2d)]
 
 
-def build_model(cfg: ModelConfig) -> Model:
-    """Build the model in the configured mode (train or eval)."""
-    model = Model(cfg)
+def build_model(cfg: ModelConfig, layout: str = "features") -> Model:
+    """Build the model for `layout` in the configured mode (train or eval)."""
+    model = Model(cfg, layout)
     model.train(cfg.mode == "train")
     return model
 

@@ -63,18 +63,33 @@ def axis_dict(s: AxisStats, lists: bool = True) -> dict[str, Any]:
 
 
 def per_sample_lists(cfg: Config) -> bool:
-    """Whether per-sample lists are written (n_samples <= output.per_sample_limit)."""
+    """Whether the lists of the within-sample axes (per_sample, per_token, per_instance,
+    per_group) are written (n_samples <= output.per_sample_limit)."""
     return bool(cfg.data.n_samples <= cfg.output.per_sample_limit)
 
 
 def stage_dict(s: StageStats, sample_lists: bool = True) -> dict[str, Any]:
-    """One stage (pre_norm or post_norm)."""
+    """One stage (input, pre_norm or post_norm): every axis computed, then `global`."""
     g = s.global_
     return {
-        "per_feature": axis_dict(s.per_feature),
-        "per_sample": axis_dict(s.per_sample, sample_lists),
+        **{axis: axis_dict(a, sample_lists or axis == "per_feature")
+           for axis, a in s.axes.items()},
         "global": {k: (_num(v) if isinstance(v, float) else v) for k, v in vars(g).items()},
     }
+
+
+def axis_labels(cfg: Config) -> dict[str, str]:
+    """What one value of each axis is, and what it is over, for this layout and norm."""
+    from lnexp.explain import axis_descriptions
+
+    out = {axis: f"one value per {unit}, over {over}"
+           for axis, (unit, over) in axis_descriptions(cfg).items()}
+    if cfg.data.layout == "features":  # the tutorial's wording, kept
+        out["per_feature"] = "one value per feature, over the samples (dim 0)"
+        out["per_sample"] = "one value per sample, over its features (dim 1)"
+    order = {"per_token": "n-major: index = n*T + t", "per_instance": "n-major: index = n*C + c",
+             "per_group": "n-major: index = n*G + g"}
+    return {a: f"{text} ({order[a]})" if a in order else text for a, text in out.items()}
 
 
 def sample_dict(s: SampleStats) -> dict[str, Any]:
@@ -147,19 +162,25 @@ def metrics(result: RunResult, explanation: list[str]) -> dict[str, Any]:
         "config": config.to_dict(cfg),
         "norm": {"name": result.norm.name, "title": result.norm.title,
                  "summary": result.norm.summary},
-        "shape": {"n_samples": cfg.data.n_samples, "features": cfg.features},
+        "shape": {"n_samples": cfg.data.n_samples, "features": cfg.features,
+                  "layout": cfg.data.layout, "dims": cfg.dims()},
         "labels": {
-            "per_feature": "one value per feature, over the samples (dim 0)",
-            "per_sample": "one value per sample, over its features (dim 1)",
+            **axis_labels(cfg),
             "var": "biased variance (divide by n), what the norm layers use",
             "var_unbiased": "unbiased variance (divide by n-1), torch.var's default; null if n<2",
             "std": "sqrt(var), biased",
         },
-        "stages": {"pre_norm": stage_dict(result.pre_stats, per_sample_lists(cfg)),
-                   "post_norm": stage_dict(result.post_stats, per_sample_lists(cfg))},
+        "stages": {
+            **({"input": stage_dict(result.input_stats, per_sample_lists(cfg))}
+               if result.input_stats is not None else {}),
+            "pre_norm": stage_dict(result.pre_stats, per_sample_lists(cfg)),
+            "post_norm": stage_dict(result.post_stats, per_sample_lists(cfg))},
         "sample": {"index": cfg.sample_index, "pre_norm": sample_dict(result.sample_pre),
                    "post_norm": sample_dict(result.sample_post)},
         "verdict": {axis: verdict_dict(v) for axis, v in result.verdicts.items()},
+        "standardizes": result.standardizes,
+        "standardized_axes": result.standardized_axes,
+        "expected_axis": result.norm.standardizes_axis,
         "numeric_trouble": result.numeric_trouble,
         "explanation": explanation,
         **extra,
@@ -168,15 +189,20 @@ def metrics(result: RunResult, explanation: list[str]) -> dict[str, Any]:
 
 
 def stats_csv(result: RunResult) -> str:
-    """stats.csv: long format, one row per (stage, axis, index)."""
+    """stats.csv: long format, one row per (stage, axis, index); index is the flat,
+    row-major position in the axis's list (as in metrics.json)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["stage", "axis", "index", "mean", "var", "var_unbiased", "std"])
-    axes = ("per_feature", "per_sample") if per_sample_lists(result.config) else (
-        "per_feature",)
-    for stage, st in (("pre_norm", result.pre_stats), ("post_norm", result.post_stats)):
-        for axis in axes:
-            a: AxisStats = getattr(st, axis)
+    lists = per_sample_lists(result.config)
+    stages = (("input", result.input_stats), ("pre_norm", result.pre_stats),
+              ("post_norm", result.post_stats))
+    for stage, st in stages:
+        if st is None:
+            continue
+        for axis, a in st.axes.items():
+            if axis != "per_feature" and not lists:
+                continue
             for i, row in enumerate(zip(a.mean, a.var, a.var_unbiased, a.std, strict=True)):
                 w.writerow([stage, axis, i, *(repr(float(v)) for v in row)])
     return buf.getvalue()
@@ -218,11 +244,12 @@ COMPARISON_CSV_STATS = ("mean", "var", "var_unbiased")
 
 def _norm_entry(o: NormOutcome) -> dict[str, Any]:
     entry: dict[str, Any] = {"name": o.name, "title": o.spec.title, "summary": o.spec.summary,
-                             "expected_axis": o.spec.axis}
+                             "expected_axis": o.spec.axis,
+                             "expected_axis_key": o.spec.standardizes_axis}
     if o.result is None:
         return {**entry, "status": "not_defined", "reason": o.reason, "run_dir": None,
-                "standardizes": None, "per_feature": None, "per_sample": None,
-                "global": None, "verdict": None}
+                "standardizes": None, "standardized_axes": None, "per_feature": None,
+                "per_sample": None, "global": None, "verdict": None}
     post = o.result.post_stats
     g = post.global_
     return {
@@ -231,8 +258,9 @@ def _norm_entry(o: NormOutcome) -> dict[str, Any]:
         "reason": None,
         "run_dir": o.name,  # relative to the compare folder; holds the usual run files
         "standardizes": o.standardizes,
-        "per_feature": {k: _spread(getattr(post.per_feature, k)) for k in COMPARISON_CSV_STATS},
-        "per_sample": {k: _spread(getattr(post.per_sample, k)) for k in COMPARISON_CSV_STATS},
+        "standardized_axes": o.result.standardized_axes,
+        **{axis: {k: _spread(getattr(a, k)) for k in COMPARISON_CSV_STATS}
+           for axis, a in post.axes.items()},
         "global": {"mean": _num(g.mean), "var": _num(g.var), "rms": _num(g.rms),
                    "min": _num(g.min), "max": _num(g.max)},
         "verdict": {axis: verdict_dict(v) for axis, v in o.result.verdicts.items()},
@@ -250,18 +278,29 @@ def comparison(cmp: CompareResult, explanations: list[NormLines], axes: str) -> 
         "status": "completed" if cmp.complete else "partial",
         "config": config.to_dict(cfg),
         "norm_order": [o.name for o in cmp.outcomes],
-        "shape": {"n_samples": cfg.data.n_samples, "features": cfg.features},
+        "shape": {"n_samples": cfg.data.n_samples, "features": cfg.features,
+                  "layout": cfg.data.layout, "dims": cfg.dims()},
         "labels": {
-            "per_feature": "after the norm, one value per feature over the samples (dim 0); "
-                           "min/max/mean over the features",
-            "per_sample": "after the norm, one value per sample over its features (dim 1); "
-                          "min/max/mean over the samples",
+            **{axis: f"after the norm, {text}; min/max/mean over the list"
+               for axis, text in axis_labels(cfg).items() if axis != "per_group"},
+            **({"per_feature": "after the norm, one value per feature over the samples (dim 0); "
+                               "min/max/mean over the features",
+                "per_sample": "after the norm, one value per sample over its features (dim 1); "
+                              "min/max/mean over the samples"}
+               if cfg.data.layout == "features" else {}),
+            "per_group": "with group only: after the norm, one value per (sample, group); "
+                         "min/max/mean over the list",
             "var": "biased variance (divide by n), what the norm layers use",
             "var_unbiased": "unbiased variance (divide by n-1); null if n<2",
             "global": "over every value after the norm",
-            "standardizes": "which axis has every |mean| <= tolerance and every "
-                            "|var - 1| <= tolerance: features, samples, features and samples, "
-                            "neither; null if not computed",
+            "standardizes": "the axes whose every |mean| <= tolerance and every "
+                            "|var - 1| <= tolerance, in words, finest first (features, samples, "
+                            "features and samples, groups and samples, tokens and samples, "
+                            "instances, features and samples, neither); null if not computed",
+            "standardized_axes": "the same as metrics.json axis keys (per_feature, ...)",
+            "expected_axis_key": "the axis the norm standardizes on this layout "
+                                 "(per_feature, per_sample, per_token, per_instance, per_group "
+                                 "or neither)",
             "config": "the base config; each norm's run uses it with model.norm=<name>",
         },
         "axes": axes,
@@ -272,12 +311,20 @@ def comparison(cmp: CompareResult, explanations: list[NormLines], axes: str) -> 
 
 def comparison_csv(doc: dict[str, Any]) -> str:
     """comparison.csv: one row per norm, the comparison.json numbers flattened."""
+    from lnexp.registry import AXES
+
+    # per_feature and per_sample first (the tutorial's columns); other axes at the end.
+    extra = [a for a in AXES[2:] if any(e.get(a) for e in doc["norms"])]
     header = ["norm", "title", "status", "standardizes"]
     for axis in ("per_feature", "per_sample"):
         for stat in COMPARISON_CSV_STATS:
             header += [f"{axis}_{stat}_min", f"{axis}_{stat}_max"]
     header += ["global_mean", "global_var", "global_rms", "global_min", "global_max",
                "per_feature_standardized", "per_sample_standardized", "run_dir", "reason"]
+    for axis in extra:
+        for stat in COMPARISON_CSV_STATS:
+            header += [f"{axis}_{stat}_min", f"{axis}_{stat}_max"]
+        header.append(f"{axis}_standardized")
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)
@@ -296,6 +343,11 @@ def comparison_csv(doc: dict[str, Any]) -> str:
         v = e["verdict"] or {}
         row += [(v.get(a) or {}).get("standardized") for a in ("per_feature", "per_sample")]
         row += [e["run_dir"], e["reason"]]
+        for axis in extra:
+            for stat in COMPARISON_CSV_STATS:
+                spread = (e.get(axis) or {}).get(stat) or {}
+                row += [spread.get("min"), spread.get("max")]
+            row.append((v.get(axis) or {}).get("standardized"))
         w.writerow([cell(x) for x in row])
     return buf.getvalue()
 
