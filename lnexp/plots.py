@@ -118,8 +118,10 @@ def overview(result: RunResult) -> Figure:
     dim 1). Top row: all values and means; bottom row: the chosen sample and biased variances.
     """
     fig = _new_figure(16, 9)
+    two_line = result.config.data.layout != "features"  # axis titles of two lines
     ax = fig.subplots(2, 3, gridspec_kw={"left": 0.045, "right": 0.99, "bottom": 0.065,
-                                         "top": 0.86, "wspace": 0.2, "hspace": 0.3})
+                                         "top": 0.83 if two_line else 0.86, "wspace": 0.2,
+                                         "hspace": 0.36 if two_line else 0.3})
     name = result.config.model.norm
     pre_s, post_s = result.pre_stats, result.post_stats
 
@@ -308,8 +310,8 @@ def comparison(cmp: CompareResult) -> Figure:
             ax = fig.add_subplot(gs[i, j], sharey=share)
             first.setdefault(i, ax)
             axes.append(ax)
-        verdict = o.standardizes or "not computed"
-        axes[0].set_title(f"{o.name}: {o.spec.title}\nstandardizes: {verdict}", fontsize=12,
+        verdict = _wrap(f"standardizes: {o.standardizes or 'not computed'}", 30)
+        axes[0].set_title(f"{o.name}: {o.spec.title}\n{verdict}", fontsize=12,
                           fontweight="bold" if o.result is not None else "normal")
         if o.result is None:
             for ax in axes:
@@ -761,9 +763,9 @@ def token_heatmap(result: RunResult) -> Figure:
     pre, post = result.pre[i], result.post[i]  # (T, C)
     t, c = pre.shape
     fig = _new_figure(16, 7.5)
-    gs = fig.add_gridspec(3, 5, width_ratios=[6, 1.1, 0.5, 6, 1.1], height_ratios=[1.1, 5, 0.16],
-                          left=0.05, right=0.99, bottom=0.08, top=0.83, wspace=0.05,
-                          hspace=0.12)
+    gs = fig.add_gridspec(4, 5, width_ratios=[6, 1.1, 0.5, 6, 1.1],
+                          height_ratios=[1.1, 5, 0.45, 0.16], left=0.05, right=0.99,
+                          bottom=0.08, top=0.85, wspace=0.05, hspace=0.1)
     vmax = _colour_scale(pre, post)
     std_max = max(float(pre.std(axis=1).max()), float(post.std(axis=1).max()),
                   float(pre.std(axis=0).max()), float(post.std(axis=0).max()), 1.0) * 1.1
@@ -787,7 +789,7 @@ def token_heatmap(result: RunResult) -> Figure:
         right.set_xlim(0, std_max)
         right.set_xlabel("std over\nchannels", fontsize=9)
         right.tick_params(labelleft=False)
-        cax = fig.add_subplot(gs[2, col])
+        cax = fig.add_subplot(gs[3, col])
         fig.colorbar(image, cax=cax, orientation="horizontal",
                      label="activation (one scale before and after; clipped at the 99.5th "
                            "percentile of |x|)")
