@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from lnexp import __version__, norms
+from lnexp import __version__, norms, registry
 from lnexp.errors import (
     EXIT_EXPECTATION_FAILED,
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
+    EXIT_OK,
     EXIT_PARTIAL,
     EXIT_USAGE,
     LnexpError,
@@ -63,7 +64,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"lnexp {__version__}")
-        raise typer.Exit()
+        raise typer.Exit(EXIT_OK)
 
 
 @app.callback()
@@ -347,6 +348,10 @@ MetricOpt = Annotated[list[str] | None, typer.Option(
          "spread, post_norm.per_sample.mean.abs_max.")]
 
 
+ExecutorKind = enum.Enum("ExecutorKind", {k: k for k in registry.EXECUTORS},  # type: ignore[misc]
+                         type=str)
+
+
 @app.command("sweep")
 @guarded
 def sweep_cmd(config: Annotated[Path | None, typer.Argument(
@@ -359,8 +364,8 @@ def sweep_cmd(config: Annotated[Path | None, typer.Argument(
               "--jobs", "-j", min=1, help="Worker processes (default: number of CPUs); on an "
                                           "existing Dask cluster, at most this many trials "
                                           "at once (default: its worker threads).")] = None,
-          executor: Annotated[str | None, typer.Option(
-              "--executor", metavar="local|dask",
+          executor: Annotated[ExecutorKind | None, typer.Option(
+              "--executor",
               help="Where trials run: local (worker processes here, the default) or dask "
                    "(a Dask LocalCluster of -j workers, or the cluster of --scheduler / "
                    "LNEXP_DASK_SCHEDULER). Needs pip install 'lnexp[dask]'.")] = None,
@@ -402,7 +407,8 @@ def sweep_cmd(config: Annotated[Path | None, typer.Argument(
 
     plan = runner.plan_sweep(config, list(grid or []), list(set_ or []), seeds,
                              list(metric or []), resume, output_dir, jobs, x,
-                             executors.choose(executor, scheduler, collect))
+                             executors.choose(executor and executor.value, scheduler,
+                                              collect))
     if dry_run:
         _render_sweep_plan(plan, json_)
         return
@@ -458,6 +464,9 @@ def _render_sweep_plan(plan: SweepPlan, json_: bool) -> None:
     console.print(f"{len(trials)} trials are valid; would run on {on} into {where}")
 
 
+RunKind = enum.Enum("RunKind", {k: k for k in registry.RUN_KINDS}, type=str)  # type: ignore[misc]
+RunStatus = enum.Enum("RunStatus", {k: k for k in registry.RUN_STATUSES},  # type: ignore[misc]
+                      type=str)
 runs_app = typer.Typer(help="List past runs, compares and sweeps (read from the folders).",
                        rich_markup_mode=None)
 app.add_typer(runs_app, name="runs")
@@ -470,9 +479,10 @@ RootOpt = Annotated[Path, typer.Option("--output-dir", "-o",
 def runs_cmd(ctx: typer.Context,
          norm: Annotated[str | None, typer.Option(
              "--norm", help="Only runs of this norm (or sweeps/compares with it).")] = None,
-         status: Annotated[str | None, typer.Option(
-             "--status", help="completed, failed, interrupted, partial or running.")] = None,
-         kind: Annotated[str | None, typer.Option("--kind", help="run, compare or sweep.")] = None,
+         status: Annotated[RunStatus | None, typer.Option(
+             "--status", help="Only runs with this status.")] = None,
+         kind: Annotated[RunKind | None, typer.Option(
+             "--kind", help="Only this kind of folder.")] = None,
          name: Annotated[str | None, typer.Option("--name", help="Only this config name.")] = None,
          limit: Annotated[int, typer.Option("--limit", "-n", min=0,
                                             help="Show at most this many (0: all).")] = 50,
@@ -487,7 +497,8 @@ def runs_cmd(ctx: typer.Context,
     from lnexp import history, tables
 
     records = history.scan(output_dir, nested=all_)
-    picked = history.select(records, norm=norm, status=status, kind=kind, name=name)
+    picked = history.select(records, norm=norm, status=status and status.value,
+                            kind=kind and kind.value, name=name)
     shown = picked[:limit] if limit else picked
     if json_:
         _emit({"kind": "runs", "output_dir": str(output_dir), "total": len(records),

@@ -119,3 +119,12 @@ METRIC_TITLES: dict[str, str] = {
 # Expectation comparators: name (as in YAML) -> the symbol typed after --expect and shown in
 # tables and in each result's `expectation` text.
 COMPARATORS: dict[str, str] = {"le": "<=", "ge": ">=", "lt": "<", "gt": ">", "approx": "~="}
+
+
+# --------------------------------------------------------------------------- run folders
+
+# What `lnexp runs --kind/--status` accept (run.json's `kind` and `status`).
+RUN_KINDS = ("run", "compare", "sweep")
+# Where `lnexp sweep` runs its trials (--executor): worker processes here, or Dask.
+EXECUTORS: tuple[str, ...] = ("local", "dask")
+RUN_STATUSES = ("completed", "failed", "interrupted", "partial", "running")

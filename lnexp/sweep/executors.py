@@ -16,10 +16,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from lnexp import registry
 from lnexp.errors import ConfigError
 from lnexp.sweep import workers
 
-KINDS = ("local", "dask")
+KINDS = registry.EXECUTORS
 SCHEDULER_ENV = "LNEXP_DASK_SCHEDULER"
 
 

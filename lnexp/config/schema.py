@@ -1,16 +1,16 @@
-"""Config schema, YAML loading and `--set` overrides.
+"""The config schema: pydantic sections, every cross-key rule as a validator, the dotted key
+paths, and the resolved config as plain data (what config.yaml and metrics.json store).
 
-The schema is validated once, here, at the edge: unknown keys, wrong types and bad ranges are
-all collected and raised together as one `ConfigError` whose lines name the file, the YAML
-line (where there is one), the dotted key path, the bad value and what was expected.
+Every rule lives in a validator here, so one `Config.model_validate` reports all problems at
+once (lnexp/config/problems.py words them with file:line and key path).
 """
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
-from pathlib import Path
+import types
+import typing
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -22,13 +22,12 @@ from pydantic import (
     Field,
     StrictBool,
     StrictInt,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
 from lnexp import expect, norms, registry
-from lnexp.errors import ConfigError, NormError
+from lnexp.errors import NormError
 
 
 def _to_float(value: Any) -> Any:
@@ -218,6 +217,29 @@ class Bound(_Section):
         return self
 
 
+def _values_defaults(raw: Any) -> Any:
+    """When data.values is given, n_samples and in_features default to its shape."""
+    if not isinstance(raw, dict):
+        return raw
+    data = raw.get("data")
+    if not isinstance(data, dict):
+        return raw
+    values = data.get("values")
+    if not (isinstance(values, list) and values and all(isinstance(r, list) for r in values)):
+        return raw
+    raw = {**raw, "data": dict(data)}
+    raw["data"].setdefault("n_samples", len(values))
+    model = raw.get("model") if isinstance(raw.get("model"), dict) else {}
+    raw["model"] = dict(model)
+    if values[0]:
+        width = len(values[0])  # ragged rows are reported by Config._check_values
+        raw["model"].setdefault("in_features", width)
+        if raw["model"].get("linear") is False:
+            raw["model"].setdefault("out_features", width)
+    return raw
+
+
+
 MetricKey = Annotated[str, AfterValidator(expect.check_key)]
 
 
@@ -245,6 +267,32 @@ class Config(_Section):
                              f"'.' or '-' (a folder name that cannot leave output.dir), got {name!r}")
         return name
 
+    @model_validator(mode="before")
+    @classmethod
+    def _values_shape_defaults(cls, raw: Any) -> Any:
+        return _values_defaults(raw)
+
+    @model_validator(mode="after")
+    def _check_values(self) -> Config:
+        """Explicit values must be a finite rectangle of n_samples x model.in_features."""
+        values = self.data.values
+        if values is None:
+            return self
+        problems = []
+        if len(values) != self.data.n_samples:
+            problems.append(f"data.values has {len(values)} rows but data.n_samples is "
+                            f"{self.data.n_samples}")
+        widths = sorted({len(r) for r in values})
+        if widths != [self.model.in_features]:
+            problems.append(f"data.values rows have {', '.join(map(str, widths))} values but "
+                            f"model.in_features is {self.model.in_features} (every row must "
+                            f"match)")
+        if any(not math.isfinite(v) for row in values for v in row):
+            problems.append("data.values holds NaN or Inf; expected finite numbers")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
     @model_validator(mode="after")
     def _check_cross(self) -> Config:
         if self.sample_index >= self.data.n_samples:
@@ -263,7 +311,9 @@ class Config(_Section):
         return self.model.normed_widths()[0]
 
 
-# --------------------------------------------------------------------------- loading
+
+
+# --------------------------------------------------------------------------- key paths
 
 def _all_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
     """Every dotted key path the schema accepts (sections and leaves)."""
@@ -271,17 +321,14 @@ def _all_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
     for key, field in model.model_fields.items():
         path = f"{prefix}{key}"
         out.append(path)
-        section = _section(field.annotation)
+        section = section_of(field.annotation)
         if section is not None:
             out.extend(_all_paths(section, path + "."))
     return out
 
 
-def _section(ann: Any) -> type[BaseModel] | None:
+def section_of(ann: Any) -> type[BaseModel] | None:
     """The section model behind `Section` or `Section | None`, else None."""
-    import types
-    import typing
-
     union = typing.get_origin(ann) in (typing.Union, types.UnionType)
     for t in (ann, *(typing.get_args(ann) if union else ())):
         if isinstance(t, type) and issubclass(t, BaseModel):
@@ -292,299 +339,10 @@ def _section(ann: Any) -> type[BaseModel] | None:
 VALID_PATHS = _all_paths(Config)
 
 
-def suggest(path: str) -> str:
-    """A ' (did you mean ...?)' hint for an unknown dotted key, or ''."""
-    parent, _, leaf = path.rpartition(".")
-    siblings = [p.rpartition(".")[2] for p in VALID_PATHS if p.rpartition(".")[0] == parent]
-    close = difflib.get_close_matches(leaf, siblings, n=1, cutoff=0.6)
-    if close:
-        return f" (did you mean '{parent + '.' if parent else ''}{close[0]}'?)"
-    # A leaf put in the wrong section: `norm:` at the top level -> model.norm.
-    elsewhere = [p for p in VALID_PATHS
-                 if difflib.get_close_matches(leaf, [p.rpartition(".")[2]], n=1, cutoff=0.7)]
-    return f" (did you mean '{elsewhere[0]}'?)" if elsewhere else ""
-
-
-def _line_index(text: str) -> dict[str, int]:
-    """Map each dotted key path in a YAML text to its 1-based line (compose only, no objects)."""
-    lines: dict[str, int] = {}
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return lines
-
-    def walk(node: yaml.Node, prefix: str) -> None:
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if isinstance(key, yaml.ScalarNode):
-                    path = f"{prefix}{key.value}"
-                    lines[path] = key.start_mark.line + 1
-                    walk(value, path + ".")
-
-    if root is not None:
-        walk(root, "")
-    return lines
-
-
-def parse_override(item: str) -> tuple[str, Any]:
-    """Split `key.path=value` on the first '=' and read the value as YAML (`3` -> 3, `bn` -> 'bn')."""
-    key, sep, raw = item.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        raise ConfigError([f"--set {item!r}: expected KEY=VALUE, e.g. --set model.norm=bn"])
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as exc:
-        first = str(exc).splitlines()[0]
-        raise ConfigError([f"--set {item!r}: value is not valid YAML ({first})"]) from None
-    return key, value
-
-
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Return a copy of `raw` with each `--set key.path=value` applied."""
-    import copy
-
-    out = copy.deepcopy(raw)
-    problems: list[str] = []
-    for item in overrides:
-        try:
-            key, value = parse_override(item)
-        except ConfigError as exc:
-            problems.extend(exc.problems)
-            continue
-        if key not in VALID_PATHS:
-            problems.append(f"--set {key}: unknown key{suggest(key)}")
-            continue
-        set_path(out, key, value)
-    if problems:
-        raise ConfigError(problems)
-    return out
-
-
-def set_path(raw: dict[str, Any], key: str, value: Any) -> None:
-    """Set dotted `key` in a nested mapping in place, creating sections as needed."""
-    node = raw
-    parts = key.split(".")
-    for part in parts[:-1]:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            child = {}
-            node[part] = child
-        node = child
-    node[parts[-1]] = value
-
-
-def _describe(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def validate(raw: Any, source: str = "<config>", lines: dict[str, int] | None = None,
-             overridden: set[str] | None = None,
-             origins: dict[str, str] | None = None) -> Config:
-    """Validate a raw mapping into a Config, collecting every problem into one ConfigError.
-
-    `origins` maps a dotted path to where it came from when not from the file (e.g.
-    `expect.x.abs_max` -> "--expect 'x.abs_max <= 1'").
-    """
-    lines = lines or {}
-    overridden = overridden or set()
-    origins = origins or {}
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError([f"{source}: expected a mapping of keys (name:, seed:, data:, model:, "
-                           f"...) at the top level, got a {type(raw).__name__}"])
-    raw = _apply_values_shape(raw)
-    try:
-        return Config.model_validate(raw)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            path = ".".join(str(p) for p in err["loc"]
-                            if not str(p).startswith("function-") and str(p) != "[key]")
-            problems.append(_problem_line(err, path, source, lines, overridden, origins))
-        raise ConfigError(problems) from None
-
-
-def _problem_line(err: Any, path: str, source: str, lines: dict[str, int],
-                  overridden: set[str], origins: dict[str, str] | None = None) -> str:
-    # Find the nearest key with a known origin or line (list items have none of their own).
-    where = source
-    origins = origins or {}
-    if path in overridden:
-        where = f"{source} (--set {path})"
-    else:
-        probe = path
-        while probe:
-            if probe in origins:
-                where = origins[probe]
-                break
-            if probe in lines:
-                where = f"{source}:{lines[probe]}"
-                break
-            probe = probe.rpartition(".")[0]
-    kind = err["type"]
-    if kind == "extra_forbidden" and path.startswith("expect."):
-        leaf = path.rpartition(".")[2]
-        close = difflib.get_close_matches(leaf, [*expect.OPS, "tol"], n=1, cutoff=0.5)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        return (f"{where}: {path}: unknown comparator{hint}; expected "
-                f"{', '.join(expect.OPS)} (and tol with approx)")
-    if kind == "extra_forbidden":
-        return f"{where}: {path}: unknown key{suggest(path)}"
-    msg = err["msg"]
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
-    starts_with_key = any(msg.startswith(p + " ") or msg.startswith(p + ":") for p in VALID_PATHS)
-    label = f"{path}: " if path and not starts_with_key else ""
-    got = "" if kind in ("value_error", "assertion_error") else f" (got {_describe(err['input'])})"
-    return f"{where}: {label}{msg}{got}"
-
-
-def _apply_values_shape(raw: dict[str, Any]) -> dict[str, Any]:
-    """When data.values is given, n_samples and in_features default to its shape."""
-    data = raw.get("data")
-    if not isinstance(data, dict):
-        return raw
-    values = data.get("values")
-    if not (isinstance(values, list) and values and all(isinstance(r, list) for r in values)):
-        return raw
-    raw = {**raw, "data": dict(data)}
-    raw["data"].setdefault("n_samples", len(values))
-    model = raw.get("model") if isinstance(raw.get("model"), dict) else {}
-    raw["model"] = dict(model)
-    if values[0]:
-        width = len(values[0])  # ragged rows are reported by check_values_shape
-        raw["model"].setdefault("in_features", width)
-        if raw["model"].get("linear") is False:
-            raw["model"].setdefault("out_features", width)
-    return raw
-
-
-def check_values_shape(cfg: Config) -> None:
-    """Explicit values must be a rectangle of n_samples x model.in_features."""
-    values = cfg.data.values
-    if values is None:
-        return
-    problems = []
-    if len(values) != cfg.data.n_samples:
-        problems.append(f"data.values has {len(values)} rows but data.n_samples is "
-                        f"{cfg.data.n_samples}")
-    widths = sorted({len(r) for r in values})
-    if widths != [cfg.model.in_features]:
-        problems.append(f"data.values rows have {', '.join(map(str, widths))} values but "
-                        f"model.in_features is {cfg.model.in_features} (every row must match)")
-    if any(not math.isfinite(v) for row in values for v in row):
-        problems.append("data.values holds NaN or Inf; expected finite numbers")
-    if problems:
-        raise ConfigError(problems)
-
-
-# A top-level `sweep:` block describes a grid for `lnexp sweep` (see lnexp/sweep/grid.py); every
-# other command runs the base config and sets the block aside.
-SWEEP_KEY = "sweep"
-
-
-def read_raw(path: str | Path) -> tuple[dict[str, Any], dict[str, int]]:
-    """Read a YAML config file (safe_load only) into a raw mapping plus the line of each dotted
-    key; ConfigError for a missing, unreadable, empty or non-mapping file."""
-    path = Path(path)
-    source = str(path)
-    if not path.exists():
-        raise ConfigError([f"{source}: no such file"])
-    if path.is_dir():
-        raise ConfigError([f"{source}: is a directory, expected a YAML file"])
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{source}: cannot read ({exc})"]) from None
-    if not text.strip():
-        raise ConfigError([f"{source}: the file is empty; expected a YAML mapping "
-                           f"(an empty mapping {{}} runs all defaults)"])
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError([_yaml_error_line(source, exc)]) from None
-    if raw is None:
-        raise ConfigError([f"{source}: the file is empty (only comments or blank lines); "
-                           f"expected a YAML mapping (an empty mapping {{}} runs all defaults)"])
-    if not isinstance(raw, dict):
-        raise ConfigError([f"{source}: expected a mapping of keys (name:, seed:, data:, "
-                           f"model:, ...) at the top level, got a {type(raw).__name__}"])
-    return raw, _line_index(text)
-
-
-def load_config(path: str | Path, overrides: list[str] | None = None,
-                expectations: list[str] | None = None) -> Config:
-    """Read a YAML config (safe_load only), apply `--set` overrides and `--expect` checks, and
-    validate it. A `sweep:` block is set aside (only `lnexp sweep` reads it)."""
-    raw, lines = read_raw(path)
-    raw = {k: v for k, v in raw.items() if k != SWEEP_KEY}
-    return from_mapping(raw, overrides or [], source=str(path), lines=lines,
-                        expectations=expectations)
-
-
-def from_mapping(raw: dict[str, Any], overrides: list[str] | None = None,
-                 source: str = "<config>", lines: dict[str, int] | None = None,
-                 expectations: list[str] | None = None) -> Config:
-    """Validate an in-memory mapping (plus `--set` overrides and `--expect` texts) into a
-    Config."""
-    overrides = overrides or []
-    merged = apply_overrides(raw, overrides)
-    overridden = {parse_override(o)[0] for o in overrides}
-    merged, origins, problems = add_expectations(merged, expectations or [])
-    try:
-        cfg = validate(merged, source, lines, overridden, origins)
-    except ConfigError as exc:
-        raise ConfigError(problems + exc.problems) from None
-    if problems:
-        raise ConfigError(problems)
-    try:
-        check_values_shape(cfg)
-    except ConfigError as exc:
-        raise ConfigError([f"{source}: {p}" for p in exc.problems]) from None
-    return cfg
-
-
-def add_expectations(raw: dict[str, Any], texts: list[str]
-                     ) -> tuple[dict[str, Any], dict[str, str], list[str]]:
-    """Merge `--expect 'KEY OP VALUE'` texts into raw['expect'] (same key: ops are merged,
-    the command line wins). Returns the new mapping, where each added key came from, and the
-    texts that could not be parsed (one problem line each)."""
-    if not texts:
-        return raw, {}, []
-    problems: list[str] = []
-    origins: dict[str, str] = {}
-    block = raw.get("expect")
-    block = dict(block) if isinstance(block, dict) else ({} if block is None else block)
-    if not isinstance(block, dict):
-        return raw, {}, []  # the schema reports the bad `expect:` value itself
-    for text in texts:
-        try:
-            key, bound = expect.parse_cli(text)
-        except ValueError as exc:
-            problems.append(f"--expect {text!r}: {exc}")
-            continue
-        old = block.get(key)
-        block[key] = {**old, **bound} if isinstance(old, dict) else bound
-        origins[f"expect.{key}"] = f"--expect {text!r}"
-    return {**raw, "expect": block}, origins, problems
-
 
 def expect_dict(cfg: Config) -> dict[str, dict[str, float]]:
     """The `expect:` block as plain data, without the comparators left unset."""
     return {k: b.model_dump(exclude_none=True) for k, b in cfg.expect.items()}
-
-
-def _yaml_error_line(source: str, exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    where = f"{source}:{mark.line + 1}" if mark is not None else source
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    if isinstance(exc, yaml.constructor.ConstructorError) and "tag" in str(problem):
-        return (f"{where}: YAML tag refused ({problem.strip()}); lnexp reads plain YAML only "
-                f"(yaml.safe_load), nothing was executed")
-    return f"{where}: invalid YAML: {problem.strip()}"
 
 
 def to_dict(cfg: Config) -> dict[str, Any]:
@@ -599,27 +357,3 @@ def to_yaml(cfg: Config) -> str:
     return yaml.safe_dump(to_dict(cfg), sort_keys=False, default_flow_style=None)
 
 
-def reference_markdown() -> str:
-    """The config reference table for the README (a test keeps the README in sync)."""
-    rows = ["| key | default | description |", "| --- | --- | --- |"]
-    defaults = to_dict(Config())
-    filled = to_dict(Config(train=TrainConfig()))  # defaults inside optional sections
-    for path in VALID_PATHS:
-        parent, _, leaf = path.rpartition(".")
-        section = Config if not parent else _section(Config.model_fields[parent].annotation)
-        field = section.model_fields[leaf]  # type: ignore[union-attr]
-        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
-            continue  # a required section: its keys follow
-        value: Any = defaults if not parent or defaults.get(parent) is not None else filled
-        for part in path.split("."):
-            value = value[part]
-        shown = "null" if value is None else json_default(value)
-        rows.append(f"| `{path}` | `{shown}` | {field.description} |")
-    return "\n".join(rows) + "\n"
-
-
-def json_default(value: Any) -> str:
-    """A default value as it would be written in YAML."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
