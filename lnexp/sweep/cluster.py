@@ -77,7 +77,8 @@ def run_on_worker(task: workers.Task, version: str, threads: int, collect: bool
 @contextlib.contextmanager
 def connect(scheduler: str | None, jobs: int | None) -> Iterator[tuple[Any, int, int]]:
     """(client, slots, threads per trial): a client on the given scheduler, or on a
-    LocalCluster of `jobs` single-threaded worker processes on 127.0.0.1 (no dashboard),
+    LocalCluster of `jobs` single-threaded worker processes on 127.0.0.1 (its dashboard on
+    a free loopback port),
     closed with everything it started on exit. slots: trials in flight at once (`jobs`, or
     on an existing cluster without `jobs` its worker threads)."""
     import dask
@@ -88,7 +89,7 @@ def connect(scheduler: str | None, jobs: int | None) -> Iterator[tuple[Any, int,
             jobs = jobs or workers.default_jobs()
             try:
                 cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
-                                       host="127.0.0.1", dashboard_address=None,
+                                       host="127.0.0.1", dashboard_address="127.0.0.1:0",
                                        silence_logs=logging.ERROR)
             except Exception as exc:
                 raise ClusterError(f"could not start a Dask LocalCluster: {exc}") from None
