@@ -101,6 +101,7 @@ def env_info(cfg: Config, argv: list[str]) -> dict[str, Any]:
     }
 
 
+@functools.cache  # once per process: a subprocess per sweep trial cost more than the trial
 def _git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
