@@ -34,8 +34,9 @@ def _folder(stdout: str) -> Path:
 
 @pytest.fixture(scope="session")
 def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """One folder of each kind: run (with figures and a failing expectation), deep compare,
-    partial compare, and a sweep with one failed trial."""
+    """One folder of each kind: run (with figures and a failing expectation), training run,
+    deep compare, partial compare, and a sweep with failed trials. test_report_browser and
+    test_export_mlflow use them too."""
     out = tmp_path_factory.mktemp("report")
     o = ["-o", str(out), "-q"]
     got: dict[str, Path] = {}
@@ -44,6 +45,10 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                "--expect", "post_norm.per_feature.var.spread <= 0.01")
     assert res.exit_code == 1, res.output  # the second expectation fails
     got["run"] = _folder(res.stdout)
+    res = _cli("run", str(CONFIGS / "batch_size.yaml"), "--set", "train.steps=20",
+               "--set", "train.eval_every=10", "--set", "output.figures=false", *o)
+    assert res.exit_code == 0, res.output
+    got["train"] = _folder(res.stdout)
     res = _cli("compare", "bn", "ln", "none", "--config", str(CONFIGS / "default.yaml"), *SMALL,
                "--set", "model.depth=3", "--set", "output.workers=1", *o)
     assert res.exit_code == 0, res.output
