@@ -17,21 +17,28 @@ from typing import Any
 
 from lnexp import config, norms
 
-SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+# Draft-07: what every YAML editor's schema support (yaml-language-server, VS Code, JetBrains)
+# handles; in it a $ref ignores sibling keywords, so a described $ref is wrapped in allOf.
+SCHEMA_DIALECT = "http://json-schema.org/draft-07/schema#"
+DEFS = "definitions"
 FILE_NAME = "lnexp-config.schema.json"
 # pydantic writes these constraint names inside `anyOf` branches of an Annotated float
 # (a BeforeValidator in a union); JSON Schema spells them differently.
 _CONSTRAINTS = {"gt": "exclusiveMinimum", "ge": "minimum", "lt": "exclusiveMaximum",
                 "le": "maximum"}
-_SCHEMA_MAPS = ("properties", "$defs", "patternProperties")
+_SCHEMA_MAPS = ("properties", "$defs", DEFS, "patternProperties")
 _SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
 
 
 def _tidy(schema: Any) -> Any:
-    """Fix constraint names and drop pydantic's generated titles, recursively (schema-aware:
-    a property *named* `le`, as in an expectation's comparators, is left alone)."""
+    """Fix constraint names, drop pydantic's generated titles and wrap a $ref that has
+    siblings in allOf, recursively (schema-aware: a property *named* `le`, as in an
+    expectation's comparators, is left alone)."""
     if not isinstance(schema, dict):
         return schema
+    if "$ref" in schema and len(schema) > 1:
+        rest = {k: v for k, v in schema.items() if k != "$ref"}
+        return _tidy({"allOf": [{"$ref": schema["$ref"]}], **rest})
     out: dict[str, Any] = {}
     for key, value in schema.items():
         if key in _SCHEMA_MAPS and isinstance(value, dict):
@@ -49,14 +56,25 @@ def _tidy(schema: Any) -> Any:
     return out
 
 
+def _ref(schema: dict[str, Any]) -> str | None:
+    """The definition a schema points at: `$ref`, or `allOf: [{$ref}]`, or the `$ref` branch of
+    `anyOf: [{$ref}, null]` (an optional section)."""
+    if isinstance(schema.get("$ref"), str):
+        return str(schema["$ref"]).rsplit("/", 1)[1]
+    for branch in (*schema.get("allOf", []), *schema.get("anyOf", [])):
+        if isinstance(branch, dict) and isinstance(branch.get("$ref"), str):
+            return str(branch["$ref"]).rsplit("/", 1)[1]
+    return None
+
+
 def _resolve(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
-    ref = schema.get("$ref")
-    return defs[ref.rsplit("/", 1)[1]] if isinstance(ref, str) else schema
+    name = _ref(schema)
+    return defs[name] if name else schema
 
 
 def _leaf_schemas(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Every dotted leaf key the grid may sweep, with its own schema (no default)."""
-    defs = schema["$defs"]
+    defs = schema[DEFS]
     out: dict[str, dict[str, Any]] = {}
     sections = {p.rpartition(".")[0] for p in config.VALID_PATHS if "." in p}
     for path in config.VALID_PATHS:
@@ -64,16 +82,13 @@ def _leaf_schemas(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
             continue
         node = schema
         for part in path.split("."):
-            node = _resolve(node, defs)
-            if "properties" not in node:  # an optional section: anyOf [$ref, null]
-                node = _resolve(next(b for b in node.get("anyOf", []) if "$ref" in b), defs)
-            node = node["properties"][part]
+            node = _resolve(node, defs)["properties"][part]
         out[path] = {k: v for k, v in node.items() if k != "default"}
     return out
 
 
 def _sweep_block(schema: dict[str, Any]) -> dict[str, Any]:
-    """The `sweep:` block; its axes (one property per sweepable key) go into $defs once."""
+    """The `sweep:` block; its axes (one property per sweepable key) are defined once."""
     leaves = _leaf_schemas(schema)
 
     def axis(leaf: dict[str, Any]) -> dict[str, Any]:
@@ -87,13 +102,14 @@ def _sweep_block(schema: dict[str, Any]) -> dict[str, Any]:
         }
 
     keys = {path: axis(leaf) for path, leaf in leaves.items()}
-    schema["$defs"]["SweepAxes"] = {
+    schema[DEFS]["SweepAxes"] = {
         "type": "object", "properties": keys, "additionalProperties": False,
         "description": "Config keys (dotted) with the values they take."}
-    axes = {"$ref": "#/$defs/SweepAxes"}
-    grid = {**axes, "description": "Axes crossed with each other: KEY: [VALUES] (or a range "
-                                   "\"a:b[:step]\"), e.g. model.norm: [bn, ln, rms]; the last "
-                                   "axis varies fastest."}
+    axes = {"$ref": f"#/{DEFS}/SweepAxes"}
+    grid = {"allOf": [axes],
+            "description": "Axes crossed with each other: KEY: [VALUES] (or a range "
+                           "\"a:b[:step]\"), e.g. model.norm: [bn, ln, rms]; the last axis "
+                           "varies fastest."}
     return {
         "description": "A grid of trials for `lnexp sweep` (every other command sets this "
                        "block aside): grid, zip, seeds and metrics.",
@@ -104,8 +120,9 @@ def _sweep_block(schema: dict[str, Any]) -> dict[str, Any]:
             "zip": {"description": "Keys that vary together, not crossed: a mapping (or a "
                                    "list of mappings) KEY: [VALUES] of equal lengths, e.g. "
                                    "{model.in_features: [16, 64], model.out_features: [8, 32]}.",
-                    "anyOf": [{"type": "array", "items": {**axes, "minProperties": 1}},
-                              {**axes, "minProperties": 1}]},
+                    "anyOf": [{"type": "array",
+                               "items": {"allOf": [axes], "minProperties": 1}},
+                              {"allOf": [axes], "minProperties": 1}]},
             "seeds": {"description": "Seeds per combination: seeds: 3 means seed 0, 1, 2.",
                       "type": "integer", "minimum": 1},
             "metrics": {"description": "Metrics to aggregate over seeds, METRIC.REDUCER as in "
@@ -118,19 +135,23 @@ def _sweep_block(schema: dict[str, Any]) -> dict[str, Any]:
 
 def _describe_sections(schema: dict[str, Any]) -> None:
     """A `$ref` property gets its section's description, so hover works on `model:` too."""
-    defs = schema["$defs"]
-    for prop in schema["properties"].values():
-        if "description" not in prop:
-            target = prop if "$ref" in prop else next(
-                (b for b in prop.get("anyOf", []) if "$ref" in b), None)
-            if target is not None:
-                prop["description"] = _resolve(target, defs).get("description", "")
+    defs = schema[DEFS]
+    for key, prop in schema["properties"].items():
+        name = _ref(prop)
+        if "description" not in prop and name:
+            description = defs[name].get("description", "")
+            schema["properties"][key] = ({"allOf": [prop], "description": description}
+                                         if "$ref" in prop else {**prop,
+                                                                 "description": description})
 
 
 def config_schema() -> dict[str, Any]:
-    """The JSON Schema of a config file (2020-12)."""
-    schema = _tidy(config.Config.model_json_schema(mode="validation"))
-    defs = schema["$defs"]
+    """The JSON Schema of a config file (draft-07)."""
+    raw = config.Config.model_json_schema(mode="validation",
+                                          ref_template=f"#/{DEFS}/{{model}}")
+    raw[DEFS] = raw.pop("$defs")
+    schema = _tidy(raw)
+    defs = schema[DEFS]
     norm = defs["ModelConfig"]["properties"]["norm"]
     norm["enum"] = list(norms.names())
     norm["enumDescriptions"] = [f"{norms.get(n).title}: {norms.get(n).summary}"

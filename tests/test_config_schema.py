@@ -25,8 +25,8 @@ REGENERATE = (f".venv/bin/python -c 'from lnexp.config_schema import schema_text
 @pytest.fixture(scope="module")
 def validator() -> Any:
     schema = config_schema()
-    jsonschema.Draft202012Validator.check_schema(schema)
-    return jsonschema.Draft202012Validator(schema)
+    jsonschema.Draft7Validator.check_schema(schema)
+    return jsonschema.Draft7Validator(schema)
 
 
 def test_committed_schema_is_current() -> None:
@@ -53,12 +53,10 @@ def _schema_paths(node: dict[str, Any], defs: dict[str, Any], prefix: str = ""
     out = {}
     for key, prop in node.get("properties", {}).items():
         out[prefix + key] = prop
-        target = prop
-        if "$ref" not in target:
-            target = next((b for b in prop.get("anyOf", []) if "$ref" in b), target)
-        if "$ref" in target and prefix + key != "sweep.grid":
-            out.update(_schema_paths(defs[target["$ref"].rsplit("/", 1)[1]], defs,
-                                     f"{prefix}{key}."))
+        refs = [b["$ref"] for b in (prop, *prop.get("anyOf", []), *prop.get("allOf", []))
+                if "$ref" in b]
+        if refs and prefix + key not in ("sweep.grid",):
+            out.update(_schema_paths(defs[refs[0].rsplit("/", 1)[1]], defs, f"{prefix}{key}."))
         elif "properties" in prop:
             out.update(_schema_paths(prop, defs, f"{prefix}{key}."))
     return out
@@ -66,19 +64,19 @@ def _schema_paths(node: dict[str, Any], defs: dict[str, Any], prefix: str = ""
 
 def test_every_key_is_in_the_schema_with_a_description() -> None:
     schema = config_schema()
-    paths = _schema_paths(schema, schema["$defs"])
+    paths = _schema_paths(schema, schema["definitions"])
     assert set(config.VALID_PATHS) <= set(paths)
     assert {p for p in paths if p.startswith("sweep.")} >= {
         "sweep.grid", "sweep.zip", "sweep.seeds", "sweep.metrics"}
     missing = [p for p, prop in paths.items() if not prop.get("description")]
     assert missing == []
-    axes = schema["$defs"]["SweepAxes"]["properties"]
+    axes = schema["definitions"]["SweepAxes"]["properties"]
     assert "model.norm" in axes and "output.dir" not in axes and "model" not in axes
     assert all(a.get("description") for a in axes.values())
 
 
 def test_norm_names_are_an_enum_with_a_line_each() -> None:
-    norm = config_schema()["$defs"]["ModelConfig"]["properties"]["norm"]
+    norm = config_schema()["definitions"]["ModelConfig"]["properties"]["norm"]
     assert norm["enum"] == list(norms.names())
     assert len(norm["enumDescriptions"]) == len(norm["enum"])
     assert norm["enumDescriptions"][0].startswith("BatchNorm1d: ")
@@ -86,10 +84,10 @@ def test_norm_names_are_an_enum_with_a_line_each() -> None:
 
 def test_constraints_are_json_schema_keywords() -> None:
     text = schema_text()
-    limits = json.loads(text)["$defs"]["LimitsConfig"]["properties"]["max_memory_gb"]
+    limits = json.loads(text)["definitions"]["LimitsConfig"]["properties"]["max_memory_gb"]
     assert {"exclusiveMinimum": 0, "type": "number"} in limits["anyOf"]
     # Bound keeps its properties named le/ge/...: those are keys, not constraints.
-    assert set(json.loads(text)["$defs"]["Bound"]["properties"]) == {
+    assert set(json.loads(text)["definitions"]["Bound"]["properties"]) == {
         "le", "ge", "lt", "gt", "approx", "tol"}
 
 
