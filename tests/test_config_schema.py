@@ -124,3 +124,10 @@ def test_good_sweep_blocks_pass(validator: Any) -> None:
              "zip": {"model.in_features": [16, 64], "model.out_features": [8, 32]},
              "seeds": 3, "metrics": ["post_norm.per_sample.var.spread"]}
     assert list(validator.iter_errors({"sweep": block})) == []
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_every_shipped_config_points_editors_at_the_schema(path: Path) -> None:
+    first, second = path.read_text(encoding="utf-8").splitlines()[:2]
+    assert first == f"# yaml-language-server: $schema=../{FILE_NAME}"
+    assert second.startswith("# ") and "yaml-language-server" not in second  # then the header
