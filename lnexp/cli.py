@@ -14,21 +14,26 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from lnexp import __version__, norms
+from lnexp import __version__, norms, registry
 from lnexp.errors import (
     EXIT_EXPECTATION_FAILED,
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
+    EXIT_OK,
     EXIT_PARTIAL,
     EXIT_USAGE,
     LnexpError,
 )
+
+if TYPE_CHECKING:
+    from lnexp.config import Config
+    from lnexp.sweep.runner import SweepPlan
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 success (also when NaN/Inf appeared: then a warning on stderr and "
@@ -49,6 +54,8 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
+# Set once by the root callback; read by `guarded`. (typer exposes no public way to reach
+# the click context from a decorator, so this stays module state.)
 _state: dict[str, bool] = {"debug": False}
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -57,7 +64,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"lnexp {__version__}")
-        raise typer.Exit()
+        raise typer.Exit(EXIT_OK)
 
 
 @app.callback()
@@ -139,7 +146,7 @@ OutOpt = Annotated[Path | None, typer.Option("--output-dir", "-o",
 
 
 def _load(config: Path, sets: list[str] | None, output_dir: Path | None = None,
-          expects: list[str] | None = None) -> Any:
+          expects: list[str] | None = None) -> Config:
     from lnexp.config import load_config
 
     overrides = list(sets or [])
@@ -153,37 +160,16 @@ def _load(config: Path, sets: list[str] | None, output_dir: Path | None = None,
 HOLD_ENV = "LNEXP_TEST_HOLD_S"
 
 
-def _execute(cfg: Any, root: Path, argv: list[str],
-             progress: Callable[[int, int, float], None] | None = None,
-             ) -> tuple[Any, Path, dict[str, Any]]:
-    """Compute one run and write its folder (status tracked in run.json). A training run
-    stopped by Ctrl-C is written as recorded, then marked interrupted (exit 130)."""
-    from lnexp import artifacts, experiment
-    from lnexp.errors import NotDefinedError
-
-    reason = experiment.not_defined_reason(cfg)
-    if reason:
-        raise NotDefinedError(reason)
-    run_dir = artifacts.create_run_dir(root, cfg.name)
-
-    def hold() -> None:
-        seconds = float(os.environ.get(HOLD_ENV) or 0)
-        if seconds > 0:
-            typer.echo(f"{HOLD_ENV}: holding {seconds:g} s in {run_dir}", err=True)
-            time.sleep(seconds)
-
-    try:
-        result, doc = artifacts.run_into_folder(cfg, run_dir, argv, progress, hold)
-    except KeyboardInterrupt:
-        typer.echo(f"interrupted: what was recorded is saved in {run_dir}", err=True)
-        raise
-    return result, run_dir, doc
+def _hold(run_dir: Path) -> None:
+    seconds = float(os.environ.get(HOLD_ENV) or 0)
+    if seconds > 0:
+        typer.echo(f"{HOLD_ENV}: holding {seconds:g} s in {run_dir}", err=True)
+        time.sleep(seconds)
 
 
-def _warn_trouble(doc: dict[str, Any]) -> None:
+def _warn_trouble(trouble: dict[str, Any]) -> None:
     from lnexp.explain import trouble_line
 
-    trouble = doc["numeric_trouble"]
     if trouble["detected"]:
         _warn(f"numeric trouble: {trouble_line(trouble)}; statistics involving them are "
               f"NaN (metrics.json: numeric_trouble)")
@@ -193,10 +179,10 @@ def _warn(message: str) -> None:
     typer.echo(f"warning: {message}", err=True)
 
 
-@app.command()
+@app.command("run")
 @guarded
-def run(config: ConfigArg, set_: SetOpt = None, expect_: ExpectOpt = None,
-        json_: JsonOpt = False, quiet: QuietOpt = False, output_dir: OutOpt = None) -> None:
+def run_cmd(config: ConfigArg, set_: SetOpt = None, expect_: ExpectOpt = None,
+            json_: JsonOpt = False, quiet: QuietOpt = False, output_dir: OutOpt = None) -> None:
     """Run one experiment from a YAML config, e.g. `lnexp run configs/default.yaml`.
 
     Prints the tables, and writes config.yaml, metrics.json, stats.csv, env.json, run.json and
@@ -207,33 +193,33 @@ def run(config: ConfigArg, set_: SetOpt = None, expect_: ExpectOpt = None,
     'numeric_trouble.post_norm.nonfinite.max <= 0' to fail on it).
     With a train: block it also writes history.csv and shows training progress on stderr.
     """
-    from lnexp import artifacts, resources, tables
+    from lnexp import core, registry, resources, tables
+    from lnexp.store import figures, files
 
     cfg = _load(config, set_, output_dir, expect_)
     resources.check(cfg)
-    root = artifacts.ensure_output_dir(Path(cfg.output.dir))
-    from lnexp import plan
-
+    root = files.ensure_output_dir(Path(cfg.output.dir))
     # Figure workers start now, before torch is imported: matplotlib loads in parallel.
     with contextlib.ExitStack() as stack:
-        stack.enter_context(artifacts.figure_pool(cfg.output, len(plan.figure_names(cfg))))
+        pool = stack.enter_context(figures.figure_pool(cfg.output,
+                                                       len(registry.run_figures(cfg))))
         report = (None if quiet or cfg.train is None else
                   stack.enter_context(tables.progress(tables.make_console(stderr=True))))
-        result, run_dir, doc = _execute(cfg, root, sys.argv, report)
-    _warn_trouble(doc)
-    results = doc["expectations"]
+        try:
+            outcome = core.run(cfg, root, sys.argv, report, _hold, pool)
+        except core.RunInterrupted as exc:
+            typer.echo(f"interrupted: what was recorded is saved in {exc.run_dir}", err=True)
+            raise
+    _warn_trouble(outcome.result.numeric_trouble)
     if json_:
-        _emit({**doc, "run_dir": str(run_dir)})
+        _emit({**outcome.document, "run_dir": str(outcome.run_dir)})
     elif quiet:
-        typer.echo(str(run_dir))
+        typer.echo(str(outcome.run_dir))
     else:
-        console = tables.make_console()
-        tables.render_run(console, result, str(run_dir), doc["explanation"])
-        if results:
-            console.print(tables.expectations_table(results))
-    if not all(r["passed"] for r in results):
-        failed = [r["expectation"] for r in results if not r["passed"]]
-        _err(f"{len(failed)} expectation(s) failed: {'; '.join(failed)}")
+        tables.render_run(tables.make_console(), outcome)
+    if outcome.failed:
+        _err(f"{len(outcome.failed)} expectation(s) failed: "
+             f"{'; '.join(r['expectation'] for r in outcome.failed)}")
         raise typer.Exit(EXIT_EXPECTATION_FAILED)
 
 
@@ -246,11 +232,11 @@ ConfigOpt = Annotated[Path, typer.Option("--config", "-c",
                                          help="YAML config file; its model.norm is ignored.")]
 
 
-@app.command()
+@app.command("compare")
 @guarded
-def compare(names: NamesArg = None, config: ConfigOpt = Path("configs/default.yaml"),
-            set_: SetOpt = None, json_: JsonOpt = False, quiet: QuietOpt = False,
-            output_dir: OutOpt = None) -> None:
+def compare_cmd(names: NamesArg = None, config: ConfigOpt = Path("configs/default.yaml"),
+                set_: SetOpt = None, json_: JsonOpt = False, quiet: QuietOpt = False,
+                output_dir: OutOpt = None) -> None:
     """Run several norms on the same inputs and weights, e.g. `lnexp compare bn ln`.
 
     Each norm's run equals `lnexp run CONFIG --set model.norm=NAME`. Writes a folder
@@ -258,40 +244,34 @@ def compare(names: NamesArg = None, config: ConfigOpt = Path("configs/default.ya
     comparison.json, comparison.csv and comparison.png. Exit 3 if some norm could not be
     computed (e.g. bn on a batch of 1 in train mode); the others are still written.
     """
-    from lnexp import artifacts, explain, resources, tables
-    from lnexp import compare as compare_mod
+    from lnexp import core, resources, tables
+    from lnexp.compare import norm_configs
+    from lnexp.store import figures, files
 
     cfg = _load(config, set_, output_dir)
     selected = [n.value for n in names] if names else None
     resources.check(cfg, runs=len(selected) if selected else len(norms.names()))
-    root = artifacts.ensure_output_dir(Path(cfg.output.dir))
-    count = len(compare_mod.norm_configs(cfg, selected, str(config)))  # config errors first
-    compare_dir = artifacts.create_run_dir(root, f"{cfg.name}-compare")
-    folder = artifacts.RunFolder(compare_dir, "compare", sys.argv)
-    # Figure workers start before torch is imported (compare_mod imports it lazily below).
-    with artifacts.figure_pool(cfg.output, 2 * count + 1), folder.tracking():
-        cmp = compare_mod.compare(cfg, selected, source=str(config))
-        missing = "; ".join(o.reason or o.name for o in cmp.not_computed)
-        if missing:
-            folder.mark_partial(f"not computed: {missing}")
-        doc = artifacts.write_compare(cmp, folder, sys.argv)
+    root = files.ensure_output_dir(Path(cfg.output.dir))
+    configs = norm_configs(cfg, selected, str(config))  # config errors before any folder
+    # Figure workers start before torch is imported (core imports it lazily).
+    with figures.figure_pool(cfg.output, core.compare_figure_count(cfg, configs)) as pool:
+        outcome = core.compare(cfg, configs, root, sys.argv, pool)
     if json_:
-        _emit({**doc, "compare_dir": str(compare_dir)})
+        _emit({**outcome.document, "compare_dir": str(outcome.compare_dir)})
     elif quiet:
-        typer.echo(str(compare_dir))
+        typer.echo(str(outcome.compare_dir))
     else:
-        axes = explain.AXES.format(n=cfg.data.n_samples, c=cfg.features)
-        tables.render_compare(tables.make_console(), cmp, str(compare_dir),
-                              explain.compare_lines(cmp), axes)
-    if missing:
+        tables.render_compare(tables.make_console(), outcome)
+    if outcome.missing:
+        cmp = outcome.result
         typer.echo(f"partly done (exit {EXIT_PARTIAL}): {len(cmp.not_computed)} of "
-                   f"{len(cmp.outcomes)} norms not computed - {missing}", err=True)
+                   f"{len(cmp.outcomes)} norms not computed - {outcome.missing}", err=True)
         raise typer.Exit(EXIT_PARTIAL)
 
 
-@app.command()
+@app.command("check")
 @guarded
-def check(run_dir: Annotated[Path, typer.Argument(
+def check_cmd(run_dir: Annotated[Path, typer.Argument(
               help="A run folder, e.g. outputs/default/20250101-120000-abc123.",
               show_default=False)],
           expect_: ExpectOpt = None, json_: JsonOpt = False) -> None:
@@ -302,10 +282,11 @@ def check(run_dir: Annotated[Path, typer.Argument(
     (status running, failed or interrupted in run.json) or an expectation is malformed.
     Reads only; writes nothing.
     """
-    from lnexp import artifacts, expect, tables
+    from lnexp import expect, tables
     from lnexp.config import expect_dict, from_mapping
+    from lnexp.store.files import read_completed_run
 
-    _, doc = artifacts.read_completed_run(run_dir)
+    _, doc = read_completed_run(run_dir)
     saved = (doc.get("config") or {}).get("expect") or {}
     cfg = from_mapping({"expect": saved}, source=str(run_dir / "metrics.json"),
                        expectations=list(expect_ or []))
@@ -326,10 +307,10 @@ def check(run_dir: Annotated[Path, typer.Argument(
         raise typer.Exit(EXIT_EXPECTATION_FAILED)
 
 
-@app.command()
+@app.command("validate")
 @guarded
-def validate(config: ConfigArg, set_: SetOpt = None, expect_: ExpectOpt = None,
-             json_: JsonOpt = False) -> None:
+def validate_cmd(config: ConfigArg, set_: SetOpt = None, expect_: ExpectOpt = None,
+                 json_: JsonOpt = False) -> None:
     """Check a config without running it, e.g. `lnexp validate configs/bn.yaml`.
 
     Reports every problem at once, one line each (file:line: key.path: message), including
@@ -367,9 +348,9 @@ MetricOpt = Annotated[list[str] | None, typer.Option(
          "spread, post_norm.per_sample.mean.abs_max.")]
 
 
-@app.command()
+@app.command("sweep")
 @guarded
-def sweep(config: Annotated[Path | None, typer.Argument(
+def sweep_cmd(config: Annotated[Path | None, typer.Argument(
               help="YAML config (its sweep: block, if any, adds grid axes); optional with "
                    "--resume.", show_default=False)] = None,
           grid: GridOpt = None, set_: SetOpt = None,
@@ -403,127 +384,68 @@ def sweep(config: Annotated[Path | None, typer.Argument(
     per combination of the other keys) and summary.png. Exit 3 when some trials failed (the
     others still run unless --fail-fast), 2 for a bad grid or trial (nothing runs).
     """
-    from lnexp import artifacts, tables, workers
-    from lnexp import sweep as sweep_mod
-    from lnexp.config import read_raw, to_dict
-    from lnexp.errors import ConfigError
+    from lnexp import tables
+    from lnexp.sweep import runner
 
-    metrics = sweep_mod.check_metrics(list(metric or sweep_mod.DEFAULT_METRICS))
-    folder: artifacts.SweepFolder | None = None
-    if resume is not None:
-        folder = artifacts.SweepFolder.load(resume)
-        metrics = sweep_mod.check_metrics(list(metric or folder.doc["metrics"]))
-    if config is not None:
-        raw, lines = read_raw(config)
-        d = sweep_mod.definition(raw, list(grid or []), source=str(config), lines=lines,
-                                 sets=list(set_ or []), seeds=seeds)
-        if d.metrics and not metric and folder is None:
-            metrics = d.metrics
-    elif folder is not None:
-        if grid or set_ or seeds:
-            raise ConfigError(["--resume without CONFIG reuses the stored definition; give "
-                               "CONFIG too to check --grid/--set/--seeds against it"])
-        d = sweep_mod.from_stored(folder.doc["definition"], source=str(resume / "sweep.json"))
-    else:
-        raise ConfigError(["give a CONFIG (e.g. lnexp sweep configs/sweep_batch.yaml) or "
-                           "--resume SWEEP_DIR"])
-    if folder is not None:
-        diff = sweep_mod.definition_diff(folder.doc["definition"], d.as_dict())
-        if diff:
-            raise ConfigError([f"{resume}: the sweep definition changed; refusing to resume "
-                               f"(start a new sweep, or resume with the same config, --grid, "
-                               f"--set and --seeds):", *diff])
-    root = folder.path if folder is not None else Path(
-        str(output_dir) if output_dir is not None else d.base.get("output", {}).get("dir")
-        or "outputs")
-    trials = sweep_mod.expand(d, output_dir=str(root))
-    sweep_mod.x_key(d, x)  # a bad --x is an error before anything runs
-    jobs = jobs or workers.default_jobs()
-    name = trials[0].config.name
+    plan = runner.plan_sweep(config, list(grid or []), list(set_ or []), seeds,
+                             list(metric or []), resume, output_dir, jobs, x)
     if dry_run:
-        if json_:
-            _emit({"kind": "sweep_plan", "count": len(trials), "keys": d.keys,
-                   "definition": d.as_dict(),
-                   "trials": [{"index": t.index, "params": t.params, "hash": t.hash,
-                               "run_dir": t.dirname} for t in trials]})
-        else:
-            console = tables.make_console()
-            shape = " × ".join(f"{len(a.points)} {'+'.join(a.keys)}" for a in d.axes)
-            console.print(tables.trials_table(trials, d.keys, f"{len(trials)} trials: {shape} "
-                                                              f"(dry run, nothing ran)"))
-            where = root if resume is not None else f"{root}/{name}-sweep/<timestamp>-<id>/"
-            console.print(f"{len(trials)} trials are valid; would run on "
-                          f"{min(jobs, len(trials))} worker process(es) into {where}")
+        _render_sweep_plan(plan, json_)
         return
-    argv = list(sys.argv)
-    if folder is None:
-        root = artifacts.ensure_output_dir(root)
-        sweep_dir = artifacts.create_run_dir(root, f"{name}-sweep")
-        run_folder = artifacts.RunFolder(sweep_dir, "sweep", argv)
-        folder = artifacts.SweepFolder.create(sweep_dir, d, trials, argv, metrics, jobs)
-    else:
-        sweep_dir = folder.path
-        run_folder = artifacts.RunFolder(sweep_dir, "sweep", argv)
-        folder.resumed(argv, jobs)
-    by_index = {t.index: t for t in trials}
-    figures = any(t.config.output.figures for t in trials)
-    todo = [t for t in trials if not folder.trial_done(folder.trials[t.index], t.hash)]
-    skipped = len(trials) - len(todo)
-    with run_folder.tracking():
-        tasks = [workers.Task(t.index, to_dict(t.config), str(folder.reset_trial(t.index)),
-                              argv) for t in todo]
+
+    @contextlib.contextmanager
+    def progress(total: int, skipped: int) -> Iterator[tables.SweepProgress]:
         if skipped and not quiet and not json_:
-            typer.echo(f"resuming {sweep_dir}: {skipped} of {len(trials)} trials already "
-                       f"completed, running {len(tasks)}", err=True)
+            typer.echo(f"resuming {plan.root}: {skipped} of {total} trials already "
+                       f"completed, running {total - skipped}", err=True)
+        with tables.SweepProgress(total, skipped) as bar:
+            yield bar
 
-        with tables.SweepProgress(len(trials), skipped) as progress:
-            def started(task: Any) -> None:
-                folder.update(task.index, status="running", error=None)
-
-            def done(task: Any, outcome: dict[str, Any]) -> None:
-                folder.update(task.index, status=outcome["status"], error=outcome["error"],
-                              seconds=outcome["seconds"], worker_pid=outcome["pid"])
-                progress.trial_done(f"{folder.trials[task.index]['run_dir']} "
-                                    f"({by_index[task.index].label})", outcome)
-
-            try:
-                workers.execute(tasks, jobs, figures=figures, fail_fast=fail_fast,
-                                on_start=started, on_done=done)
-            except KeyboardInterrupt:
-                folder.finish("interrupted")
-                raise
-        rows = folder.write_summary(d, metrics, x, trials[0].config.output.dpi, figure)
-        counts = folder.counts()
-        bad = counts["total"] - counts["completed"]
-        status = "completed" if not bad else "partial"
-        if bad:
-            run_folder.mark_partial(f"{bad} of {counts['total']} trials not completed")
-        folder.finish(status, rows)
+    outcome = runner.run_sweep(plan, list(sys.argv), fail_fast=fail_fast, figure=figure,
+                               progress=progress)
     if json_:
-        _emit({**folder.doc, "sweep_dir": str(sweep_dir)})
+        _emit({**outcome.folder.doc, "sweep_dir": str(outcome.sweep_dir)})
     elif quiet:
-        typer.echo(str(sweep_dir))
+        typer.echo(str(outcome.sweep_dir))
     else:
-        console = tables.make_console()
-        console.print(tables.sweep_summary_table(
-            rows, d.group_keys, metrics,
-            f"{counts['completed']} of {counts['total']} trials completed; mean ± std over "
-            f"{'seeds' if 'seed' in d.keys else 'repeats'} (std with n−1), n = completed "
-            f"trials"))
-        console.print(f"sweep folder: {sweep_dir}  (sweep.json, summary.csv"
-                      f"{', summary.png' if (sweep_dir / 'summary.png').exists() else ''})")
-    if bad:
-        failed = [t for t in folder.trials if t["status"] != "completed"]
-        typer.echo(f"partly done (exit {EXIT_PARTIAL}): {bad} of {counts['total']} trials "
+        tables.render_sweep(tables.make_console(), outcome)
+    failed = outcome.not_completed
+    if failed:
+        total = outcome.counts["total"]
+        typer.echo(f"partly done (exit {EXIT_PARTIAL}): {len(failed)} of {total} trials "
                    f"not completed:", err=True)
         for t in failed[:20]:
             typer.echo(f"  {t['run_dir']}: {t['status']}: {t['error'] or 'not run'}", err=True)
         if len(failed) > 20:
             typer.echo(f"  ... and {len(failed) - 20} more (see sweep.json)", err=True)
-        typer.echo(f"rerun them with: lnexp sweep --resume {sweep_dir}", err=True)
+        typer.echo(f"rerun them with: lnexp sweep --resume {outcome.sweep_dir}", err=True)
         raise typer.Exit(EXIT_PARTIAL)
 
 
+def _render_sweep_plan(plan: SweepPlan, json_: bool) -> None:
+    """`lnexp sweep --dry-run`: the trials that would run."""
+    d, trials = plan.definition, plan.trials
+    if json_:
+        _emit({"kind": "sweep_plan", "count": len(trials), "keys": d.keys,
+               "definition": d.as_dict(),
+               "trials": [{"index": t.index, "params": t.params, "hash": t.hash,
+                           "run_dir": t.dirname} for t in trials]})
+        return
+    from lnexp import tables
+
+    console = tables.make_console()
+    shape = " × ".join(f"{len(a.points)} {'+'.join(a.keys)}" for a in d.axes)
+    console.print(tables.trials_table(trials, d.keys, f"{len(trials)} trials: {shape} "
+                                                      f"(dry run, nothing ran)"))
+    where = (plan.root if plan.resume is not None
+             else f"{plan.root}/{plan.name}-sweep/<timestamp>-<id>/")
+    console.print(f"{len(trials)} trials are valid; would run on "
+                  f"{min(plan.jobs, len(trials))} worker process(es) into {where}")
+
+
+RunKind = enum.Enum("RunKind", {k: k for k in registry.RUN_KINDS}, type=str)  # type: ignore[misc]
+RunStatus = enum.Enum("RunStatus", {k: k for k in registry.RUN_STATUSES},  # type: ignore[misc]
+                      type=str)
 runs_app = typer.Typer(help="List past runs, compares and sweeps (read from the folders).",
                        rich_markup_mode=None)
 app.add_typer(runs_app, name="runs")
@@ -533,12 +455,13 @@ RootOpt = Annotated[Path, typer.Option("--output-dir", "-o",
 
 @runs_app.callback(invoke_without_command=True)
 @guarded
-def runs(ctx: typer.Context,
+def runs_cmd(ctx: typer.Context,
          norm: Annotated[str | None, typer.Option(
              "--norm", help="Only runs of this norm (or sweeps/compares with it).")] = None,
-         status: Annotated[str | None, typer.Option(
-             "--status", help="completed, failed, interrupted, partial or running.")] = None,
-         kind: Annotated[str | None, typer.Option("--kind", help="run, compare or sweep.")] = None,
+         status: Annotated[RunStatus | None, typer.Option(
+             "--status", help="Only runs with this status.")] = None,
+         kind: Annotated[RunKind | None, typer.Option(
+             "--kind", help="Only this kind of folder.")] = None,
          name: Annotated[str | None, typer.Option("--name", help="Only this config name.")] = None,
          limit: Annotated[int, typer.Option("--limit", "-n", min=0,
                                             help="Show at most this many (0: all).")] = 50,
@@ -550,7 +473,8 @@ def runs(ctx: typer.Context,
     from lnexp import history, tables
 
     records = history.scan(output_dir)
-    picked = history.select(records, norm=norm, status=status, kind=kind, name=name)
+    picked = history.select(records, norm=norm, status=status and status.value,
+                            kind=kind and kind.value, name=name)
     shown = picked[:limit] if limit else picked
     if json_:
         _emit({"kind": "runs", "output_dir": str(output_dir), "total": len(records),
@@ -561,7 +485,7 @@ def runs(ctx: typer.Context,
 
 @runs_app.command("show")
 @guarded
-def runs_show(run: Annotated[str, typer.Argument(
+def runs_show_cmd(run: Annotated[str, typer.Argument(
                   help="A run folder, or its <timestamp>-<id> or <id> under OUTPUT_DIR.",
                   show_default=False)],
               output_dir: RootOpt = Path("outputs"), json_: JsonOpt = False) -> None:
@@ -583,17 +507,17 @@ app.add_typer(config_app, name="config")
 
 @config_app.command("show")
 @guarded
-def config_show(config: ConfigArg, set_: SetOpt = None, expect_: ExpectOpt = None,
+def config_show_cmd(config: ConfigArg, set_: SetOpt = None, expect_: ExpectOpt = None,
                 json_: JsonOpt = False) -> None:
     """Print the resolved config (defaults, --set and --expect applied) as YAML: what would
     run, e.g. `lnexp config show configs/default.yaml --set model.norm=bn`."""
-    from lnexp import config as config_mod
+    from lnexp.config import to_dict, to_yaml
 
     cfg = _load(config, set_, expects=expect_)
     if json_:
-        _emit({"kind": "config", "source": str(config), "config": config_mod.to_dict(cfg)})
+        _emit({"kind": "config", "source": str(config), "config": to_dict(cfg)})
     else:
-        typer.echo(config_mod.to_yaml(cfg), nl=False)
+        typer.echo(to_yaml(cfg), nl=False)
 
 
 def _sigterm(signum: int, frame: Any) -> None:

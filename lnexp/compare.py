@@ -10,7 +10,7 @@ norm's result equals that of a separate `run` (tests/test_compare.py checks both
 
 from __future__ import annotations
 
-from lnexp import config, norms
+from lnexp import config, norms, plan
 from lnexp.config import Config
 from lnexp.errors import ConfigError, NormError, NotDefinedError
 from lnexp.results import CompareResult, NormOutcome
@@ -50,15 +50,22 @@ def norm_configs(cfg: Config, names: list[str] | None,
     return out
 
 
-def compare(cfg: Config, names: list[str] | None = None,
-            source: str = "<config>") -> CompareResult:
-    """Run every requested norm on `cfg`; a norm that is not defined for this input (bn on a
-    batch of 1 in train mode) keeps its reason instead of a result, the others still run."""
+def compare(cfg: Config, names: list[str] | None = None, source: str = "<config>",
+            configs: dict[str, Config] | None = None) -> CompareResult:
+    """Run every requested norm on `cfg` (or the `configs` norm_configs already built); a norm
+    that is not defined for this input (bn on a batch of 1 in train mode) keeps its reason
+    instead of a result, the others still run."""
     from lnexp import experiment  # torch: imported only when something is computed
 
     outcomes: list[NormOutcome] = []
-    for name, norm_cfg in norm_configs(cfg, names, source).items():
+    if configs is None:
+        configs = norm_configs(cfg, names, source)
+    for name, norm_cfg in configs.items():
         spec = norms.get(name)
+        reason = plan.not_defined_reason(norm_cfg)
+        if reason:
+            outcomes.append(NormOutcome(name, spec, norm_cfg, None, reason))
+            continue
         try:
             result = experiment.run(norm_cfg)
         except NotDefinedError as exc:

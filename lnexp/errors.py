@@ -42,3 +42,8 @@ class OutputError(LnexpError):
 
 class RunFolderError(LnexpError):
     """A run folder `lnexp check` cannot trust: missing, not a run, or not completed."""
+
+
+class ExportError(LnexpError):
+    """An export cannot start: the tool is not installed, the folder is not lnexp's, or the
+    tracking store is unreachable."""

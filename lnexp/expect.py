@@ -24,9 +24,14 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from lnexp.registry import COMPARATORS
+
 REDUCERS = ("abs_max", "min", "max", "mean", "spread")
-OPS = ("le", "ge", "lt", "gt", "approx")
-OP_SYMBOLS = {"le": "<=", "ge": ">=", "lt": "<", "gt": ">", "approx": "~="}
+OPS = tuple(COMPARATORS)
+OP_SYMBOLS = COMPARATORS
+# One evaluated expectation: expectation, metric, path, reducer, op, bound, tol, value,
+# passed, note (the keys of metrics.json's `expectations` entries).
+Result = dict[str, Any]
 DEFAULT_TOL = 1e-6
 
 _STAGES = ("pre_norm", "post_norm")
@@ -205,7 +210,7 @@ def compare(value: float, op: str, bound: float, tol: float | None = None) -> bo
 
 
 def evaluate(doc: Mapping[str, Any],
-             expect: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+             expect: Mapping[str, Mapping[str, Any]]) -> list[Result]:
     """Evaluate an `expect:` block (key -> {op: bound, tol?}) on a metrics.json document.
 
     Returns one dict per (key, op): expectation, metric, path, reducer, op, bound, tol, value
@@ -237,7 +242,7 @@ def evaluate(doc: Mapping[str, Any],
     return results
 
 
-def all_passed(results: list[dict[str, Any]]) -> bool:
+def all_passed(results: list[Result]) -> bool:
     """True when every expectation passed (and when there are none)."""
     return all(r["passed"] for r in results)
 

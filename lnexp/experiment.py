@@ -18,7 +18,9 @@ norm, unlike the sum of squares of a LayerNorm output, which is constant).
 
 from __future__ import annotations
 
+import contextlib
 import copy
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -38,23 +40,19 @@ def block_names(depth: int) -> list[str]:
     return [f"block{i}" for i in range(1, depth + 1)]
 
 
-def not_defined_reason(cfg: Config) -> str | None:
-    """Why this norm cannot run on this input at all, or None."""
-    if cfg.model.norm == "bn" and cfg.model.mode == "train" and cfg.data.n_samples == 1:
-        return ("bn: not defined for a batch of 1 in train mode — use model.mode: eval or more "
-                "samples (a feature's variance over one sample is 0; PyTorch refuses it)")
-    if cfg.model.norm == "bn" and cfg.train is not None and cfg.train.batch_size == 1:
-        return ("bn is not defined for a batch of 1 in train mode, so it cannot train with "
-                "train.batch_size: 1 - use 2 or more")
-    return None
+@contextlib.contextmanager
+def _refusals(cfg: Config) -> Iterator[None]:
+    """PyTorch's own refusals (e.g. shapes) become NotDefinedError."""
+    try:
+        yield
+    except (ValueError, RuntimeError) as exc:
+        raise NotDefinedError(f"{cfg.model.norm}: PyTorch refused this input: {exc}") from None
 
 
 def run(cfg: Config, progress: Progress | None = None,
         rows_per_chunk: int | None = None) -> RunResult:
-    """Run one experiment (see the module docstring for the draw order)."""
-    reason = not_defined_reason(cfg)
-    if reason:
-        raise NotDefinedError(reason)
+    """Run one experiment (see the module docstring for the draw order). The config must be
+    defined for its norm (plan.not_defined_reason is None): the core checks that first."""
     if plan.streams(cfg):
         return _run_streamed(cfg, rows_per_chunk)
     return _run_whole(cfg, progress)
@@ -69,30 +67,17 @@ def _run_whole(cfg: Config, progress: Progress | None) -> RunResult:
     target = torch.randn(cfg.data.n_samples, cfg.model.out_features)
     deep = cfg.model.depth > 1
     with torch.set_grad_enabled(deep):
-        try:
+        with _refusals(cfg):
             trace = model.trace(x)
-        except (ValueError, RuntimeError) as exc:  # PyTorch's own refusals, e.g. shapes
-            raise NotDefinedError(f"{cfg.model.norm}: PyTorch refused this input: {exc}") from None
         layers = _layer_stats(model, trace, target) if deep else None
     pre, post = trace.pre.detach(), trace.post.detach()
     training = _train(cfg, fresh, progress) if fresh is not None else None
     i = cfg.sample_index
     acc = {stage: stats.StreamingStats.over(t) for stage, t in
            (("input", x), ("pre_norm", pre), ("post_norm", post))}
-    return RunResult(
-        config=cfg,
-        norm=norms.get(cfg.model.norm),
-        inputs=x.numpy(),
-        pre=pre.numpy(),
-        post=post.numpy(),
-        pre_stats=acc["pre_norm"].result(),
-        post_stats=acc["post_norm"].result(),
-        sample_pre=stats.sample_stats(pre, i),
-        sample_post=stats.sample_stats(post, i),
-        nonfinite={stage: a.nonfinite for stage, a in acc.items()},
-        layers=layers,
-        training=training,
-    )
+    return _result(cfg, acc, x.numpy(), pre.numpy(), post.numpy(),
+                   stats.sample_stats(pre, i), stats.sample_stats(post, i),
+                   layers=layers, training=training)
 
 
 def _run_streamed(cfg: Config, rows_per_chunk: int | None) -> RunResult:
@@ -123,11 +108,9 @@ def _run_streamed(cfg: Config, rows_per_chunk: int | None) -> RunResult:
         if stage != "input" and start <= i < start + t.shape[0]:
             sample[stage] = stats.sample_stats(t, i - start)
 
-    def forward(fn: Any, x: torch.Tensor) -> torch.Tensor:
-        try:
+    def forward(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        with _refusals(cfg):
             return fn(x)
-        except (ValueError, RuntimeError) as exc:  # PyTorch's own refusals, e.g. shapes
-            raise NotDefinedError(f"{cfg.model.norm}: PyTorch refused this input: {exc}") from None
 
     with torch.no_grad():
         for start in range(0, n, rows):
@@ -151,18 +134,26 @@ def _run_streamed(cfg: Config, rows_per_chunk: int | None) -> RunResult:
     def keep(stage: str) -> np.ndarray:
         return torch.cat(kept[stage]).numpy()
 
+    return _result(cfg, acc, keep("input"), keep("pre_norm"), keep("post_norm"),
+                   sample["pre_norm"], sample["post_norm"], chunks=chunks)
+
+
+def _result(cfg: Config, acc: dict[str, stats.StreamingStats], inputs: np.ndarray,
+            pre: np.ndarray, post: np.ndarray, sample_pre: stats.SampleStats,
+            sample_post: stats.SampleStats, **extra: Any) -> RunResult:
+    """The RunResult of either path; statistics from the accumulators of every row."""
     return RunResult(
         config=cfg,
         norm=norms.get(cfg.model.norm),
-        inputs=keep("input"),
-        pre=keep("pre_norm"),
-        post=keep("post_norm"),
+        inputs=inputs,
+        pre=pre,
+        post=post,
         pre_stats=acc["pre_norm"].result(),
         post_stats=acc["post_norm"].result(),
-        sample_pre=sample["pre_norm"],
-        sample_post=sample["post_norm"],
+        sample_pre=sample_pre,
+        sample_post=sample_post,
         nonfinite={stage: a.nonfinite for stage, a in acc.items()},
-        chunks=chunks,
+        **extra,
     )
 
 

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from lnexp.results import CompareResult, NormOutcome, RunResult
+
+# (norm name, its lines) for `lnexp compare`: the first line says what it did, the rest are
+# norm-specific notes.
+NormLines = tuple[str, list[str]]
 
 
 def _range(a: np.ndarray) -> str:
@@ -22,7 +29,7 @@ def standardizes(features: bool, samples: bool) -> str:
     return "features" if features else "samples" if samples else "neither"
 
 
-def lines(result: Any) -> list[str]:
+def lines(result: RunResult) -> list[str]:
     """What a newcomer should read off this run, one sentence per line."""
     cfg = result.config
     n, c = cfg.data.n_samples, cfg.features
@@ -79,7 +86,7 @@ def lines(result: Any) -> list[str]:
     return out
 
 
-def _depth(result: Any) -> list[str]:
+def _depth(result: RunResult) -> list[str]:
     lay = result.layers
     if lay is None:
         return []
@@ -99,7 +106,7 @@ def _depth(result: Any) -> list[str]:
             f"{lay.std[-1]:.3g} (block {n})."]
 
 
-def _training(result: Any) -> list[str]:
+def _training(result: RunResult) -> list[str]:
     tr = result.training
     if tr is None:
         return []
@@ -121,7 +128,7 @@ def _training(result: Any) -> list[str]:
     return out
 
 
-def _norm_specific(result: Any) -> list[str]:
+def _norm_specific(result: RunResult) -> list[str]:
     cfg = result.config
     m = cfg.model
     n = cfg.data.n_samples
@@ -156,7 +163,7 @@ AXES = ("per-feature = one value per feature (column), over the {n} samples (dim
         "- what LayerNorm pins.")
 
 
-def compare_lines(cmp: Any) -> list[tuple[str, list[str]]]:
+def compare_lines(cmp: CompareResult) -> list[NormLines]:
     """For `lnexp compare`: per norm, one line saying which axis it normalizes and what the
     numbers show, then its norm-specific notes. Returns (norm name, lines) pairs."""
     out: list[tuple[str, list[str]]] = []
@@ -169,7 +176,7 @@ def compare_lines(cmp: Any) -> list[tuple[str, list[str]]]:
     return out
 
 
-def _observed(o: Any) -> str:
+def _observed(o: NormOutcome) -> str:
     r = o.result
     n, c = r.config.data.n_samples, r.config.features
     post = r.post_stats

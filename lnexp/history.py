@@ -5,15 +5,15 @@ lose. Reads only, never imports torch.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lnexp import expect
 from lnexp.errors import RunFolderError
-
-KEY_METRICS = ("post_norm.per_feature.var.spread", "post_norm.per_sample.var.spread")
+from lnexp.numbers import finite_or_none
+from lnexp.registry import LISTED_METRICS
+from lnexp.store.files import read_json_or_none as _json
 
 
 @dataclass
@@ -35,18 +35,6 @@ class RunRecord:
         return asdict(self)
 
 
-def _json(path: Path) -> dict[str, Any] | None:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
-    return doc if isinstance(doc, dict) else None
-
-
-def _finite(x: float) -> float | None:
-    return None if x != x or x in (float("inf"), float("-inf")) else x
-
-
 def record(folder: Path) -> RunRecord | None:
     """The record of one folder, or None when it holds no readable run.json."""
     info = _json(folder / "run.json")
@@ -59,7 +47,7 @@ def record(folder: Path) -> RunRecord | None:
         doc = _json(folder / "metrics.json")
         if doc is not None:
             rec.norm = ((doc.get("config") or {}).get("model") or {}).get("norm")
-            rec.metrics = {m: _finite(expect.metric_value(doc, m)) for m in KEY_METRICS}
+            rec.metrics = {m: finite_or_none(expect.metric_value(doc, m)) for m in LISTED_METRICS}
             shape = doc.get("shape") or {}
             rec.detail = f"{shape.get('n_samples')} × {shape.get('features')}"
     elif rec.kind == "compare":

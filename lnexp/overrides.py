@@ -69,7 +69,7 @@ def string_keys() -> frozenset[str]:
     out = set()
     for path in config.VALID_PATHS:
         parent, _, leaf = path.rpartition(".")
-        model = config.Config if not parent else config._section(
+        model = config.Config if not parent else config.section_of(
             config.Config.model_fields[parent].annotation)
         if model is None:
             continue

@@ -8,7 +8,12 @@ and resources.py estimates memory from it.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING
+
+from lnexp.registry import DEFAULT_PLACEMENT
+
+if TYPE_CHECKING:
+    from lnexp.config import Config
 
 # Rows per chunk are chosen so a chunk holds about this many values of the widest layer.
 CHUNK_VALUES = 1 << 21
@@ -16,13 +21,13 @@ CHUNK_VALUES = 1 << 21
 KEEP_ROWS = 2000
 
 
-def streams(cfg: Any) -> bool:
+def streams(cfg: Config) -> bool:
     """Whether the run is computed chunk by chunk (else the whole batch at once)."""
     m = cfg.model
-    return bool(m.depth == 1 and m.placement == "post" and cfg.train is None)
+    return bool(m.depth == 1 and m.placement == DEFAULT_PLACEMENT and cfg.train is None)
 
 
-def chunk_rows(cfg: Any, limit: int | None = None) -> int:
+def chunk_rows(cfg: Config, limit: int | None = None) -> int:
     """Rows per chunk: about CHUNK_VALUES values (or `limit` rows), and a multiple of
     16 / gcd(in_features, 16) rows, because torch.randn fills 16 values at a time on the CPU:
     chunks of whole 16-value blocks continue the stream exactly as one big draw would (tested
@@ -39,12 +44,13 @@ def chunk_rows(cfg: Any, limit: int | None = None) -> int:
     return min(rows, n)
 
 
-def figure_names(cfg: Any) -> list[str]:
-    """The figures a run saves (functions of lnexp.plots): overview and heatmap, plus layers
-    for depth > 1 and training with a train: block."""
-    names = ["overview", "heatmap"]
-    if cfg.model.depth > 1:
-        names.append("layers")
-    if cfg.train is not None:
-        names.append("training")
-    return names
+def not_defined_reason(cfg: Config) -> str | None:
+    """Why this norm cannot run on this input at all, or None. Checked once, by the core,
+    before a run folder is made (compare records it as the norm's reason instead)."""
+    if cfg.model.norm == "bn" and cfg.model.mode == "train" and cfg.data.n_samples == 1:
+        return ("bn: not defined for a batch of 1 in train mode — use model.mode: eval or more "
+                "samples (a feature's variance over one sample is 0; PyTorch refuses it)")
+    if cfg.model.norm == "bn" and cfg.train is not None and cfg.train.batch_size == 1:
+        return ("bn is not defined for a batch of 1 in train mode, so it cannot train with "
+                "train.batch_size: 1 - use 2 or more")
+    return None

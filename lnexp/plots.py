@@ -1,10 +1,12 @@
-"""Figures for one run. Each function builds and returns a Figure; artifacts saves it.
+"""Figures for one run. Each function builds and returns a Figure; lnexp.store.figures saves
+it.
 
 Object API only (no pyplot global state), Agg canvas, so this works headless and in threads.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -13,8 +15,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from lnexp.numbers import show_value
+from lnexp.registry import METRIC_TITLES
+
 if TYPE_CHECKING:  # experiment imports torch; the sweep figure is drawn without it
-    from lnexp.results import RunResult
+    from lnexp.results import CompareResult, RunResult
 
 PRE, POST = "#1f77b4", "#2ca02c"  # blue before the norm, green after (as in the tutorial)
 MAX_POINTS = 2000  # per-index curves longer than this are thinned to every k-th point
@@ -215,7 +220,7 @@ def heatmap(result: RunResult) -> Figure:
     return fig
 
 
-def comparison(cmp: Any) -> Figure:
+def comparison(cmp: CompareResult) -> Figure:
     """One column per norm; rows: per-feature variance, per-sample variance (before in blue,
     after in green, shared y per row) and the activation heatmap after the norm (one shared
     colour scale). A norm that was not computed shows its reason instead."""
@@ -342,7 +347,6 @@ def _finite(a: np.ndarray) -> np.ndarray:
     return flat[np.isfinite(flat)]
 
 
-FIGURES = {"overview": overview, "heatmap": heatmap}
 
 LayerSeries = tuple[str, np.ndarray, np.ndarray]  # (label, activation std, grad norm) per layer
 
@@ -477,7 +481,7 @@ def _layer_colours(n: int) -> list[tuple[float, float, float, float]]:
     return [cmap(i / max(1, n - 1) * 0.9) for i in range(n)]
 
 
-def compare_layers(cmp: Any) -> Figure:
+def compare_layers(cmp: CompareResult) -> Figure:
     """`lnexp compare` on a deep model: one activation-std and one gradient-norm line per
     norm (norms that were not computed are left out)."""
     done = [o for o in cmp.outcomes if o.result is not None and o.result.layers is not None]
@@ -490,16 +494,6 @@ def compare_layers(cmp: Any) -> Figure:
 
 # --------------------------------------------------------------------------- sweep
 
-METRIC_TITLES = {
-    "post_norm.per_feature.var.spread": "per-feature variance after the norm:\n"
-                                        "spread (max − min) over features",
-    "post_norm.per_sample.var.spread": "per-sample variance after the norm:\n"
-                                       "spread (max − min) over samples",
-    "post_norm.per_sample.mean.abs_max": "per-sample mean after the norm:\n"
-                                         "largest |mean| over samples",
-}
-
-
 def _metric_title(key: str) -> str:
     if key in METRIC_TITLES:
         return METRIC_TITLES[key]
@@ -507,10 +501,7 @@ def _metric_title(key: str) -> str:
     return f"{metric}\n({reducer})"
 
 
-def _label(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:g}"
-    return str(v)
+_label = show_value
 
 
 def sweep_summary(rows: list[dict[str, Any]], group_keys: list[str], metrics: list[str],
@@ -573,3 +564,15 @@ def sweep_summary(rows: list[dict[str, Any]], group_keys: list[str], metrics: li
     fig.suptitle(f"{title}: metrics against {x_key}  ·  {band}",
                  fontsize=12.5)
     return fig
+
+
+# Every figure by its registry name (lnexp.registry): what a FigureJob draws.
+FIGURES: dict[str, Callable[[Any], Figure]] = {
+    "overview": overview,
+    "heatmap": heatmap,
+    "layers": layers,
+    "training": training,
+    "comparison": comparison,
+    "compare_layers": compare_layers,
+    "sweep_summary": sweep_summary,
+}

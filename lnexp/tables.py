@@ -14,9 +14,17 @@ from rich.console import Console
 from rich.table import Table
 
 from lnexp.explain import standardizes
+from lnexp.numbers import show_value
+from lnexp.registry import COMPARATORS, LISTED_METRICS
 
 if TYPE_CHECKING:  # stats imports torch; `lnexp check` renders tables without it
-    from lnexp.stats import AxisStats
+    from lnexp.core import CompareOutcome, RunOutcome
+    from lnexp.expect import Result
+    from lnexp.history import RunRecord
+    from lnexp.results import AxisStats, CompareResult, RunResult
+    from lnexp.sweep.grid import Trial
+    from lnexp.sweep.runner import SweepOutcome
+    from lnexp.sweep.workers import Outcome
 
 
 def make_console(stderr: bool = False) -> Console:
@@ -52,7 +60,7 @@ def _span(a: np.ndarray) -> str:
     return fmt(lo) if lo == hi else f"{fmt(lo)} … {fmt(hi)}"
 
 
-def summary_table(result: Any) -> Table:
+def summary_table(result: RunResult) -> Table:
     """Pre vs post: the spread of per-feature and per-sample stats, and global stats."""
     name = result.config.model.norm
     n, c = result.config.data.n_samples, result.config.features
@@ -93,7 +101,7 @@ def _plural(k: int, word: str) -> str:
     return f"{k} {word}" if k == 1 else f"{k} {word}s"
 
 
-def sample_table(result: Any, max_values: int = 12) -> Table:
+def sample_table(result: RunResult, max_values: int = 12) -> Table:
     """The chosen sample's statistics across its features, and its values when few."""
     i = result.config.sample_index
     c = result.config.features
@@ -117,7 +125,7 @@ def _values(v: np.ndarray) -> str:
     return "[" + ", ".join(f"{x:.4f}" for x in v) + "]"
 
 
-def layer_table(result: Any, max_rows: int = 12) -> Table:
+def layer_table(result: RunResult, max_rows: int = 12) -> Table:
     """Per block at initialization: output mean/std and the weight's gradient norm (depth > 1).
     Deep stacks show every k-th block plus the last, at most about `max_rows` rows."""
     lay = result.layers
@@ -142,7 +150,7 @@ def _ordinal(k: int) -> str:
     return f"{k}{'nd' if k == 2 else 'rd' if k == 3 else 'th'}"
 
 
-def training_table(result: Any) -> Table:
+def training_table(result: RunResult) -> Table:
     """The training run in brief: last evaluation in eval and train mode, last losses."""
     tr = result.training
     tc = result.config.train
@@ -165,17 +173,20 @@ def training_table(result: Any) -> Table:
     return t
 
 
-def render_run(console: Console, result: Any, run_dir: str, explanation: list[str]) -> None:
+def render_run(console: Console, outcome: RunOutcome) -> None:
     """Everything `lnexp run` prints for a person."""
+    result = outcome.result
     console.print(summary_table(result))
     console.print(sample_table(result))
     if result.layers is not None:
         console.print(layer_table(result))
     if result.training is not None:
         console.print(training_table(result))
-    for line in explanation:
+    for line in outcome.explanation:
         console.print(f"• {line}", soft_wrap=False)
-    console.print(f"\nrun folder: {run_dir}")
+    console.print(f"\nrun folder: {outcome.run_dir}")
+    if outcome.expectations:
+        console.print(expectations_table(outcome.expectations))
 
 
 # --------------------------------------------------------------------------- compare
@@ -204,7 +215,7 @@ def _short_span(a: np.ndarray) -> str:
     return a_ if a_ == b_ else f"{a_}…{b_}"
 
 
-def compare_table(cmp: Any) -> Table:
+def compare_table(cmp: CompareResult) -> Table:
     """One column per norm; rows: per-feature and per-sample spreads, output mean / RMS and
     which axis ends up standardized."""
     cfg = cmp.config
@@ -244,9 +255,9 @@ def compare_table(cmp: Any) -> Table:
     return t
 
 
-def render_compare(console: Console, cmp: Any, compare_dir: str,
-                   lines: list[tuple[str, list[str]]], axes_line: str) -> None:
+def render_compare(console: Console, outcome: CompareOutcome) -> None:
     """Everything `lnexp compare` prints for a person."""
+    cmp = outcome.result
     cfg = cmp.config
     n, c = cfg.data.n_samples, cfg.features
     weights = "the same Linear weights" if cfg.model.linear else "no Linear layer"
@@ -256,15 +267,15 @@ def render_compare(console: Console, cmp: Any, compare_dir: str,
                   f"features (dim 1); var biased = ÷n (what the norms use), unbiased = ÷(n−1) "
                   f"(torch.var's default).\n")
     console.print(compare_table(cmp))
-    console.print(f"Axes: {axes_line}")
-    for _name, norm_lines in lines:
+    console.print(f"Axes: {outcome.axes}")
+    for _name, norm_lines in outcome.explanations:
         console.print(f"• {norm_lines[0]}", soft_wrap=False)
         for extra in norm_lines[1:]:
             console.print(f"    – {extra}", soft_wrap=False)
-    console.print(f"\ncompare folder: {compare_dir}")
+    console.print(f"\ncompare folder: {outcome.compare_dir}")
 
 
-def expectations_table(results: list[dict[str, Any]]) -> Table:
+def expectations_table(results: list[Result]) -> Table:
     """One row per expectation: metric.reducer, comparison, value, PASS/FAIL."""
     failed = sum(not r["passed"] for r in results)
     verdict = f"{failed} of {len(results)} failed" if failed else f"all {len(results)} passed"
@@ -274,8 +285,8 @@ def expectations_table(results: list[dict[str, Any]]) -> Table:
     t.add_column("value", justify="right")
     t.add_column("result")
     for r in results:
-        sym = {"le": "<=", "ge": ">=", "lt": "<", "gt": ">", "approx": "≈"}[r["op"]]
-        bound = f"{sym} {r['bound']:g}" + (f" ± {r['tol']:g}" if r["tol"] is not None else "")
+        tol = f" ± {r['tol']:g}" if r["tol"] is not None else ""
+        bound = f"{COMPARATORS[r['op']]} {r['bound']:g}{tol}"
         value = fmt(r["value"]) if r["value"] is not None else "NaN/Inf"
         mark = "PASS" if r["passed"] else "[bold red]FAIL[/]"
         t.add_row(f"{r['metric']}.{r['reducer']}", bound, value,
@@ -308,15 +319,7 @@ def progress(console: Console) -> Iterator[Callable[[int, int, float], None]]:
 
 # --------------------------------------------------------------------------- sweep
 
-def _val(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float):
-        return f"{v:g}"
-    return "null" if v is None else str(v)
-
-
-def trials_table(trials: list[Any], keys: list[str], title: str) -> Table:
+def trials_table(trials: list[Trial], keys: list[str], title: str) -> Table:
     """`lnexp sweep --dry-run`: one row per trial with its swept values and config hash."""
     t = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
     t.add_column("#", justify="right")
@@ -325,7 +328,7 @@ def trials_table(trials: list[Any], keys: list[str], title: str) -> Table:
     t.add_column("config hash")
     t.add_column("run folder")
     for trial in trials:
-        t.add_row(str(trial.index), *[_val(trial.params[k]) for k in keys], trial.hash,
+        t.add_row(str(trial.index), *[show_value(trial.params[k]) for k in keys], trial.hash,
                   trial.dirname)
     return t
 
@@ -348,7 +351,7 @@ def sweep_summary_table(rows: list[dict[str, Any]], group_keys: list[str],
         t.add_column(m.replace("post_norm.", "").replace(".", " ", 1), justify="right")
     for r in rows:
         ns = f"{r['completed']}" + (f" ({r['failed']} failed)" if r["failed"] else "")
-        t.add_row(*[_val(r[k]) for k in group_keys], ns,
+        t.add_row(*[show_value(r[k]) for k in group_keys], ns,
                   *[mean_pm(r["metrics"][m]["mean"], r["metrics"][m]["std"]) for m in metrics])
     return t
 
@@ -392,7 +395,7 @@ class SweepProgress:
         left = self.total - self.done - self.failed
         return f"done {self.done} · failed {self.failed} · remaining {left}"
 
-    def trial_done(self, label: str, outcome: dict[str, Any]) -> None:
+    def trial_done(self, label: str, outcome: Outcome) -> None:
         status = outcome["status"]
         if status == "completed":
             self.done += 1
@@ -413,7 +416,7 @@ class SweepProgress:
 
 # --------------------------------------------------------------------------- runs
 
-def runs_table(records: list[Any], root: str, total: int) -> Table:
+def runs_table(records: list[RunRecord], root: str, total: int) -> Table:
     """`lnexp runs`: one row per folder, newest first."""
     shown = f"{len(records)} of {total}" if len(records) != total else f"{total}"
     t = Table(title=f"{shown} runs under {root}, newest first (lnexp runs show ID prints "
@@ -425,15 +428,16 @@ def runs_table(records: list[Any], root: str, total: int) -> Table:
     t.add_column("name", overflow="fold", max_width=24)
     t.add_column("norm", overflow="fold", max_width=14)
     t.add_column("shape / trials", overflow="fold", max_width=16)
-    t.add_column("per-feature\nvar spread", justify="right", min_width=11)
-    t.add_column("per-sample\nvar spread", justify="right", min_width=11)
+    for key in LISTED_METRICS:  # e.g. post_norm.per_feature.var.spread
+        _, axis, stat, reducer = key.split(".")
+        t.add_column(f"{axis.replace('_', '-')}\n{stat} {reducer}", justify="right",
+                     min_width=11)
     t.add_column("id", no_wrap=True, min_width=6)
     for r in records:
         m = r.metrics
         t.add_row((r.started or "")[5:19].replace("T", " "), r.kind, r.status, r.name,
                   r.norm or "", r.detail,
-                  *[fmt(m[k]) if k in m else "" for k in ("post_norm.per_feature.var.spread",
-                                                          "post_norm.per_sample.var.spread")],
+                  *[fmt(m[k]) if k in m else "" for k in LISTED_METRICS],
                   r.path.rsplit("-", 1)[-1])
     return t
 
@@ -466,3 +470,15 @@ def render_run_details(console: Console, info: dict[str, Any]) -> None:
     if sweep and sweep.get("summary"):
         console.print(sweep_summary_table(sweep["summary"], sweep["group_keys"],
                                           sweep["metrics"], f"summary: {sweep['command']}"))
+
+
+def render_sweep(console: Console, outcome: SweepOutcome) -> None:
+    """Everything `lnexp sweep` prints for a person once the trials ran."""
+    d, counts = outcome.plan.definition, outcome.counts
+    console.print(sweep_summary_table(
+        outcome.rows, d.group_keys, outcome.plan.metrics,
+        f"{counts['completed']} of {counts['total']} trials completed; mean ± std over "
+        f"{'seeds' if 'seed' in d.keys else 'repeats'} (std with n−1), n = completed "
+        f"trials"))
+    png = ", summary.png" if (outcome.sweep_dir / "summary.png").exists() else ""
+    console.print(f"sweep folder: {outcome.sweep_dir}  (sweep.json, summary.csv{png})")

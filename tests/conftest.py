@@ -20,12 +20,20 @@ def runner() -> CliRunner:
     return CliRunner()
 
 
+# Commands that write run folders; without -o they would write into the repo's outputs/.
+WRITING = ("run", "compare", "sweep")
+
+
 @pytest.fixture
 def invoke(runner: CliRunner, tmp_path: Path):
-    """Invoke the CLI in-process with output under tmp_path; returns the Click Result."""
+    """Invoke the CLI in-process; returns the Click Result. A writing command without
+    -o/--output-dir gets `-o tmp_path/out`, so no test writes outside tmp_path."""
 
     def _invoke(*args: str, env: dict[str, str] | None = None) -> Any:
-        return runner.invoke(app, list(args), env=env or {}, catch_exceptions=False)
+        argv = list(args)
+        if argv and argv[0] in WRITING and not {"-o", "--output-dir"} & set(argv):
+            argv[1:1] = ["-o", str(tmp_path / "out")]
+        return runner.invoke(app, argv, env=env or {}, catch_exceptions=False)
 
     return _invoke
 

@@ -106,6 +106,7 @@ def test_every_shipped_config_validates() -> None:
         assert path.read_text().startswith("#"), f"{path.name} needs a header comment"
 
 
+@pytest.mark.slow  # starts real processes
 def test_examples_ci_sh(tmp_path: Path) -> None:
     """examples/ci.sh shows a passing (exit 0) and failing (exit 1) expectation."""
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "CI": "true"}

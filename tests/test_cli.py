@@ -135,6 +135,7 @@ def test_validate_and_config_show(invoke):
 LNEXP = shutil.which("lnexp", path=str(Path(sys.executable).parent))
 
 
+@pytest.mark.slow  # starts real processes
 @pytest.mark.skipif(LNEXP is None, reason="lnexp entry point not installed in this venv")
 def test_installed_entry_point_runs_and_prints_json(tmp_path):
     proc = subprocess.run(
@@ -146,12 +147,14 @@ def test_installed_entry_point_runs_and_prints_json(tmp_path):
     assert (Path(doc["run_dir"]) / "figures" / "overview.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow  # starts real processes
 def test_python_dash_m_and_version():
     proc = subprocess.run([sys.executable, "-m", "lnexp", "--version"], capture_output=True,
                           text=True, timeout=60, cwd=ROOT)
     assert proc.returncode == 0 and proc.stdout.strip() == f"lnexp {__version__}"
 
 
+@pytest.mark.slow  # starts real processes
 def test_help_does_not_import_torch_or_matplotlib():
     code = ("import sys\nfrom lnexp.cli import app\n"
             "try:\n    app(['--help'], prog_name='lnexp')\nexcept SystemExit:\n    pass\n"

@@ -13,11 +13,13 @@ import torch
 from rich.console import Console
 from typer.testing import CliRunner
 
-from lnexp import artifacts, config, experiment, explain, norms, plots, tables
 from lnexp import compare as cmp_mod
+from lnexp import config, experiment, explain, norms, plots, tables
 from lnexp.cli import app
 from lnexp.errors import EXIT_PARTIAL, EXIT_USAGE, ConfigError, NormError
 from lnexp.models import build_model
+from lnexp.store.documents import metrics
+from lnexp.store.figures import save_figure
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 DEFAULT = CONFIGS / "default.yaml"
@@ -69,7 +71,8 @@ def test_core_results_equal_separate_runs_of_the_same_config() -> None:
         assert config.to_dict(o.config) == config.to_dict(alone_cfg)
         alone = experiment.run(alone_cfg)
         assert np.array_equal(o.result.post, alone.post), o.name
-        assert artifacts.metrics(o.result) == artifacts.metrics(alone), o.name
+        assert (metrics(o.result, explain.lines(o.result))
+                == metrics(alone, explain.lines(alone))), o.name
 
 
 def test_cli_compare_metrics_equal_cli_runs(tmp_path: Path) -> None:
@@ -223,7 +226,7 @@ def test_comparison_png_has_the_expected_size_and_is_not_blank(tmp_path: Path) -
                                "model": {"linear": False}})
     result = cmp_mod.compare(cfg)  # six columns, bn not computed (batch of 1)
     fig = plots.comparison(result)
-    artifacts.save_figure(fig, tmp_path / "comparison.png", dpi=50)
+    save_figure(fig, tmp_path / "comparison.png", dpi=50)
     img = imread(tmp_path / "comparison.png")
     width, height = fig.get_size_inches() * 50
     assert img.shape[:2] == (round(height), round(width))
@@ -240,6 +243,7 @@ def test_compare_yaml_validates_and_says_how_to_run_it() -> None:
     assert cmp_mod.norm_configs(cfg, None)["group"].model.groups == 4
 
 
+@pytest.mark.slow  # starts real processes
 def test_real_subprocess_json_prints_only_the_document(tmp_path: Path) -> None:
     import subprocess
     import sys
@@ -265,7 +269,7 @@ def test_compare_on_a_deep_model_draws_one_gradient_line_per_norm(tmp_path: Path
     fig = plots.compare_layers(result)
     _, labels = fig.axes[1].get_legend_handles_labels()
     assert labels == ["bn", "ln", "none"]  # one gradient-norm line per norm
-    artifacts.save_figure(fig, tmp_path / "layers.png", dpi=80)
+    save_figure(fig, tmp_path / "layers.png", dpi=80)
     img = mpimg.imread(tmp_path / "layers.png")[..., :3]
     assert img.shape[1] >= 1000 and (~(img > 0.97).all(axis=2)).mean() > 0.05
     table = Console(width=140, record=True)
@@ -280,7 +284,7 @@ def test_comparison_figure_of_a_batch_larger_than_the_rows_kept(tmp_path: Path) 
     fig = plots.comparison(result)
     assert "first 2,000 of 3,000" in fig.axes[2].get_ylabel()
     assert fig.axes[2].get_ylim()[0] > 1999  # y in sample indices, not thinned positions
-    artifacts.save_figure(fig, tmp_path / "c.png", dpi=50)
+    save_figure(fig, tmp_path / "c.png", dpi=50)
 
 
 def test_compare_stops_when_a_norm_s_training_was_interrupted(monkeypatch) -> None:

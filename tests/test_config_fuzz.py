@@ -3,7 +3,6 @@ returns a Config or raises ConfigError - never anything else."""
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import yaml
@@ -14,7 +13,6 @@ from lnexp.config import VALID_PATHS, load_config
 from lnexp.errors import ConfigError
 from lnexp.expect import METRICS, REDUCERS
 
-_DIR = Path(tempfile.mkdtemp(prefix="lnexp-fuzz-"))
 KEYS = st.sampled_from(VALID_PATHS) | st.text(max_size=12)
 EXPECT_KEYS = st.builds(lambda m, r: f"{m}.{r}", st.sampled_from(list(METRICS)),
                         st.sampled_from(REDUCERS)) | st.text(max_size=20)
@@ -46,11 +44,13 @@ EXPECTS = st.lists(st.builds(lambda k, op, v: f"{k} {op} {v}", EXPECT_KEYS,
                              st.text(max_size=8)) | st.text(max_size=30), max_size=2)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(text=DOCUMENTS, overrides=OVERRIDES, expects=EXPECTS)
-def test_loader_raises_only_config_error(text: str, overrides: list[str],
+def test_loader_raises_only_config_error(tmp_path: Path, text: str, overrides: list[str],
                                          expects: list[str]) -> None:
-    path = _DIR / "cfg.yaml"
+    # One file, rewritten per example, under pytest's tmp_path (nothing left in /tmp).
+    path = tmp_path / "cfg.yaml"
     path.write_text(text, encoding="utf-8")
     try:
         load_config(path, overrides, expects)

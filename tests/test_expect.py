@@ -7,7 +7,7 @@ import math
 import pytest
 
 from lnexp import expect
-from lnexp.config import from_mapping
+from lnexp.config import Config, from_mapping
 from lnexp.errors import ConfigError
 
 DOC = {
@@ -104,13 +104,11 @@ def test_schema_checks_expect_block() -> None:
 
 def test_every_metric_path_exists_in_a_real_run() -> None:
     """The grammar and the metrics.json contract agree (every short path resolves)."""
-    from lnexp import artifacts, experiment
-
     cfg = from_mapping({"data": {"n_samples": 4}, "model": {"in_features": 3,
                                                             "out_features": 2, "depth": 2},
                         "train": {"steps": 2, "batch_size": 2, "n_train": 8, "n_heldout": 4,
                                   "eval_every": 1}})
-    doc = artifacts.metrics(experiment.run(cfg))
+    doc = _metrics(cfg)
     for short, path in expect.METRICS.items():
         node = doc
         for part in path.split("."):
@@ -120,11 +118,18 @@ def test_every_metric_path_exists_in_a_real_run() -> None:
 
 def test_metric_value_falls_back_to_the_summary_of_a_left_out_list() -> None:
     """Sweeps and `lnexp runs` read large runs' per-sample metrics from their summaries."""
-    from lnexp import artifacts, experiment
-
     cfg = from_mapping({"data": {"n_samples": 20}, "output": {"per_sample_limit": 10}})
-    doc = artifacts.metrics(experiment.run(cfg))
+    doc = _metrics(cfg)
     assert doc["stages"]["post_norm"]["per_sample"]["var"] is None
-    full = artifacts.metrics(experiment.run(from_mapping({"data": {"n_samples": 20}})))
+    full = _metrics(from_mapping({"data": {"n_samples": 20}}))
     for key in ("post_norm.per_sample.var.spread", "post_norm.per_sample.mean.abs_max"):
         assert expect.metric_value(doc, key) == pytest.approx(expect.metric_value(full, key))
+
+
+def _metrics(cfg: Config) -> dict:
+    """metrics.json of a run of `cfg`, without writing it."""
+    from lnexp import experiment, explain
+    from lnexp.store.documents import metrics
+
+    result = experiment.run(cfg)
+    return metrics(result, explain.lines(result))

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from lnexp.export import ExportError
+from lnexp.errors import ExportError
 from lnexp.export import mlflow as ex
 from tests.test_report import folders  # noqa: F401  (the session's run/compare/sweep folders)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lnexp import cli
+from lnexp import core
 from lnexp.config import from_mapping, load_config
 from lnexp.experiment import run
 from tests.conftest import CONFIGS, run_json
@@ -63,7 +63,7 @@ def test_ctrl_c_keeps_what_was_recorded_and_marks_the_run_interrupted(tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        cli._execute(cfg, tmp_path, ["lnexp"], stop_at_5)
+        core.run(cfg, tmp_path, ["lnexp"], stop_at_5)
     (run_dir,) = (tmp_path / "batch_size").iterdir()
     assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
     doc = json.loads((run_dir / "metrics.json").read_text())

@@ -32,7 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from lnexp.export import ExportError
+from lnexp.errors import ExportError
 
 DEFAULT_EXPERIMENT = "lnexp"
 DB_NAME = "mlflow.db"

@@ -1,4 +1,5 @@
-"""The model: a stack of `depth` blocks. Depth 1 with the defaults is the tutorial's SimpleModel.
+"""MLP blocks: a stack of `depth` Linear + norm blocks. Depth 1 with the defaults is the
+tutorial's SimpleModel.
 
 Block layouts (`model.placement`), with Act the configured activation (`none` = identity):
 
@@ -22,11 +23,11 @@ from torch import nn
 
 from lnexp import norms
 from lnexp.config import ModelConfig
+from lnexp.registry import ACTIVATIONS, PLACEMENTS
 
 
 def _activation(name: str) -> nn.Module:
-    return {"none": nn.Identity, "relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
-            "gelu": nn.GELU}[name]()
+    return getattr(nn, ACTIVATIONS[name])()
 
 
 def _linear(d_in: int, d_out: int, cfg: ModelConfig) -> nn.Linear:
@@ -58,7 +59,7 @@ class Block(nn.Module):
     def __init__(self, d_in: int, d_out: int, cfg: ModelConfig):
         super().__init__()
         self.placement = cfg.placement
-        normed = d_in if cfg.placement in ("pre", "pre_residual") else d_out
+        normed = d_in if PLACEMENTS[cfg.placement].norm_first else d_out
         # The Linear is built first (the tutorial's order); norms consume no random numbers.
         self.linear: nn.Module = _linear(d_in, d_out, cfg) if cfg.linear else nn.Identity()
         self.norm = norms.create(cfg.norm, normed, eps=cfg.eps, affine=cfg.affine,
@@ -92,7 +93,7 @@ class Model(nn.Module):
         self.blocks = nn.ModuleList(Block(w[i], w[i + 1], cfg) for i in range(len(w) - 1))
         self.final_norm: nn.Module = (
             norms.create(cfg.norm, w[-1], eps=cfg.eps, affine=cfg.affine, groups=cfg.groups)
-            if cfg.placement == "pre_residual" else nn.Identity())
+            if PLACEMENTS[cfg.placement].final_norm else nn.Identity())
 
     def trace(self, x: torch.Tensor) -> Trace:
         outs: list[torch.Tensor] = []

@@ -26,7 +26,12 @@ from typing import Any
 # running, so a test can interrupt a real sweep at a known point.
 HOLD_ENV = "LNEXP_TEST_TRIAL_HOLD_S"
 INTERRUPT_GRACE_S = 10.0
-PRELOAD = ["torch", "lnexp.experiment", "lnexp.artifacts"]
+PRELOAD = ["torch", "lnexp.experiment", "lnexp.core"]
+
+
+# A finished trial, as a worker returns it: {index, status (completed | failed |
+# interrupted), error, seconds, pid}; pid None when its worker process died.
+Outcome = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -65,19 +70,19 @@ def init_worker(threads: int, figures: bool) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    from lnexp import artifacts, experiment  # noqa: F401
+    from lnexp import core, experiment  # noqa: F401
 
     if figures:
         from lnexp import plots  # noqa: F401
 
 
-def run_trial(task: Task) -> dict[str, Any]:
+def run_trial(task: Task) -> Outcome:
     """Run one trial in a worker and write its run folder; never raises for a failed trial.
 
     Returns {index, status (completed | failed | interrupted), error, seconds, pid}.
     """
     global _busy
-    from lnexp import artifacts, config
+    from lnexp import config, core
 
     _busy = True
     start = time.perf_counter()
@@ -87,8 +92,8 @@ def run_trial(task: Task) -> dict[str, Any]:
         cfg = config.from_mapping(task.config)
         run_dir.mkdir()
         hold = float(os.environ.get(HOLD_ENV) or 0)
-        artifacts.run_into_folder(cfg, run_dir, task.argv,
-                                  before=(lambda: time.sleep(hold)) if hold > 0 else None)
+        core.run_in_folder(cfg, run_dir, task.argv,
+                           before=(lambda: time.sleep(hold)) if hold > 0 else None)
     except KeyboardInterrupt:
         status, error = "interrupted", "interrupted (Ctrl-C / SIGINT or SIGTERM)"
     except Exception as exc:  # isolated: the sweep goes on
@@ -117,19 +122,19 @@ def _context() -> multiprocessing.context.BaseContext:
 
 def execute(tasks: Sequence[Task], jobs: int, *, figures: bool = True, fail_fast: bool = False,
             on_start: Callable[[Task], None] | None = None,
-            on_done: Callable[[Task, dict[str, Any]], None] | None = None) -> bool:
+            on_done: Callable[[Task, Outcome], None] | None = None) -> None:
     """Run `tasks` on `jobs` worker processes; calls on_start / on_done in the parent as each
     trial starts and ends. At most `jobs` trials are in flight (nothing is queued behind a
     worker), so an interrupt or --fail-fast leaves every other trial untouched.
 
-    Returns False when it stopped early (fail_fast after a failure, or a broken pool). On
+    It stops starting trials after a failure with fail_fast, or when the pool broke. On
     KeyboardInterrupt it interrupts the running trials (each reported with status
     'interrupted' through on_done) and re-raises.
     """
     jobs = max(1, min(jobs, len(tasks))) if tasks else 1
     threads = max(1, default_jobs() // jobs)
     queue = list(tasks)[::-1]
-    running: dict[Future[dict[str, Any]], Task] = {}
+    running: dict[Future[Outcome], Task] = {}
     stopped = False
     pool = ProcessPoolExecutor(jobs, mp_context=_context(), initializer=init_worker,
                                initargs=(threads, figures))
@@ -140,7 +145,7 @@ def execute(tasks: Sequence[Task], jobs: int, *, figures: bool = True, fail_fast
             on_start(task)
         running[pool.submit(run_trial, task)] = task
 
-    def finish(fut: Future[dict[str, Any]]) -> dict[str, Any]:
+    def finish(fut: Future[Outcome]) -> Outcome:
         task = running.pop(fut)
         try:
             outcome = fut.result()
@@ -171,11 +176,10 @@ def execute(tasks: Sequence[Task], jobs: int, *, figures: bool = True, fail_fast
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    return not stopped and not queue
 
 
-def _interrupt(pool: ProcessPoolExecutor, running: dict[Future[dict[str, Any]], Task],
-               finish: Callable[[Future[dict[str, Any]]], dict[str, Any]]) -> None:
+def _interrupt(pool: ProcessPoolExecutor, running: dict[Future[Outcome], Task],
+               finish: Callable[[Future[Outcome]], Outcome]) -> None:
     """Tell the running trials to stop (SIGTERM -> KeyboardInterrupt in the worker, which
     marks its run folder interrupted) and collect their outcomes."""
     for proc in list((pool._processes or {}).values()):  # no public handle on the workers

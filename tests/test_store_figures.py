@@ -8,14 +8,15 @@ from types import SimpleNamespace
 import matplotlib.image as mpimg
 import pytest
 
-from lnexp import artifacts, plots
+from lnexp import plots
 from lnexp.config import from_mapping
 from lnexp.experiment import run
+from lnexp.store import figures
 
 
-def _jobs(tmp_path: Path) -> list[artifacts.FigureJob]:
+def _jobs(tmp_path: Path) -> list[figures.FigureJob]:
     result = run(from_mapping({"data": {"n_samples": 30}}))
-    return [artifacts.FigureJob(name, result, tmp_path / f"{name}.png", 40)
+    return [figures.FigureJob(name, result, tmp_path / f"{name}.png", 40)
             for name in ("overview", "heatmap")]
 
 
@@ -23,12 +24,11 @@ def _jobs(tmp_path: Path) -> list[artifacts.FigureJob]:
 def test_every_mode_writes_every_figure(tmp_path: Path, mode: str) -> None:
     jobs = _jobs(tmp_path)
     if mode == "pool":
-        with artifacts.figure_pool(SimpleNamespace(figures=True, workers=2), len(jobs)):
-            assert artifacts._POOL is not None
-            artifacts.render_figures(jobs)
-        assert artifacts._POOL is None
+        with figures.figure_pool(SimpleNamespace(figures=True, workers=2), len(jobs)) as pool:
+            assert pool is not None
+            figures.render_figures(jobs, pool=pool)
     else:
-        artifacts.render_figures(jobs, 1 if mode == "in-process" else 2)
+        figures.render_figures(jobs, 1 if mode == "in-process" else 2)
     for job in jobs:
         assert mpimg.imread(job.path).shape[1] >= 600
 
@@ -39,19 +39,19 @@ def test_a_failing_figure_fails_the_render(tmp_path: Path, mode: str,
     def broken(result):
         raise RuntimeError("figure exploded")
 
-    monkeypatch.setattr(plots, "heatmap", broken)
+    monkeypatch.setitem(plots.FIGURES, "heatmap", broken)
     jobs = _jobs(tmp_path)
     with pytest.raises(RuntimeError, match=r"worker process|figure exploded"):  # either side
         if mode == "pool":
-            with artifacts.figure_pool(SimpleNamespace(figures=True, workers=2), 2):
-                artifacts.render_figures(jobs)
+            with figures.figure_pool(SimpleNamespace(figures=True, workers=2), 2) as pool:
+                figures.render_figures(jobs, pool=pool)
         else:
-            artifacts.render_figures(jobs, 2)
+            figures.render_figures(jobs, 2)
     assert (tmp_path / "overview.png").exists() and not (tmp_path / "heatmap.png").exists()
 
 
 def test_no_pool_when_figures_are_off_or_one_worker() -> None:
     for output in (SimpleNamespace(figures=False, workers=None),
                    SimpleNamespace(figures=True, workers=1)):
-        with artifacts.figure_pool(output, 4):
-            assert artifacts._POOL is None
+        with figures.figure_pool(output, 4) as pool:
+            assert pool is None

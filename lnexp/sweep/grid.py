@@ -1,6 +1,6 @@
-"""Sweeps: a grid over config keys, expanded into trials, and the trials' metrics aggregated
-over seeds. Pure: no torch, no printing, no files (workers.py runs trials, artifacts.py writes
-sweep.json / summary.csv).
+"""Sweep grids: a grid over config keys, parsed and expanded into validated trials. Pure: no
+torch, no printing, no files, and nothing that depends on the machine (the memory guard runs
+in sweep.runner, not here), so whether a trial is valid never depends on free memory.
 
 A grid is a list of axes; the trials are their product, in order (the last axis varies
 fastest). An axis is one key with its values, or several keys that vary together (`zip:`):
@@ -31,15 +31,12 @@ from typing import Any
 
 import yaml
 
-from lnexp import config, expect, resources
+from lnexp import config, expect
 from lnexp.config import Config
 from lnexp.errors import ConfigError
+from lnexp.numbers import show_value
 
 SEED_KEY = "seed"
-# Post-norm statistics that tell the norms apart: what BN pins (per-feature variance), what
-# LN pins (per-sample variance) and whether samples are centred.
-DEFAULT_METRICS = ("post_norm.per_feature.var.spread", "post_norm.per_sample.var.spread",
-                   "post_norm.per_sample.mean.abs_max")
 # Keys a grid may not vary: where output goes is the sweep's business.
 FIXED_KEYS = ("output.dir",)
 _RANGE = re.compile(r"^\s*(-?[\d.eE+-]+)\s*:\s*(-?[\d.eE+-]+)\s*(?::\s*(-?[\d.eE+-]+)\s*)?$")
@@ -72,12 +69,12 @@ class Trial:
     @property
     def label(self) -> str:
         """`model.norm=bn data.n_samples=2 seed=0`."""
-        return " ".join(f"{k}={_show(v)}" for k, v in self.params.items())
+        return _label(self.params)
 
     @property
     def dirname(self) -> str:
         """The trial's run folder inside the sweep folder, e.g. `t007-bn_2_0`."""
-        slug = "_".join(re.sub(r"[^A-Za-z0-9.-]+", "", _show(v)) for v in self.params.values())
+        slug = "_".join(re.sub(r"[^A-Za-z0-9.-]+", "", show_value(v)) for v in self.params.values())
         return f"t{self.index:03d}" + (f"-{slug[:40]}" if slug else "")
 
 
@@ -116,14 +113,8 @@ class Definition:
 
 # --------------------------------------------------------------------------- parsing
 
-def _show(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float):
-        return f"{v:g}"
-    if isinstance(v, str | int) or v is None:
-        return "null" if v is None else str(v)
-    return json.dumps(v, separators=(",", ":"))
+def _label(params: Mapping[str, Any]) -> str:
+    return " ".join(f"{k}={show_value(v)}" for k, v in params.items())
 
 
 def _scalar(text: str, where: str) -> Any:
@@ -333,6 +324,21 @@ def definition(raw: dict[str, Any], grid: list[str], source: str = "<config>",
     return d
 
 
+def check_metrics(keys: Sequence[str]) -> list[str]:
+    """Validate `--metric` keys (METRIC.REDUCER as in expectations); returns them stripped."""
+    problems = []
+    out = []
+    for key in keys:
+        try:
+            out.append(expect.check_key(key))
+        except ValueError as exc:
+            problems.append(f"--metric {key!r}: {exc}")
+    if problems:
+        raise ConfigError(problems)
+    return out
+
+
+
 # --------------------------------------------------------------------------- trials
 
 def _strip_output(d: Mapping[str, Any]) -> dict[str, Any]:
@@ -355,7 +361,7 @@ def config_hash(cfg: Config) -> str:
 
 def expand(d: Definition, output_dir: str | None = None) -> list[Trial]:
     """Every trial of the grid, validated; all bad trials are reported in one ConfigError
-    (one line each, naming the trial) before anything runs. The resource guard runs on each."""
+    (one line each, naming the trial) before anything runs."""
     trials: list[Trial] = []
     problems: list[str] = []
     for index, combo in enumerate(itertools.product(*(a.points for a in d.axes))):
@@ -367,18 +373,21 @@ def expand(d: Definition, output_dir: str | None = None) -> list[Trial]:
             config.set_path(raw, key, value)
         if output_dir is not None:
             config.set_path(raw, "output.dir", output_dir)
-        label = " ".join(f"{k}={_show(v)}" for k, v in params.items())
         try:
             cfg = config.from_mapping(raw, source=d.source, lines=d.lines)
-            resources.check(cfg)
         except ConfigError as exc:
-            problems.extend(f"trial {index} ({label}): {p}" for p in exc.problems)
+            problems.extend(f"trial {index} ({_label(params)}): {p}" for p in exc.problems)
             continue
         trials.append(Trial(index, params, cfg, config_hash(cfg)))
     if problems:
-        bad = len({p.split(" (", 1)[0] for p in problems})
-        raise ConfigError([*problems, f"{bad} of {d.size} trials are invalid; nothing was run"])
+        raise invalid_trials(problems, d.size)
     return trials
+
+
+def invalid_trials(problems: list[str], size: int) -> ConfigError:
+    """One ConfigError for the problems of several trials ('trial N (label): ...' lines)."""
+    bad = len({p.split(" (", 1)[0] for p in problems})
+    return ConfigError([*problems, f"{bad} of {size} trials are invalid; nothing was run"])
 
 
 def definition_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -387,77 +396,6 @@ def definition_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     b = yaml.safe_dump(new, sort_keys=True).splitlines()
     return list(difflib.unified_diff(a, b, "sweep.json (stored)", "this command", lineterm="",
                                      n=2))
-
-
-# --------------------------------------------------------------------------- aggregation
-
-@dataclass(frozen=True)
-class Stat:
-    """mean ± std over the finite values of one metric in one group (std: n - 1; None when
-    n < 2)."""
-
-    mean: float | None
-    std: float | None
-    n: int
-
-
-def mean_std(values: Sequence[float]) -> Stat:
-    xs = [float(v) for v in values if v is not None and math.isfinite(v)]
-    if not xs:
-        return Stat(None, None, 0)
-    mean = math.fsum(xs) / len(xs)
-    if len(xs) < 2:
-        return Stat(mean, None, 1)
-    var = math.fsum((x - mean) ** 2 for x in xs) / (len(xs) - 1)
-    return Stat(mean, math.sqrt(var), len(xs))
-
-
-@dataclass(frozen=True)
-class Group:
-    """One summary row: a combination of the non-seed keys and its metrics over seeds."""
-
-    params: dict[str, Any]
-    completed: int
-    failed: int
-    stats: dict[str, Stat]
-    trials: list[int]
-
-
-def check_metrics(keys: Sequence[str]) -> list[str]:
-    """Validate `--metric` keys (METRIC.REDUCER as in expectations); returns them stripped."""
-    problems = []
-    out = []
-    for key in keys:
-        try:
-            out.append(expect.check_key(key))
-        except ValueError as exc:
-            problems.append(f"--metric {key!r}: {exc}")
-    if problems:
-        raise ConfigError(problems)
-    return out
-
-
-def aggregate(group_keys: Sequence[str], trials: Sequence[Mapping[str, Any]],
-              metrics: Sequence[str]) -> list[Group]:
-    """One Group per combination of `group_keys`, in grid order. Each trial is a mapping with
-    `index`, `params`, `status` and `metrics` (its metrics.json document, or None)."""
-    order: dict[tuple[str, ...], dict[str, Any]] = {}
-    members: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
-    for t in trials:
-        params = {k: t["params"][k] for k in group_keys}
-        key = tuple(json.dumps(params[k], sort_keys=True) for k in group_keys)
-        order.setdefault(key, params)
-        members.setdefault(key, []).append(t)
-    groups = []
-    for key, params in order.items():
-        ts = members[key]
-        done = [t for t in ts if t["status"] == "completed" and t.get("metrics") is not None]
-        stats = {m: mean_std([expect.metric_value(t["metrics"], m) for t in done])
-                 for m in metrics}
-        groups.append(Group(params=params, completed=len(done),
-                            failed=sum(t["status"] == "failed" for t in ts), stats=stats,
-                            trials=[t["index"] for t in ts]))
-    return groups
 
 
 def from_stored(stored: Mapping[str, Any], source: str) -> Definition:
@@ -471,24 +409,3 @@ def from_stored(stored: Mapping[str, Any], source: str) -> Definition:
             ((key, values),) = item.items()
             axes.append(Axis((key,), tuple((v,) for v in values), source))
     return Definition(base=copy.deepcopy(dict(stored["base"])), axes=axes, source=source)
-
-
-def _numeric(values: Sequence[Any]) -> bool:
-    return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
-
-
-def x_key(d: Definition, chosen: str | None = None) -> str | None:
-    """The swept key for the figure's x axis: `chosen` (must be a swept non-seed key), else
-    the first swept key with numeric values, else the first non-seed key; None if only seeds
-    are swept."""
-    keys = d.group_keys
-    if chosen is not None:
-        if chosen not in keys:
-            raise ConfigError([f"--x {chosen}: not a swept key; expected one of "
-                               f"{', '.join(keys) or '(only seeds are swept)'}"])
-        return chosen
-    for axis in d.axes:
-        for i, key in enumerate(axis.keys):
-            if key != SEED_KEY and _numeric([p[i] for p in axis.points]):
-                return key
-    return keys[0] if keys else None

@@ -15,7 +15,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from lnexp import config, norms
+from lnexp import norms
+from lnexp.config import loading
+from lnexp.config import schema as models
 
 # Draft-07: what every YAML editor's schema support (yaml-language-server, VS Code, JetBrains)
 # handles; in it a $ref ignores sibling keywords, so a described $ref is wrapped in allOf.
@@ -76,8 +78,8 @@ def _leaf_schemas(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Every dotted leaf key the grid may sweep, with its own schema (no default)."""
     defs = schema[DEFS]
     out: dict[str, dict[str, Any]] = {}
-    sections = {p.rpartition(".")[0] for p in config.VALID_PATHS if "." in p}
-    for path in config.VALID_PATHS:
+    sections = {p.rpartition(".")[0] for p in models.VALID_PATHS if "." in p}
+    for path in models.VALID_PATHS:
         if path in sections or path == "expect" or path in ("output.dir",):
             continue
         node = schema
@@ -147,7 +149,7 @@ def _describe_sections(schema: dict[str, Any]) -> None:
 
 def config_schema() -> dict[str, Any]:
     """The JSON Schema of a config file (draft-07)."""
-    raw = config.Config.model_json_schema(mode="validation",
+    raw = models.Config.model_json_schema(mode="validation",
                                           ref_template=f"#/{DEFS}/{{model}}")
     raw[DEFS] = raw.pop("$defs")
     schema = _tidy(raw)
@@ -156,13 +158,13 @@ def config_schema() -> dict[str, Any]:
     norm["enum"] = list(norms.names())
     norm["enumDescriptions"] = [f"{norms.get(n).title}: {norms.get(n).summary}"
                                 for n in norms.names()]
-    schema["properties"]["name"]["pattern"] = config.NAME_PATTERN
+    schema["properties"]["name"]["pattern"] = models.NAME_PATTERN
     schema["properties"]["expect"]["description"] += (
         " METRIC is STAGE.AXIS.STAT (pre_norm/post_norm, per_feature/per_sample, "
         "mean/var/var_unbiased/std), STAGE.global.STAT, sample.STAGE.STAT or "
         "numeric_trouble.STAGE.KIND; REDUCER is abs_max, min, max, mean or spread.")
     _describe_sections(schema)
-    schema["properties"][config.SWEEP_KEY] = _sweep_block(schema)
+    schema["properties"][loading.SWEEP_KEY] = _sweep_block(schema)
     return {"$schema": SCHEMA_DIALECT, "title": "lnexp config",
             "description": "An lnexp experiment config (lnexp run / compare / sweep / "
                            "validate). Unknown keys are errors.",

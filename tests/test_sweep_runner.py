@@ -1,5 +1,6 @@
-"""lnexp sweep: grid expansion, dry-run validation, parallel trials with correct aggregates,
-partial failure (exit 3), a real interrupted sweep resumed, and a torch-free parent."""
+"""lnexp sweep (sweep.runner through the CLI): dry-run validation, parallel trials with
+correct aggregates, partial failure (exit 3), a real interrupted sweep resumed, and a
+torch-free parent."""
 
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from lnexp import expect, sweep
+from lnexp import expect
 from lnexp.cli import app
-from lnexp.errors import ConfigError
-from lnexp.workers import HOLD_ENV
+from lnexp.sweep import summary
+from lnexp.sweep.folder import SweepFolder
+from lnexp.sweep.workers import HOLD_ENV
 
 LNEXP = Path(sys.executable).with_name("lnexp")
 SMALL = ("name: tiny\ndata:\n  n_samples: 8\nmodel:\n  in_features: 6\n  out_features: 4\n"
@@ -37,80 +39,7 @@ def _invoke(*args: str):
     return CliRunner().invoke(app, list(args), catch_exceptions=False)
 
 
-def _axes(*grid: str, raw: dict | None = None) -> sweep.Definition:
-    return sweep.definition(raw or {}, list(grid))
-
-
 # --------------------------------------------------------------------------- expansion
-
-def test_values_ranges_and_yaml_scalars() -> None:
-    assert sweep.parse_grid_option("seed=0:5").points == tuple((i,) for i in range(5))
-    assert [p[0] for p in sweep.parse_grid_option("data.n_samples=2:33:10").points] == [
-        2, 12, 22, 32]
-    assert [p[0] for p in sweep.parse_grid_option("model.eps=0.1:0.4:0.1").points] == [
-        0.1, 0.2, 0.3]
-    axis = sweep.parse_grid_option("model.norm=bn,ln, rms")
-    assert [p[0] for p in axis.points] == ["bn", "ln", "rms"]
-    assert [p[0] for p in sweep.parse_grid_option("model.affine=true,false").points] == [
-        True, False]
-    assert [p[0] for p in sweep.parse_grid_option("model.eps=1e-5,1.0e-3").points] == [
-        "1e-5", 1e-3]  # YAML 1.1 reads 1e-5 as a string; the schema accepts it as a number
-    flow = sweep.parse_grid_option("data.values=[[[1, 2]], [[3, 4]]]")
-    assert [p[0] for p in flow.points] == [[[1, 2]], [[3, 4]]]
-    with pytest.raises(ConfigError, match="empty"):
-        sweep.parse_grid_option("seed=5:5")
-    with pytest.raises(ConfigError, match="KEY=VALUES"):
-        sweep.parse_grid_option("seed")
-
-
-def test_product_order_and_labels() -> None:
-    d = _axes("model.norm=bn,ln", "data.n_samples=2,8,32", "seed=0:2")
-    trials = sweep.expand(d)
-    assert len(trials) == d.size == 12
-    assert [t.params for t in trials[:3]] == [
-        {"model.norm": "bn", "data.n_samples": 2, "seed": 0},
-        {"model.norm": "bn", "data.n_samples": 2, "seed": 1},
-        {"model.norm": "bn", "data.n_samples": 8, "seed": 0}]
-    assert trials[0].config.model.norm == "bn" and trials[0].config.data.n_samples == 2
-    assert trials[0].dirname == "t000-bn_2_0"
-    assert d.group_keys == ["model.norm", "data.n_samples"]
-    assert len({t.hash for t in trials}) == 12
-
-
-def test_yaml_block_zip_seeds_and_cli_override() -> None:
-    raw = {"name": "z", "sweep": {
-        "grid": {"model.norm": ["bn", "ln"], "data.n_samples": "2:4"},
-        "zip": [{"model.in_features": [6, 12], "model.out_features": [4, 8]}],
-        "seeds": 3}}
-    d = sweep.definition(raw, [])
-    assert d.keys == ["model.norm", "data.n_samples", "model.in_features",
-                      "model.out_features", "seed"]
-    trials = sweep.expand(d)
-    assert len(trials) == 2 * 2 * 2 * 3
-    pairs = {(t.config.model.in_features, t.config.model.out_features) for t in trials}
-    assert pairs == {(6, 4), (12, 8)}  # zipped, not crossed
-    assert sorted({t.config.seed for t in trials}) == [0, 1, 2]
-    # --grid replaces the file's axis for the same key, in place; --seeds replaces seeds
-    d2 = sweep.definition(raw, ["model.norm=rms"], seeds=2)
-    assert d2.keys == d.keys and d2.size == 1 * 2 * 2 * 2
-
-
-def test_bad_grids_are_reported_together() -> None:
-    with pytest.raises(ConfigError) as exc:
-        _axes("model.nrom=bn", "model=ln", "output.dir=x", "seed=0:2", "seed=3")
-    text = "\n".join(exc.value.problems)
-    assert "did you mean 'model.norm'" in text
-    assert "model is a section" in text
-    assert "output.dir cannot be swept" in text
-    assert "seed is already swept" in text
-    with pytest.raises(ConfigError, match="same number of values"):
-        sweep.definition({"sweep": {"zip": [{"model.in_features": [1, 2],
-                                             "model.out_features": [1]}]}}, [])
-    with pytest.raises(ConfigError, match=r"unknown key.*did you mean 'seeds'"):
-        sweep.definition({"sweep": {"seed": 3}}, [])
-    with pytest.raises(ConfigError, match="nothing to sweep"):
-        sweep.definition({}, [])
-
 
 def test_dry_run_lists_trials_and_runs_nothing(cfg: Path, tmp_path: Path) -> None:
     res = _invoke("sweep", str(cfg), "--grid", "model.norm=bn,ln", "--seeds", "3",
@@ -141,6 +70,7 @@ def _read(sweep_dir: Path) -> dict:
     return json.loads((sweep_dir / "sweep.json").read_text())
 
 
+@pytest.mark.slow  # starts real processes
 def test_two_workers_aggregate_matches_the_trials(cfg: Path, tmp_path: Path) -> None:
     res = _invoke("sweep", str(cfg), "--grid", "model.norm=bn,ln",
                   "--grid", "data.n_samples=2,8", "--seeds", "3", "-j", "2", "--json",
@@ -154,7 +84,7 @@ def test_two_workers_aggregate_matches_the_trials(cfg: Path, tmp_path: Path) -> 
     stored = _read(sweep_dir)
     assert len({t["hash"] for t in stored["trials"]}) == 12
     metrics = stored["metrics"]
-    assert metrics == list(sweep.DEFAULT_METRICS)
+    assert metrics == list(summary.DEFAULT_METRICS)
     with (sweep_dir / "summary.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 4
@@ -182,6 +112,7 @@ def test_two_workers_aggregate_matches_the_trials(cfg: Path, tmp_path: Path) -> 
     assert 1 <= len(pids) <= 2 and os.getpid() not in pids
 
 
+@pytest.mark.slow  # starts real processes
 def test_partial_failure_exits_3_and_others_complete(cfg: Path, tmp_path: Path) -> None:
     res = _invoke("sweep", str(cfg), "--grid", "model.norm=bn,ln",
                   "--grid", "data.n_samples=1,4", "-j", "2", "-o", str(tmp_path / "out"))
@@ -200,6 +131,7 @@ def test_partial_failure_exits_3_and_others_complete(cfg: Path, tmp_path: Path) 
     assert failed_run["status"] == "failed"
 
 
+@pytest.mark.slow  # starts real processes
 def test_fail_fast_stops_starting_trials(cfg: Path, tmp_path: Path) -> None:
     res = _invoke("sweep", str(cfg), "--grid", "data.n_samples=1,2,3,4",
                   "--set", "model.norm=bn", "-j", "1", "--fail-fast",
@@ -210,6 +142,7 @@ def test_fail_fast_stops_starting_trials(cfg: Path, tmp_path: Path) -> None:
                                                                  "pending", "pending"]
 
 
+@pytest.mark.slow  # starts real processes
 def test_killed_sweep_resumes_without_rerunning_completed_trials(cfg: Path, tmp_path: Path
                                                                   ) -> None:
     out = tmp_path / "out"
@@ -263,6 +196,7 @@ def test_killed_sweep_resumes_without_rerunning_completed_trials(cfg: Path, tmp_
     assert sum(1 for _ in sweep_dir.glob("t*/metrics.json")) == 8
 
 
+@pytest.mark.slow  # starts real processes
 def test_sweep_block_in_yaml_and_parent_never_imports_torch(tmp_path: Path) -> None:
     path = tmp_path / "block.yaml"
     path.write_text(SMALL + "sweep:\n  grid:\n    model.norm: [ln, rms]\n  seeds: 2\n")
@@ -282,6 +216,7 @@ def test_sweep_block_in_yaml_and_parent_never_imports_torch(tmp_path: Path) -> N
     assert _read(sweep_dir)["counts"]["completed"] == 4
 
 
+@pytest.mark.slow  # starts real processes
 def test_metric_option_and_figure(cfg: Path, tmp_path: Path) -> None:
     cfg.write_text(SMALL.replace("figures: false", "figures: false\n  dpi: 30"))
     res = _invoke("sweep", str(cfg), "--grid", "model.norm=bn,ln", "--grid",
@@ -297,14 +232,14 @@ def test_metric_option_and_figure(cfg: Path, tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "unknown metric" in bad.stderr
 
 
+@pytest.mark.slow  # starts real processes
 def test_resume_reruns_a_completed_trial_whose_resolved_config_changed(cfg: Path,
                                                                        tmp_path: Path) -> None:
-    from lnexp import artifacts
 
     res = _invoke("sweep", str(cfg), "--grid", "model.norm=ln", "-j", "1", "--no-figure",
                   "-o", str(tmp_path / "o"), "--json")
     assert res.exit_code == 0, res.output
-    folder = artifacts.SweepFolder.load(Path(json.loads(res.stdout)["sweep_dir"]))
+    folder = SweepFolder.load(Path(json.loads(res.stdout)["sweep_dir"]))
     (entry,) = folder.trials
     assert folder.trial_done(entry, entry["hash"])
     assert not folder.trial_done(entry, "0" * 16)  # e.g. a default changed in a new lnexp

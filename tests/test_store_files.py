@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from lnexp import artifacts, experiment, plots
+from lnexp import experiment, plots
 from lnexp.cli import HOLD_ENV, app
+from lnexp.store import files
 
 LNEXP = Path(sys.executable).with_name("lnexp")
 SMALL = "name: small\ndata:\n  n_samples: 8\nmodel:\n  in_features: 6\n  out_features: 4\n"
@@ -51,10 +52,10 @@ def test_completed_run_and_check(cfg: Path) -> None:
 
 def test_run_folders_are_never_reused(cfg: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     tokens = iter(["aaaaaa", "aaaaaa", "bbbbbb"])
-    monkeypatch.setattr(artifacts.secrets, "token_hex", lambda n: next(tokens))
-    monkeypatch.setattr(artifacts.time, "strftime", lambda fmt: "20250101-000000")
-    first = artifacts.create_run_dir(Path("out"), "x")
-    second = artifacts.create_run_dir(Path("out"), "x")
+    monkeypatch.setattr(files.secrets, "token_hex", lambda n: next(tokens))
+    monkeypatch.setattr(files.time, "strftime", lambda fmt: "20250101-000000")
+    first = files.create_run_dir(Path("out"), "x")
+    second = files.create_run_dir(Path("out"), "x")
     assert first.name == "20250101-000000-aaaaaa"
     assert second.name == "20250101-000000-bbbbbb"
 
@@ -67,9 +68,9 @@ def test_write_atomic_leaves_old_file_and_no_temp(tmp_path: Path,
     def boom(src: str, dst: str) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(artifacts.os, "replace", boom)
+    monkeypatch.setattr(files.os, "replace", boom)
     with pytest.raises(OSError):
-        artifacts.write_atomic(target, "new")
+        files.write_atomic(target, "new")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
 
@@ -82,7 +83,7 @@ def test_exception_marks_failed_and_no_metrics(cfg: Path, monkeypatch: pytest.Mo
     def broken(result):
         raise RuntimeError("figure exploded")
 
-    monkeypatch.setattr(plots, "overview", broken)
+    monkeypatch.setitem(plots.FIGURES, "overview", broken)
     res = CliRunner().invoke(app, ["run", str(cfg), "-o", "out", "--json"])
     assert res.exit_code == 70
     assert "internal error" in res.stderr and "figure exploded" in res.stderr
@@ -105,6 +106,7 @@ def test_keyboard_interrupt_in_process(cfg: Path, monkeypatch: pytest.MonkeyPatc
     assert _status(_only_run_dir(Path("out")))["status"] == "interrupted"
 
 
+@pytest.mark.slow  # starts real processes
 def test_sigint_subprocess_leaves_interrupted_folder(cfg: Path, tmp_path: Path) -> None:
     """A real `lnexp run` killed with SIGINT mid-run (held at a known point by the
     LNEXP_TEST_HOLD_S test hook) marks its folder interrupted; `lnexp check` exits 2."""

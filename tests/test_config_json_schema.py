@@ -1,4 +1,4 @@
-"""lnexp.config_schema: the committed JSON Schema is current, valid, complete, and agrees with
+"""lnexp.config.json_schema: the committed JSON Schema is current, valid, complete, and agrees with
 lnexp's own validation on the shipped configs and on typical mistakes."""
 
 from __future__ import annotations
@@ -11,15 +11,14 @@ import pytest
 import yaml
 
 from lnexp import config, norms
-from lnexp.config_schema import FILE_NAME, config_schema, schema_text
+from lnexp.config.json_schema import FILE_NAME, config_schema, schema_text
 from lnexp.errors import ConfigError
 
 jsonschema = pytest.importorskip("jsonschema")
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
-REGENERATE = (f".venv/bin/python -c 'from lnexp.config_schema import schema_text; "
-              f"print(schema_text(), end=\"\")' > {FILE_NAME}")
+REGENERATE = f".venv/bin/lnexp config schema -o {FILE_NAME}"
 
 
 @pytest.fixture(scope="module")

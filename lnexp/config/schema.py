@@ -1,0 +1,359 @@
+"""The config schema: pydantic sections, every cross-key rule as a validator, the dotted key
+paths, and the resolved config as plain data (what config.yaml and metrics.json store).
+
+Every rule lives in a validator here, so one `Config.model_validate` reports all problems at
+once (lnexp/config/problems.py words them with file:line and key path).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import types
+import typing
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
+
+from lnexp import expect, norms, registry
+from lnexp.errors import NormError
+
+
+def _to_float(value: Any) -> Any:
+    """Accept ints, floats and numeric strings: YAML 1.1 reads `1e-5` (no dot) as a string."""
+    if isinstance(value, bool):
+        raise ValueError("expected a number, got a boolean")
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"expected a number, got the string {value!r}") from None
+    return value
+
+
+Float = Annotated[float, BeforeValidator(_to_float)]
+# Sizes above this are refused by the schema (torch would need 64-bit indexing, and the group
+# check would loop for minutes); realistic sizes are refused earlier by the resource guard.
+MAX_DIM = 2**31 - 1
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class DataConfig(_Section):
+    """The input batch fed to the model: `n_samples` rows of `model.in_features` values."""
+
+    n_samples: StrictInt = Field(100, ge=1, le=MAX_DIM, description="Rows in the batch (dim 0), e.g. 100.")
+    distribution: Literal["normal", "uniform", "laplace", "student_t"] = Field(
+        "normal", description="Shape of the input distribution: normal, uniform, laplace, student_t.")
+    loc: Float = Field(0.0, description="Mean of the input values, e.g. 0.0.")
+    scale: Float = Field(1.0, gt=0, description="Standard deviation of the input values, e.g. 1.0.")
+    df: Float = Field(5.0, gt=2, description="Degrees of freedom for student_t (> 2 so the std is finite).")
+    values: list[list[Float]] | None = Field(
+        None, description="Explicit input rows, e.g. [[2, 3, 5, 1, 4]]; replaces the random draw "
+                          "and sets n_samples and model.in_features from its shape.")
+
+
+ACTIVATIONS = tuple(registry.ACTIVATIONS)
+PLACEMENTS = tuple(registry.PLACEMENTS)
+
+
+class ModelConfig(_Section):
+    """A stack of `depth` blocks; depth 1 with the defaults is the tutorial's SimpleModel:
+    Linear(in_features, out_features) then the norm."""
+
+    in_features: StrictInt = Field(100, ge=1, le=MAX_DIM, description="Inputs of the first Linear layer, e.g. 100.")
+    out_features: StrictInt = Field(50, ge=1, le=MAX_DIM, description="Outputs of the last Linear layer (depth 1: the features the norm sees), e.g. 50.")
+    linear: StrictBool = Field(True, description="Put Linear before the norm; false feeds the data straight into the norm.")
+    norm: str = Field("ln", description="Norm in each block (the tutorial: after the Linear layer): " + ", ".join(norms.names()) + ".")
+    mode: Literal["train", "eval"] = Field(
+        "train", description="Module mode; the tutorial never calls .eval(), so train.")
+    eps: Float = Field(1e-5, ge=0, description="eps added to the variance inside the norm, e.g. 1.0e-5.")
+    affine: StrictBool = Field(True, description="Learnable scale/shift (at init: 1 and 0).")
+    groups: StrictInt | None = Field(
+        None, ge=1, description="Groups for norm: group; default: largest divisor of the features <= their square root.")
+    depth: StrictInt = Field(1, ge=1, le=512, description="Blocks in the stack, e.g. 20; 1 is the tutorial's single Linear + norm.")
+    hidden: StrictInt | None = Field(
+        None, ge=1, description="Width of the blocks between the first and the last (depth > 1); default: out_features.")
+    activation: Literal[ACTIVATIONS] = Field(  # type: ignore[valid-type]
+        "none", description="Activation at the end of each block: " + ", ".join(ACTIVATIONS) + ".")
+    placement: Literal[PLACEMENTS] = Field(  # type: ignore[valid-type]
+        registry.DEFAULT_PLACEMENT, description="Block layout: " + ", ".join(f"{k} ({p.layout})" for k, p in registry.PLACEMENTS.items()) + ".")
+    init: Literal["default", "xavier", "kaiming"] = Field(
+        "default", description="Linear weights: default (torch's), xavier (uniform, gain), kaiming (normal, std gain/sqrt(fan_in)); xavier/kaiming zero the biases.")
+    gain: Float = Field(1.0, gt=0, description="Gain for init: xavier or kaiming, e.g. 1.4142 (sqrt 2) for kaiming with relu.")
+
+    @field_validator("norm")
+    @classmethod
+    def _known_norm(cls, name: str) -> str:
+        try:
+            norms.get(name)
+        except NormError as exc:
+            raise ValueError(str(exc)) from None
+        return name
+
+    @model_validator(mode="after")
+    def _check_groups(self) -> ModelConfig:
+        if self.norm == "group":
+            for width in sorted(set(self.normed_widths())):
+                try:
+                    norms.resolve_groups(width, self.groups)
+                except NormError as exc:
+                    raise ValueError(f"model.groups: {exc}") from None
+        return self
+
+    @model_validator(mode="after")
+    def _check_stack(self) -> ModelConfig:
+        if not self.linear and (self.depth != 1 or self.placement != registry.DEFAULT_PLACEMENT):
+            raise ValueError("model.linear: false feeds the data straight into one norm, so it "
+                             "needs model.depth: 1 and model.placement: post")
+        if registry.PLACEMENTS[self.placement].residual and len(set(self.widths())) != 1:
+            raise ValueError(
+                f"model.placement: {self.placement} adds each block's input to its output, so "
+                f"in_features ({self.in_features}), hidden ({self.hidden_width}) and "
+                f"out_features ({self.out_features}) must be equal")
+        return self
+
+    @property
+    def hidden_width(self) -> int:
+        """Width between blocks (depth > 1)."""
+        return self.hidden if self.hidden is not None else self.out_features
+
+    def widths(self) -> list[int]:
+        """Feature counts between blocks: [in_features, hidden, ..., hidden, out_features]."""
+        if not self.linear:
+            return [self.in_features, self.in_features]
+        return [self.in_features] + [self.hidden_width] * (self.depth - 1) + [self.out_features]
+
+    def normed_widths(self) -> list[int]:
+        """The feature count each norm layer sees, first block first."""
+        w = self.widths()
+        p = registry.PLACEMENTS[self.placement]
+        if p.final_norm:
+            return w  # before each Linear, plus the final norm after the last block
+        return w[:-1] if p.norm_first else w[1:]  # before / after each Linear
+
+
+class TrainConfig(_Section):
+    """Training on a synthetic task drawn from the seed; absent (null) means no training."""
+
+    task: Literal["clusters", "teacher"] = Field(
+        "clusters", description="clusters: Gaussian-cluster classification (cross-entropy); teacher: regression onto a random tanh teacher (MSE).")
+    outputs: StrictInt = Field(4, ge=1, description="Classes (clusters, >= 2) or regression targets (teacher), e.g. 4.")
+    n_train: StrictInt = Field(1024, ge=2, description="Training examples, e.g. 1024.")
+    n_heldout: StrictInt = Field(512, ge=2, description="Held-out examples, drawn with the training set, e.g. 512.")
+    separation: Float = Field(4.0, gt=0, description="clusters: typical distance between class centres, in units of the within-class std (1).")
+    noise: Float = Field(0.1, ge=0, description="teacher: std of the Gaussian noise added to the teacher's outputs.")
+    steps: StrictInt = Field(300, ge=1, description="Optimizer steps, e.g. 300.")
+    batch_size: StrictInt = Field(32, ge=1, description="Examples per step, e.g. 32; batches come from a fresh shuffle each epoch, the last partial one dropped.")
+    optimizer: Literal["sgd", "adam"] = Field("adam", description="sgd or adam.")
+    lr: Float = Field(1e-3, gt=0, description="Learning rate, e.g. 1.0e-3.")
+    momentum: Float = Field(0.0, ge=0, lt=1, description="Momentum for optimizer: sgd, e.g. 0.9.")
+    eval_every: StrictInt = Field(50, ge=1, description="Evaluate on the held-out set every this many steps (and at the first and last step).")
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        if self.task == "clusters" and self.outputs < 2:
+            raise ValueError("train.outputs: clusters needs at least 2 classes")
+        if self.batch_size > self.n_train:
+            raise ValueError(f"train.batch_size ({self.batch_size}) is larger than train.n_train "
+                             f"({self.n_train})")
+        return self
+
+
+class OutputConfig(_Section):
+    """Where and how the run folder is written."""
+
+    dir: str = Field("outputs", min_length=1, description="Parent folder of run folders, e.g. outputs.")
+    figures: StrictBool = Field(True, description="Render the PNG figures.")
+    dpi: StrictInt = Field(100, ge=30, le=600, description="Resolution of the PNG figures.")
+    workers: StrictInt | None = Field(None, ge=1, le=64, description="Processes rendering figures in parallel; null: one per CPU (1 renders in-process).")
+    per_sample_limit: StrictInt = Field(100_000, ge=0, description="Write per-sample lists (metrics.json, stats.csv) only up to this many samples; above it only their summary.")
+
+
+class LimitsConfig(_Section):
+    """The resource guard: a run whose estimated peak memory is above the limit is refused
+    before anything is allocated (exit 2)."""
+
+    max_memory_gb: Float | None = Field(None, gt=0, description="Refuse runs estimated above this many GiB, e.g. 4; default: memory_fraction of the available RAM.")
+    memory_fraction: Float = Field(0.5, gt=0, le=1, description="Share of MemAvailable (/proc/meminfo) a run may use when max_memory_gb is not set, e.g. 0.5.")
+
+
+class Bound(_Section):
+    """Comparators of one expectation, e.g. {le: 1.0e-6} or {approx: 1.0, tol: 1.0e-3}."""
+
+    le: Float | None = Field(None, description="Passes when the reduced value is <= this.")
+    ge: Float | None = Field(None, description="Passes when the reduced value is >= this.")
+    lt: Float | None = Field(None, description="Passes when the reduced value is < this.")
+    gt: Float | None = Field(None, description="Passes when the reduced value is > this.")
+    approx: Float | None = Field(None, description="Passes when |value - approx| <= tol.")
+    tol: Float | None = Field(None, ge=0, description="Tolerance for approx (default 1e-6).")
+
+    @model_validator(mode="after")
+    def _one_op(self) -> Bound:
+        ops = [op for op in expect.OPS if getattr(self, op) is not None]
+        if not ops:
+            raise ValueError(f"expected at least one comparator ({', '.join(expect.OPS)}), "
+                             f"e.g. {{le: 1.0e-6}}")
+        if self.tol is not None and self.approx is None:
+            raise ValueError("tol goes with approx only, e.g. {approx: 1.0, tol: 1.0e-3}")
+        bad = [op for op in expect.OPS if getattr(self, op) is not None
+               and not math.isfinite(getattr(self, op))]
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: expected a finite number")
+        return self
+
+
+def _values_defaults(raw: Any) -> Any:
+    """When data.values is given, n_samples and in_features default to its shape."""
+    if not isinstance(raw, dict):
+        return raw
+    data = raw.get("data")
+    if not isinstance(data, dict):
+        return raw
+    values = data.get("values")
+    if not (isinstance(values, list) and values and all(isinstance(r, list) for r in values)):
+        return raw
+    raw = {**raw, "data": dict(data)}
+    raw["data"].setdefault("n_samples", len(values))
+    model = raw.get("model") if isinstance(raw.get("model"), dict) else {}
+    raw["model"] = dict(model)
+    if values[0]:
+        width = len(values[0])  # ragged rows are reported by Config._check_values
+        raw["model"].setdefault("in_features", width)
+        if raw["model"].get("linear") is False:
+            raw["model"].setdefault("out_features", width)
+    return raw
+
+
+
+MetricKey = Annotated[str, AfterValidator(expect.check_key)]
+
+
+class Config(_Section):
+    """One experiment. Draw order: torch.manual_seed(seed) -> build model -> draw data."""
+
+    name: str = Field("default", description="Run name, used as a folder name: letters, digits, . _ -")
+    seed: StrictInt = Field(0, ge=0, le=2**63 - 1, description="Seed for torch.manual_seed, e.g. 0.")
+    sample_index: StrictInt = Field(0, ge=0, description="The sample (row) shown on its own, e.g. 0.")
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig | None = Field(None, description="Training block (see train.*); null: no training, only the snapshot at initialization.")
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    expect: dict[MetricKey, Bound] = Field(
+        default_factory=dict,
+        description="Checks on metrics.json, METRIC.REDUCER: {OP: BOUND}, e.g. "
+                    "post_norm.per_sample.mean.abs_max: {le: 1.0e-6}; any failure exits 1.")
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, name: str) -> str:
+        if not re.fullmatch(NAME_PATTERN, name):
+            raise ValueError(f"expected 1-64 letters, digits, '.', '_' or '-', not starting with "
+                             f"'.' or '-' (a folder name that cannot leave output.dir), got {name!r}")
+        return name
+
+    @model_validator(mode="before")
+    @classmethod
+    def _values_shape_defaults(cls, raw: Any) -> Any:
+        return _values_defaults(raw)
+
+    @model_validator(mode="after")
+    def _check_values(self) -> Config:
+        """Explicit values must be a finite rectangle of n_samples x model.in_features."""
+        values = self.data.values
+        if values is None:
+            return self
+        problems = []
+        if len(values) != self.data.n_samples:
+            problems.append(f"data.values has {len(values)} rows but data.n_samples is "
+                            f"{self.data.n_samples}")
+        widths = sorted({len(r) for r in values})
+        if widths != [self.model.in_features]:
+            problems.append(f"data.values rows have {', '.join(map(str, widths))} values but "
+                            f"model.in_features is {self.model.in_features} (every row must "
+                            f"match)")
+        if any(not math.isfinite(v) for row in values for v in row):
+            problems.append("data.values holds NaN or Inf; expected finite numbers")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _check_cross(self) -> Config:
+        if self.sample_index >= self.data.n_samples:
+            raise ValueError(
+                f"sample_index {self.sample_index} is out of range for data.n_samples "
+                f"{self.data.n_samples} (expected 0..{self.data.n_samples - 1})")
+        if not self.model.linear and self.model.out_features != self.model.in_features:
+            raise ValueError(
+                f"model.linear is false, so model.out_features ({self.model.out_features}) "
+                f"must equal model.in_features ({self.model.in_features})")
+        return self
+
+    @property
+    def features(self) -> int:
+        """Number of features the first norm sees (the snapshot's pre_norm / post_norm)."""
+        return self.model.normed_widths()[0]
+
+
+
+
+# --------------------------------------------------------------------------- key paths
+
+def _all_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Every dotted key path the schema accepts (sections and leaves)."""
+    out: list[str] = []
+    for key, field in model.model_fields.items():
+        path = f"{prefix}{key}"
+        out.append(path)
+        section = section_of(field.annotation)
+        if section is not None:
+            out.extend(_all_paths(section, path + "."))
+    return out
+
+
+def section_of(ann: Any) -> type[BaseModel] | None:
+    """The section model behind `Section` or `Section | None`, else None."""
+    union = typing.get_origin(ann) in (typing.Union, types.UnionType)
+    for t in (ann, *(typing.get_args(ann) if union else ())):
+        if isinstance(t, type) and issubclass(t, BaseModel):
+            return t
+    return None
+
+
+VALID_PATHS = _all_paths(Config)
+
+
+
+def expect_dict(cfg: Config) -> dict[str, dict[str, float]]:
+    """The `expect:` block as plain data, without the comparators left unset."""
+    return {k: b.model_dump(exclude_none=True) for k, b in cfg.expect.items()}
+
+
+def to_dict(cfg: Config) -> dict[str, Any]:
+    """The resolved config as plain data (what config.yaml and metrics.json store)."""
+    out = cfg.model_dump(mode="json")
+    out["expect"] = expect_dict(cfg)
+    return out
+
+
+def to_yaml(cfg: Config) -> str:
+    """The resolved config as YAML text."""
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False, default_flow_style=None)
+
+

@@ -1,0 +1,28 @@
+"""Small value helpers shared by the documents, tables and figures (no numpy, no torch)."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+
+def finite_or_none(x: float | None) -> float | None:
+    """JSON has no NaN/Inf: they (and None) become None."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def show_value(v: Any) -> str:
+    """A config value as it reads in YAML and on the command line: true, 0.5, bn, null."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return f"{v:g}"
+    if v is None:
+        return "null"
+    if isinstance(v, str | int):
+        return str(v)
+    return json.dumps(v, separators=(",", ":"))

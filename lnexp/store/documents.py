@@ -1,0 +1,340 @@
+"""The documents in a run folder, as text: metrics.json, stats.csv, history.csv,
+comparison.json / .csv and summary.csv. Writers only: they lay out what the core computed
+(results, explanations, expectation results) and compute nothing themselves.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lnexp import __version__, config
+from lnexp.numbers import finite_or_none
+from lnexp.store.files import SCHEMA_VERSION
+
+if TYPE_CHECKING:  # stats imports torch; `lnexp check` reads run folders without it
+    from lnexp.config import Config
+    from lnexp.explain import NormLines
+    from lnexp.results import (
+        AxisStats,
+        CompareResult,
+        Evaluation,
+        LayerStats,
+        NormOutcome,
+        RunResult,
+        SampleStats,
+        StageStats,
+        TrainResult,
+        Verdict,
+    )
+    from lnexp.sweep.summary import Group
+
+
+# --------------------------------------------------------------------------- metrics.json
+
+_num = finite_or_none  # JSON has no NaN/Inf: they become null
+
+
+def _nums(a: np.ndarray) -> list[float | None]:
+    return [_num(v) for v in np.asarray(a, dtype=np.float64).tolist()]
+
+
+def _spread(a: np.ndarray) -> dict[str, float | None]:
+    with np.errstate(invalid="ignore"):
+        return {"min": _num(np.min(a)), "max": _num(np.max(a)), "mean": _num(np.mean(a))}
+
+
+AXIS_STATS = ("mean", "var", "var_unbiased", "std")
+
+
+def axis_dict(s: AxisStats, lists: bool = True) -> dict[str, Any]:
+    """One axis: lists with one value per feature/sample (null when `lists` is false), plus
+    their min/max/mean in `summary`."""
+    return {
+        "count": s.count,
+        **{k: _nums(getattr(s, k)) if lists else None for k in AXIS_STATS},
+        "summary": {k: _spread(getattr(s, k)) for k in AXIS_STATS},
+    }
+
+
+def per_sample_lists(cfg: Config) -> bool:
+    """Whether per-sample lists are written (n_samples <= output.per_sample_limit)."""
+    return bool(cfg.data.n_samples <= cfg.output.per_sample_limit)
+
+
+def stage_dict(s: StageStats, sample_lists: bool = True) -> dict[str, Any]:
+    """One stage (pre_norm or post_norm)."""
+    g = s.global_
+    return {
+        "per_feature": axis_dict(s.per_feature),
+        "per_sample": axis_dict(s.per_sample, sample_lists),
+        "global": {k: (_num(v) if isinstance(v, float) else v) for k, v in vars(g).items()},
+    }
+
+
+def sample_dict(s: SampleStats) -> dict[str, Any]:
+    return {"mean": _num(s.mean), "var": _num(s.var), "var_unbiased": _num(s.var_unbiased),
+            "std": _num(s.std), "values": _nums(s.values)}
+
+
+def verdict_dict(v: Verdict) -> dict[str, Any]:
+    return {"standardized": v.standardized, "centred": v.centred,
+            "unit_variance": v.unit_variance, "mean_abs_max": _num(v.mean_abs_max),
+            "var_min": _num(v.var_min), "var_max": _num(v.var_max), "tolerance": v.tolerance}
+
+
+def layers_dict(layers: LayerStats) -> dict[str, Any]:
+    """Per-layer statistics at initialization (depth > 1)."""
+    return {
+        "loss": "mean over all N x C entries of (output - target)^2, target ~ N(0, 1) drawn "
+                "after the data",
+        "loss_value": _num(layers.loss),
+        "names": list(layers.names),
+        "activation_mean": _nums(layers.mean),
+        "activation_std": _nums(layers.std),
+        "grad_norm": _nums(layers.grad_norm),
+        "weight_norm": _nums(layers.weight_norm),
+        "grad_norm_first_over_last": _num(layers.first_over_last),
+    }
+
+
+def _eval_dict(e: Evaluation) -> dict[str, Any]:
+    return {"step": e.step,
+            "eval_mode": {"loss": _num(e.loss_eval_mode), "accuracy": _num(e.acc_eval_mode)},
+            "train_mode": {"loss": _num(e.loss_train_mode),
+                           "accuracy": _num(e.acc_train_mode)}}
+
+
+def training_dict(tr: TrainResult) -> dict[str, Any]:
+    """Training results: the last evaluation, every evaluation, per-layer means over steps."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # means of an empty history are NaN
+        tail = np.mean(tr.loss[-max(1, len(tr.loss) // 10):])
+        grad_mean = np.mean(tr.grad_norm, axis=0)
+        ratio_mean = np.mean(tr.update_ratio, axis=0)
+    return {
+        "loss": tr.loss_name,
+        "steps_done": tr.steps_done,
+        "interrupted": tr.interrupted,
+        "diverged": tr.diverged,
+        "layers": list(tr.layer_names),
+        "final": {"train_loss_last_10pct": _num(tail),
+                  "heldout": _eval_dict(tr.evals[-1])},
+        "evals": [_eval_dict(e) for e in tr.evals],
+        "grad_norm_mean": _nums(grad_mean),
+        "update_ratio_mean": _nums(ratio_mean),
+    }
+
+
+def metrics(result: RunResult, explanation: list[str]) -> dict[str, Any]:
+    """The metrics.json document for a RunResult (see README, "metrics.json contract"),
+    without `expectations`: they are evaluated on this document and added by the core."""
+    cfg = result.config
+    extra: dict[str, Any] = {}
+    if result.layers is not None:
+        extra["layers"] = layers_dict(result.layers)
+    if result.training is not None:
+        extra["training"] = training_dict(result.training)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "run",
+        "lnexp_version": __version__,
+        "config": config.to_dict(cfg),
+        "norm": {"name": result.norm.name, "title": result.norm.title,
+                 "summary": result.norm.summary},
+        "shape": {"n_samples": cfg.data.n_samples, "features": cfg.features},
+        "labels": {
+            "per_feature": "one value per feature, over the samples (dim 0)",
+            "per_sample": "one value per sample, over its features (dim 1)",
+            "var": "biased variance (divide by n), what the norm layers use",
+            "var_unbiased": "unbiased variance (divide by n-1), torch.var's default; null if n<2",
+            "std": "sqrt(var), biased",
+        },
+        "stages": {"pre_norm": stage_dict(result.pre_stats, per_sample_lists(cfg)),
+                   "post_norm": stage_dict(result.post_stats, per_sample_lists(cfg))},
+        "sample": {"index": cfg.sample_index, "pre_norm": sample_dict(result.sample_pre),
+                   "post_norm": sample_dict(result.sample_post)},
+        "verdict": {axis: verdict_dict(v) for axis, v in result.verdicts.items()},
+        "numeric_trouble": result.numeric_trouble,
+        "explanation": explanation,
+        **extra,
+    }
+
+
+
+def stats_csv(result: RunResult) -> str:
+    """stats.csv: long format, one row per (stage, axis, index)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["stage", "axis", "index", "mean", "var", "var_unbiased", "std"])
+    axes = ("per_feature", "per_sample") if per_sample_lists(result.config) else (
+        "per_feature",)
+    for stage, st in (("pre_norm", result.pre_stats), ("post_norm", result.post_stats)):
+        for axis in axes:
+            a: AxisStats = getattr(st, axis)
+            for i, row in enumerate(zip(a.mean, a.var, a.var_unbiased, a.std, strict=True)):
+                w.writerow([stage, axis, i, *(repr(float(v)) for v in row)])
+    return buf.getvalue()
+
+
+def history_csv(tr: TrainResult) -> str:
+    """history.csv: one row per step (step 0: the evaluation before training). Eval columns are
+    empty except at evaluation steps; floats are written with repr (round-trip exact)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["step", "loss", "heldout_loss_eval_mode", "heldout_acc_eval_mode",
+                "heldout_loss_train_mode", "heldout_acc_train_mode",
+                *(f"grad_norm.{n}" for n in tr.layer_names),
+                *(f"update_ratio.{n}" for n in tr.layer_names)])
+    evals = {e.step: e for e in tr.evals}
+    k = len(tr.layer_names)
+
+    def f(x: float | None) -> str:
+        return "" if x is None else repr(float(x))
+
+    for step in range(tr.steps_done + 1):
+        e = evals.get(step)
+        ev = ([f(e.loss_eval_mode), f(e.acc_eval_mode), f(e.loss_train_mode),
+               f(e.acc_train_mode)] if e else [""] * 4)
+        if step == 0:
+            w.writerow([0, "", *ev, *[""] * (2 * k)])
+        else:
+            i = step - 1
+            w.writerow([step, f(tr.loss[i]), *ev, *(f(v) for v in tr.grad_norm[i]),
+                        *(f(v) for v in tr.update_ratio[i])])
+    return buf.getvalue()
+
+
+
+# --------------------------------------------------------------------------- comparison
+
+COMPARISON_CSV_STATS = ("mean", "var", "var_unbiased")
+
+
+def _norm_entry(o: NormOutcome) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": o.name, "title": o.spec.title, "summary": o.spec.summary,
+                             "expected_axis": o.spec.axis}
+    if o.result is None:
+        return {**entry, "status": "not_defined", "reason": o.reason, "run_dir": None,
+                "standardizes": None, "per_feature": None, "per_sample": None,
+                "global": None, "verdict": None}
+    post = o.result.post_stats
+    g = post.global_
+    return {
+        **entry,
+        "status": "completed",
+        "reason": None,
+        "run_dir": o.name,  # relative to the compare folder; holds the usual run files
+        "standardizes": o.standardizes,
+        "per_feature": {k: _spread(getattr(post.per_feature, k)) for k in COMPARISON_CSV_STATS},
+        "per_sample": {k: _spread(getattr(post.per_sample, k)) for k in COMPARISON_CSV_STATS},
+        "global": {"mean": _num(g.mean), "var": _num(g.var), "rms": _num(g.rms),
+                   "min": _num(g.min), "max": _num(g.max)},
+        "verdict": {axis: verdict_dict(v) for axis, v in o.result.verdicts.items()},
+    }
+
+
+def comparison(cmp: CompareResult, explanations: list[NormLines], axes: str) -> dict[str, Any]:
+    """The comparison.json document for a CompareResult (post-norm statistics per norm), with
+    the explanation lines of each norm (explain.compare_lines) and the axes line."""
+    cfg = cmp.config
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "compare",
+        "lnexp_version": __version__,
+        "status": "completed" if cmp.complete else "partial",
+        "config": config.to_dict(cfg),
+        "norm_order": [o.name for o in cmp.outcomes],
+        "shape": {"n_samples": cfg.data.n_samples, "features": cfg.features},
+        "labels": {
+            "per_feature": "after the norm, one value per feature over the samples (dim 0); "
+                           "min/max/mean over the features",
+            "per_sample": "after the norm, one value per sample over its features (dim 1); "
+                          "min/max/mean over the samples",
+            "var": "biased variance (divide by n), what the norm layers use",
+            "var_unbiased": "unbiased variance (divide by n-1); null if n<2",
+            "global": "over every value after the norm",
+            "standardizes": "which axis has every |mean| <= tolerance and every "
+                            "|var - 1| <= tolerance: features, samples, features and samples, "
+                            "neither; null if not computed",
+            "config": "the base config; each norm's run uses it with model.norm=<name>",
+        },
+        "axes": axes,
+        "norms": [{**_norm_entry(o), "explanation": lines}
+                  for o, (_, lines) in zip(cmp.outcomes, explanations, strict=True)],
+    }
+
+
+def comparison_csv(doc: dict[str, Any]) -> str:
+    """comparison.csv: one row per norm, the comparison.json numbers flattened."""
+    header = ["norm", "title", "status", "standardizes"]
+    for axis in ("per_feature", "per_sample"):
+        for stat in COMPARISON_CSV_STATS:
+            header += [f"{axis}_{stat}_min", f"{axis}_{stat}_max"]
+    header += ["global_mean", "global_var", "global_rms", "global_min", "global_max",
+               "per_feature_standardized", "per_sample_standardized", "run_dir", "reason"]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+
+    def cell(v: Any) -> str:
+        return "" if v is None else repr(v) if isinstance(v, float) else str(v)
+
+    for e in doc["norms"]:
+        row = [e["name"], e["title"], e["status"], e["standardizes"]]
+        for axis in ("per_feature", "per_sample"):
+            for stat in COMPARISON_CSV_STATS:
+                spread = (e[axis] or {}).get(stat) or {}
+                row += [spread.get("min"), spread.get("max")]
+        g = e["global"] or {}
+        row += [g.get(k) for k in ("mean", "var", "rms", "min", "max")]
+        v = e["verdict"] or {}
+        row += [(v.get(a) or {}).get("standardized") for a in ("per_feature", "per_sample")]
+        row += [e["run_dir"], e["reason"]]
+        w.writerow([cell(x) for x in row])
+    return buf.getvalue()
+
+
+
+# --------------------------------------------------------------------------- sweep summary
+
+def summary_rows(groups: list[Group], group_keys: list[str], metrics: list[str]
+                 ) -> list[dict[str, Any]]:
+    """The summary as plain data (sweep.json `summary`, --json): one row per group."""
+    rows = []
+    for g in groups:
+        row: dict[str, Any] = {**{k: g.params[k] for k in group_keys},
+                               "completed": g.completed, "failed": g.failed,
+                               "trials": g.trials}
+        row["metrics"] = {m: {"mean": _num(g.stats[m].mean), "std": _num(g.stats[m].std),
+                              "n": g.stats[m].n} for m in metrics}
+        rows.append(row)
+    return rows
+
+
+def summary_csv(rows: list[dict[str, Any]], group_keys: list[str], metrics: list[str]) -> str:
+    """summary.csv: one row per combination of the non-seed keys; per metric mean, std
+    (over seeds, n - 1) and n (finite values)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow([*group_keys, "completed", "failed",
+                *[f"{m}.{s}" for m in metrics for s in ("mean", "std", "n")]])
+
+    def cell(v: Any) -> str:
+        if v is None:
+            return ""
+        if isinstance(v, float):
+            return repr(v)
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        return v if isinstance(v, str) else json.dumps(v)
+
+    for r in rows:
+        w.writerow([cell(r[k]) for k in group_keys] + [r["completed"], r["failed"]]
+                   + [cell(r["metrics"][m][s]) for m in metrics for s in ("mean", "std", "n")])
+    return buf.getvalue()

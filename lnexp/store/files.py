@@ -1,0 +1,208 @@
+"""Atomic files, run folders and run.json.
+
+Every file is written atomically (a temp file in the same folder, then os.replace), and a run
+folder is created exclusively (os.mkdir fails if it exists), so two runs never share one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import platform
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lnexp import __version__
+from lnexp.errors import OutputError, RunFolderError
+
+if TYPE_CHECKING:
+    from lnexp.config import Config
+
+SCHEMA_VERSION = 1
+
+
+def dumps(doc: dict[str, Any]) -> str:
+    """Serialize a document the way every lnexp JSON file is written."""
+    return json.dumps(doc, indent=2, allow_nan=False) + "\n"
+
+
+def now() -> str:
+    """A timestamp as run.json and sweep.json store it."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write `data` to `path` via a temp file in the same folder and os.replace."""
+    mode = "wb" if isinstance(data, bytes) else "w"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
+        with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+@functools.cache
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+def read_json(path: Path, folder: Path | None = None) -> dict[str, Any]:
+    """A JSON object from a run folder; RunFolderError (exit 2) naming the folder when it is
+    missing, unreadable or not an object. Callers that tolerate a bad file catch that."""
+    folder = path.parent if folder is None else folder
+    if not path.is_file():
+        raise RunFolderError(f"{folder}: no {path.name}; not a completed lnexp run folder")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise RunFolderError(f"{folder}: {path.name} cannot be read ({exc})") from None
+    if not isinstance(doc, dict):
+        raise RunFolderError(f"{folder}: {path.name} is not a JSON object")
+    return doc
+
+
+def read_json_or_none(path: Path) -> dict[str, Any] | None:
+    """read_json, with None for a missing or unreadable file (listing, resuming)."""
+    try:
+        return read_json(path)
+    except RunFolderError:
+        return None
+
+
+def env_info(cfg: Config, argv: list[str]) -> dict[str, Any]:
+    """env.json: what produced this run."""
+    import torch
+
+    return {
+        "lnexp": __version__,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "device": "cpu",
+        "torch_threads": torch.get_num_threads(),
+        "seed": cfg.seed,
+        "argv": argv,
+        "git_commit": _git_commit(),
+    }
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5, cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def ensure_output_dir(root: Path) -> Path:
+    """Create `root` if needed and check it is writable, before any work starts."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"output folder {root}: cannot create it ({exc.strerror})") from None
+    if not root.is_dir():
+        raise OutputError(f"output folder {root}: exists and is not a folder")
+    # Try it rather than trust os.access (which says yes to root on a read-only mount).
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".lnexp-write-test-", dir=root)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(f"output folder {root}: not writable ({exc.strerror})") from None
+    return root
+
+
+def create_run_dir(root: Path, name: str) -> Path:
+    """Make a new, never-reused folder root/name/<YYYYmmdd-HHMMSS>-<6 hex>."""
+    parent = ensure_output_dir(root / name)
+    for _ in range(100):
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path = parent / f"{stamp}-{secrets.token_hex(3)}"
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise OutputError(f"run folder {path}: cannot create it ({exc.strerror})") from None
+        return path
+    raise OutputError(f"could not create a fresh run folder under {parent}")
+
+
+class RunFolder:
+    """A run folder with its status in run.json: running -> completed | partial | failed |
+    interrupted ('partial' only for compare and sweep folders where some part was not
+    computed)."""
+
+    def __init__(self, path: Path, kind: str, argv: list[str]):
+        self.path = path
+        self.info: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "kind": kind,
+                                     "status": "running", "argv": argv,
+                                     "started": now(), "finished": None, "error": None}
+        self._final: tuple[str, str | None] = ("completed", None)
+        self._write_status()
+
+    def mark_partial(self, error: str) -> None:
+        """End as 'partial' (some part was not computed) instead of 'completed' on success."""
+        self._final = ("partial", error)
+
+    def _write_status(self) -> None:
+        write_atomic(self.path / "run.json", dumps(self.info))
+
+    def finish(self, status: str, error: str | None = None) -> None:
+        self.info.update(status=status, finished=now(), error=error)
+        self._write_status()
+
+    @contextlib.contextmanager
+    def tracking(self) -> Iterator[RunFolder]:
+        """Mark the folder completed on success, interrupted on Ctrl-C, failed otherwise."""
+        try:
+            yield self
+        except KeyboardInterrupt:
+            self.finish("interrupted", "interrupted (Ctrl-C / SIGINT or SIGTERM)")
+            raise
+        except BaseException as exc:
+            self.finish("failed", f"{type(exc).__name__}: {exc}")
+            raise
+        else:
+            self.finish(*self._final)
+
+
+def read_completed_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(run.json, metrics.json) of a run folder whose status is completed; RunFolderError
+    (exit 2) for anything a CI script should not trust."""
+    if not run_dir.exists():
+        raise RunFolderError(f"{run_dir}: no such folder")
+    if not run_dir.is_dir():
+        raise RunFolderError(f"{run_dir}: not a folder; expected a run folder "
+                             f"(OUTPUT_DIR/<name>/<timestamp>-<id>/)")
+    info = read_json(run_dir / "run.json", run_dir)
+    status = info.get("status")
+    if status != "completed":
+        why = f" ({info['error']})" if info.get("error") else ""
+        raise RunFolderError(
+            f"{run_dir}: run status is {status!r}{why}, not 'completed'; its results are "
+            f"incomplete and cannot be checked - rerun it")
+    if info.get("kind") != "run":
+        raise RunFolderError(f"{run_dir}: lnexp check reads folders of `lnexp run`, this one "
+                             f"is of kind {info.get('kind')!r}")
+    doc = read_json(run_dir / "metrics.json", run_dir)
+    if doc.get("schema_version") != SCHEMA_VERSION:
+        raise RunFolderError(f"{run_dir}: metrics.json schema_version "
+                             f"{doc.get('schema_version')!r}, this lnexp reads {SCHEMA_VERSION}")
+    return info, doc

@@ -1,0 +1,194 @@
+"""`lnexp sweep` without the CLI: plan a sweep (definition, trials, resume policy, memory
+guard), then run it (sweep folder, trial resets, sweep.json updates, interrupts, summary).
+
+plan_sweep validates everything before anything runs (exit 2 for a bad grid or trial);
+run_sweep runs the trials on worker processes and returns a SweepOutcome the CLI renders.
+Nothing here prints: progress goes through the `progress` factory the caller passes in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from lnexp import resources
+from lnexp.config import read_raw, to_dict
+from lnexp.errors import ConfigError
+from lnexp.store import documents, files
+from lnexp.sweep import grid, summary, workers
+from lnexp.sweep.folder import SweepFolder
+
+
+class TrialProgress(Protocol):
+    """What run_sweep reports each finished trial to (tables.SweepProgress)."""
+
+    def trial_done(self, label: str, outcome: workers.Outcome) -> None: ...
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """A validated sweep, before anything runs (what --dry-run shows)."""
+
+    definition: grid.Definition
+    trials: list[grid.Trial]
+    metrics: list[str]
+    root: Path  # where the sweep folder goes (the folder itself when resuming)
+    jobs: int
+    resume: SweepFolder | None
+    x: str | None
+
+    @property
+    def name(self) -> str:
+        return self.trials[0].config.name
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    """A sweep that ran (completely or partly)."""
+
+    plan: SweepPlan
+    folder: SweepFolder
+    rows: list[dict[str, Any]]  # the summary, one row per combination of non-seed keys
+    skipped: int  # trials already completed by an earlier session
+
+    @property
+    def sweep_dir(self) -> Path:
+        return self.folder.path
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return self.folder.counts()
+
+    @property
+    def not_completed(self) -> list[dict[str, Any]]:
+        return [t for t in self.folder.trials if t["status"] != "completed"]
+
+
+def plan_sweep(config: Path | None, grid_options: list[str], sets: list[str],
+               seeds: int | None, metric: list[str], resume: Path | None,
+               output_dir: Path | None, jobs: int | None, x: str | None) -> SweepPlan:
+    """Everything `lnexp sweep` checks before it runs: the definition (from CONFIG, or the one
+    stored in a --resume folder), that a resumed definition is unchanged, every trial's config,
+    the memory guard on each trial, the metrics and --x."""
+    metrics = grid.check_metrics(list(metric or summary.DEFAULT_METRICS))
+    folder: SweepFolder | None = None
+    if resume is not None:
+        folder = SweepFolder.load(resume)
+        metrics = grid.check_metrics(list(metric or folder.doc["metrics"]))
+    if config is not None:
+        raw, lines = read_raw(config)
+        d = grid.definition(raw, grid_options, source=str(config), lines=lines, sets=sets,
+                            seeds=seeds)
+        if d.metrics and not metric and folder is None:
+            metrics = d.metrics
+    elif folder is not None:
+        if grid_options or sets or seeds:
+            raise ConfigError(["--resume without CONFIG reuses the stored definition; give "
+                               "CONFIG too to check --grid/--set/--seeds against it"])
+        d = grid.from_stored(folder.doc["definition"], source=str(resume / "sweep.json"))
+    else:
+        raise ConfigError(["give a CONFIG (e.g. lnexp sweep configs/sweep_batch.yaml) or "
+                           "--resume SWEEP_DIR"])
+    if folder is not None:
+        diff = grid.definition_diff(folder.doc["definition"], d.as_dict())
+        if diff:
+            raise ConfigError([f"{resume}: the sweep definition changed; refusing to resume "
+                               f"(start a new sweep, or resume with the same config, --grid, "
+                               f"--set and --seeds):", *diff])
+    root = folder.path if folder is not None else Path(
+        str(output_dir) if output_dir is not None else d.base.get("output", {}).get("dir")
+        or "outputs")
+    trials = grid.expand(d, output_dir=str(root))
+    guard(trials, d.size)
+    summary.x_key(d, x)  # a bad --x is an error before anything runs
+    return SweepPlan(d, trials, metrics, root, jobs or workers.default_jobs(), folder, x)
+
+
+def guard(trials: list[grid.Trial], size: int) -> None:
+    """The memory guard on every trial, on this machine: one ConfigError for all refusals."""
+    problems: list[str] = []
+    for t in trials:
+        try:
+            resources.check(t.config)
+        except ConfigError as exc:
+            problems.extend(f"trial {t.index} ({t.label}): {p}" for p in exc.problems)
+    if problems:
+        raise grid.invalid_trials(problems, size)
+
+
+@contextlib.contextmanager
+def _no_progress(total: int, skipped: int) -> Iterator[None]:
+    yield None
+
+
+def run_sweep(plan: SweepPlan, argv: list[str], *, fail_fast: bool = False,
+              figure: bool = True,
+              progress: Callable[[int, int], contextlib.AbstractContextManager[
+                  TrialProgress | None]] = _no_progress) -> SweepOutcome:
+    """Run a planned sweep: create (or resume) the sweep folder, skip completed trials, reset
+    and rerun the others on worker processes, keep sweep.json current, then write the
+    summary. `progress(total, skipped)` gives the reporter for finished trials. On Ctrl-C the
+    sweep is marked interrupted and KeyboardInterrupt propagates."""
+    d, trials = plan.definition, plan.trials
+    if plan.resume is None:
+        root = files.ensure_output_dir(plan.root)
+        sweep_dir = files.create_run_dir(root, f"{plan.name}-sweep")
+        run_folder = files.RunFolder(sweep_dir, "sweep", argv)
+        folder = SweepFolder.create(sweep_dir, d, trials, argv, plan.metrics, plan.jobs)
+    else:
+        folder = plan.resume
+        run_folder = files.RunFolder(folder.path, "sweep", argv)
+        folder.resumed(argv, plan.jobs)
+    by_index = {t.index: t for t in trials}
+    todo = [t for t in trials if not folder.trial_done(folder.trials[t.index], t.hash)]
+    skipped = len(trials) - len(todo)
+    with run_folder.tracking():
+        tasks = [workers.Task(t.index, to_dict(t.config), str(folder.reset_trial(t.index)),
+                              argv) for t in todo]
+        with progress(len(trials), skipped) as reporter:
+            def started(task: workers.Task) -> None:
+                folder.update(task.index, status="running", error=None)
+
+            def done(task: workers.Task, outcome: workers.Outcome) -> None:
+                folder.update(task.index, status=outcome["status"], error=outcome["error"],
+                              seconds=outcome["seconds"], worker_pid=outcome["pid"])
+                if reporter is not None:
+                    reporter.trial_done(f"{folder.trials[task.index]['run_dir']} "
+                                        f"({by_index[task.index].label})", outcome)
+
+            try:
+                workers.execute(tasks, plan.jobs,
+                                figures=any(t.config.output.figures for t in trials),
+                                fail_fast=fail_fast, on_start=started, on_done=done)
+            except KeyboardInterrupt:
+                folder.finish("interrupted")
+                raise
+        rows = write_summary(folder, d, plan.metrics, plan.x, trials[0].config.output.dpi,
+                             figure)
+        counts = folder.counts()
+        bad = counts["total"] - counts["completed"]
+        if bad:
+            run_folder.mark_partial(f"{bad} of {counts['total']} trials not completed")
+        folder.finish("partial" if bad else "completed", rows)
+    return SweepOutcome(plan, folder, rows, skipped)
+
+
+def write_summary(folder: SweepFolder, d: grid.Definition, metrics: list[str], x: str | None,
+                  dpi: int, figure: bool) -> list[dict[str, Any]]:
+    """summary.csv (and summary.png) from the completed trials' metrics.json."""
+    groups = summary.aggregate(d.group_keys, folder.completed_metrics(), metrics)
+    rows = documents.summary_rows(groups, d.group_keys, metrics)
+    files.write_atomic(folder.path / "summary.csv",
+                       documents.summary_csv(rows, d.group_keys, metrics))
+    x_key = summary.x_key(d, x) if figure and rows else None
+    if x_key is not None:
+        from lnexp import plots
+        from lnexp.store.figures import save_figure
+
+        fig = plots.sweep_summary(rows, d.group_keys, metrics, x_key,
+                                  title=f"{d.base.get('name', 'default')} sweep")
+        save_figure(fig, folder.path / "summary.png", dpi)
+    return rows

@@ -1,0 +1,31 @@
+"""lnexp.tasks: the synthetic tasks come from their own generator and split as documented."""
+
+from __future__ import annotations
+
+import torch
+
+from lnexp import tasks
+from lnexp.config import TrainConfig
+
+
+def test_same_seed_same_task_and_the_global_rng_untouched() -> None:
+    cfg = TrainConfig(n_train=16, n_heldout=8, batch_size=4)
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    a = tasks.make_task(cfg, 5, tasks.generator(7))
+    assert torch.equal(torch.get_rng_state(), before)
+    b = tasks.make_task(cfg, 5, tasks.generator(7))
+    assert torch.equal(a.x_train, b.x_train) and torch.equal(a.y_heldout, b.y_heldout)
+
+
+def test_clusters_are_classification_with_labels_in_range() -> None:
+    t = tasks.make_task(TrainConfig(outputs=3, n_train=30, n_heldout=10, batch_size=4), 4,
+                        tasks.generator(0))
+    assert t.classification and t.x_train.shape == (30, 4) and t.x_heldout.shape == (10, 4)
+    assert set(t.y_train.tolist()) <= {0, 1, 2}
+
+
+def test_teacher_is_regression_with_one_column_per_output() -> None:
+    t = tasks.make_task(TrainConfig(task="teacher", outputs=2, n_train=12, n_heldout=6,
+                                    batch_size=4), 3, tasks.generator(1))
+    assert not t.classification and t.y_train.shape == (12, 2) and t.y_heldout.shape == (6, 2)
