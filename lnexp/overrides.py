@@ -110,3 +110,21 @@ def hint(item: str, option: str = "--set") -> str:
         return (f" (a comma list is a Hydra multirun; to run each value use lnexp sweep "
                 f"CONFIG --grid {key}={raw})")
     return ""
+
+
+def annotate(problems: list[str], sets: list[str], positional: list[str]) -> list[str]:
+    """Problem lines with a quoting hint appended where an override set the key (the loader
+    names such keys `(--set KEY)`); the last override of a key is the one that counted."""
+    last: dict[str, tuple[str, str]] = {}
+    for item in positional:
+        last[item.partition("=")[0].strip()] = (item, "")
+    for item in sets:
+        last[item.partition("=")[0].strip()] = (item, "--set")
+    out = []
+    for line in problems:
+        for key, (item, option) in last.items():
+            if f"(--set {key})" in line:
+                line += hint(item, option)
+                break
+        out.append(line)
+    return out

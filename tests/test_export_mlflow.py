@@ -13,7 +13,6 @@ import pytest
 
 from lnexp.errors import ExportError
 from lnexp.export import mlflow as ex
-from tests.test_report import folders  # noqa: F401  (the session's run/compare/sweep folders)
 
 mlflow = pytest.importorskip("mlflow")
 
@@ -30,7 +29,7 @@ def test_tracking_uri_option_then_environment_then_output_folder(tmp_path: Path)
     assert ex.artifact_root("http://mlflow.example:5000") is None
 
 
-def test_ids_params_and_metrics_come_from_the_folder(folders: dict[str, Path]) -> None:  # noqa: F811
+def test_ids_params_and_metrics_come_from_the_folder(folders: dict[str, Path]) -> None:
     run, sweep = folders["run"], folders["sweep"]
     assert ex.lnexp_id(run) == f"default/{run.name}"
     trial = next(p for p in sorted(sweep.iterdir()) if p.name.startswith("t000"))
@@ -49,7 +48,7 @@ def test_ids_params_and_metrics_come_from_the_folder(folders: dict[str, Path]) -
 
 
 def test_a_missing_mlflow_is_a_clear_error(monkeypatch: pytest.MonkeyPatch,
-                                           folders: dict[str, Path],  # noqa: F811
+                                           folders: dict[str, Path],
                                            tmp_path: Path) -> None:
     monkeypatch.setitem(sys.modules, "mlflow.tracking", None)
     with pytest.raises(ExportError, match=r"pip install 'lnexp\[mlflow\]'"):
@@ -75,7 +74,7 @@ def test_no_other_module_imports_mlflow() -> None:
 # --------------------------------------------------------------------------- a real store
 
 @pytest.fixture(scope="module")
-def store(folders: dict[str, Path], tmp_path_factory: pytest.TempPathFactory  # noqa: F811
+def store(folders: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
           ) -> dict[str, Any]:
     """Every kind of folder exported once into a fresh sqlite store, from another cwd."""
     import os
@@ -103,7 +102,7 @@ def _runs(store: dict[str, Any]) -> list[Any]:
 
 @pytest.mark.slow
 def test_a_run_becomes_an_mlflow_run_with_params_metrics_and_artifacts(
-        store: dict[str, Any], folders: dict[str, Path]) -> None:  # noqa: F811
+        store: dict[str, Any], folders: dict[str, Path]) -> None:
     client, result = store["client"], store["results"][0]
     assert result.action == "created"
     run = client.get_run(result.mlflow_run_id)
@@ -157,7 +156,7 @@ def test_compare_and_sweep_are_parents_of_nested_runs(store: dict[str, Any]) -> 
 
 @pytest.mark.slow
 def test_re_export_is_idempotent_and_a_changed_status_replaces_the_run(
-        store: dict[str, Any], folders: dict[str, Path], tmp_path: Path) -> None:  # noqa: F811
+        store: dict[str, Any], folders: dict[str, Path], tmp_path: Path) -> None:
     before = len(_runs(store))
     again = ex.export([folders["run"], folders["sweep"]], store["uri"], experiment="lnexp-test")
     assert [r.action for r in again] == ["unchanged", "unchanged"]

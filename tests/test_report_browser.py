@@ -33,7 +33,6 @@ import pytest
 
 from lnexp import report
 from lnexp.report.html import png_size
-from tests.test_report import folders  # noqa: F401  (the module-scoped folder fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -149,7 +148,7 @@ def test_control_page_requests_are_seen(proxy: _Recorder, tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("kind", ["run", "compare", "sweep"])
 def test_report_renders_offline_and_every_image_decodes(
-        kind: str, folders: dict[str, Path], proxy: _Recorder,  # noqa: F811
+        kind: str, folders: dict[str, Path], proxy: _Recorder,
         tmp_path: Path) -> None:
     browser = _browser()
     folder = folders[kind]
