@@ -130,3 +130,11 @@ def test_every_shipped_config_points_editors_at_the_schema(path: Path) -> None:
     first, second = path.read_text(encoding="utf-8").splitlines()[:2]
     assert first == f"# yaml-language-server: $schema=../{FILE_NAME}"
     assert second.startswith("# ") and "yaml-language-server" not in second  # then the header
+
+
+def test_the_command_prints_and_writes_the_schema(invoke, tmp_path: Path) -> None:
+    res = invoke("config", "schema")
+    assert res.exit_code == 0 and res.stdout == schema_text()
+    res = invoke("config", "schema", "-o", str(tmp_path / FILE_NAME))
+    assert res.exit_code == 0
+    assert (tmp_path / FILE_NAME).read_text(encoding="utf-8") == schema_text()

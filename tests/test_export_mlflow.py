@@ -175,3 +175,27 @@ def test_re_export_is_idempotent_and_a_changed_status_replaces_the_run(
     assert store["client"].get_run(changed.mlflow_run_id).info.status == "KILLED"
     assert store["client"].get_run(again[0].mlflow_run_id).info.lifecycle_stage == "deleted"
     assert len(_runs(store)) == before
+
+
+# --------------------------------------------------------------------------- the command
+
+def test_the_command_refuses_a_folder_that_is_not_lnexps(invoke, tmp_path: Path) -> None:
+    res = invoke("export", "mlflow", str(tmp_path), "--tracking-uri",
+                 f"sqlite:///{tmp_path / 'm.db'}")
+    assert res.exit_code == 2 and res.stderr.startswith("error: ")
+    assert not (tmp_path / "m.db").exists()
+
+
+@pytest.mark.slow
+def test_the_command_exports_again_as_unchanged(invoke, store: dict[str, Any],
+                                                folders: dict[str, Path]) -> None:
+    res = invoke("export", "mlflow", str(folders["run"]), str(folders["sweep"]),
+                 "--tracking-uri", store["uri"], "--experiment", "lnexp-test", "--json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["kind"] == "export" and doc["tracking_uri"] == store["uri"]
+    assert [r["action"] for r in doc["runs"]] == ["unchanged", "unchanged"]
+    assert doc["runs"][0]["mlflow_run_id"] == store["results"][0].mlflow_run_id
+    res = invoke("export", "mlflow", str(folders["run"]), "--tracking-uri", store["uri"],
+                 "--experiment", "lnexp-test")
+    assert res.exit_code == 0 and res.stdout.startswith("unchanged: run ")

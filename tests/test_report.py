@@ -195,3 +195,26 @@ def test_text_from_the_folder_is_escaped(folders: dict[str, Path], tmp_path: Pat
     (run / "metrics.json").write_text(json.dumps(doc))
     html = report.to_html(report.read_folder(run))
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+# --------------------------------------------------------------------------- the command
+
+def test_report_command_writes_next_to_the_folder_by_default(invoke, folders, tmp_path):
+    src = tmp_path / "run"
+    shutil.copytree(folders["run"], src)
+    res = invoke("report", str(src))
+    assert res.exit_code == 0, res.output
+    assert res.stdout.strip() == str(src / "report.html")
+    assert (src / "report.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    res = invoke("report", str(folders["compare"]), "-o", str(tmp_path / "c.html"))
+    assert res.exit_code == 0 and (tmp_path / "c.html").stat().st_size > 10_000
+
+
+def test_report_command_markdown_and_errors(invoke, folders, tmp_path):
+    res = invoke("report", str(folders["sweep"]), "--markdown")
+    assert res.exit_code == 0 and res.stdout.lstrip().startswith("#") and "|" in res.stdout
+    assert not (folders["sweep"] / "report.html").exists()
+    res = invoke("report", str(tmp_path))
+    assert res.exit_code == 2 and res.stderr.startswith("error: ")
+    res = invoke("report", str(folders["run"]), "-o", str(tmp_path / "no" / "such" / "r.html"))
+    assert res.exit_code == 2 and "cannot write" in res.stderr
