@@ -189,13 +189,18 @@ def test_the_command_refuses_a_folder_that_is_not_lnexps(invoke, tmp_path: Path)
 @pytest.mark.slow
 def test_the_command_exports_again_as_unchanged(invoke, store: dict[str, Any],
                                                 folders: dict[str, Path]) -> None:
-    res = invoke("export", "mlflow", str(folders["run"]), str(folders["sweep"]),
-                 "--tracking-uri", store["uri"], "--experiment", "lnexp-test", "--json")
-    assert res.exit_code == 0, res.output
-    doc = json.loads(res.stdout)
+    args = ("export", "mlflow", str(folders["run"]), str(folders["sweep"]),
+            "--tracking-uri", store["uri"], "--experiment", "lnexp-test")
+    first = invoke(*args, "--json")  # the run may have been replaced by another test
+    assert first.exit_code == 0, first.output
+    doc = json.loads(first.stdout)
     assert doc["kind"] == "export" and doc["tracking_uri"] == store["uri"]
-    assert [r["action"] for r in doc["runs"]] == ["unchanged", "unchanged"]
-    assert doc["runs"][0]["mlflow_run_id"] == store["results"][0].mlflow_run_id
-    res = invoke("export", "mlflow", str(folders["run"]), "--tracking-uri", store["uri"],
-                 "--experiment", "lnexp-test")
-    assert res.exit_code == 0 and res.stdout.startswith("unchanged: run ")
+    assert doc["runs"][1]["action"] == "unchanged"
+    again = invoke(*args)
+    assert again.exit_code == 0, again.output
+    ids = [r["mlflow_run_id"] for r in doc["runs"]]
+    assert again.stdout.splitlines() == [
+        f"unchanged: {kind} {folders[kind]} -> MLflow run {i}{nested}"
+        for kind, i, nested in zip(("run", "sweep"), ids,
+                                   ("", f" ({len(doc['runs'][1]['children'])} nested runs)"),
+                                   strict=True)]
