@@ -203,9 +203,9 @@ NORMS: dict[str, NormSpec] = {
                        "sequence": "per_feature"},
                  titles={"image": "BatchNorm2d", "sequence": "BatchNorm1d on (N,C,T)"},
                  summaries={"image": "standardizes each channel over the batch and its "
-                                     "positions (N, H, W): BatchNorm2d",
+                                     "positions (N, H, W)",
                             "sequence": "standardizes each channel over the batch and its "
-                                        "tokens (N, T): BatchNorm1d on (N, C, T)"}),
+                                        "tokens (N, T)"}),
         NormSpec("ln", "LayerNorm",
                  "standardizes each sample across its features (dim 1)", _ln,
                  axes={"features": "per_sample", "image": "per_sample",
@@ -237,9 +237,9 @@ NORMS: dict[str, NormSpec] = {
                  undefined={"features": _NO_INSTANCE},
                  titles={"image": "InstanceNorm2d", "sequence": "InstanceNorm1d on (N,C,T)"},
                  summaries={"image": "standardizes each (sample, channel) over its positions "
-                                     "(H, W): InstanceNorm2d",
+                                     "(H, W)",
                             "sequence": "standardizes each (sample, channel) over the tokens "
-                                        "(T): InstanceNorm1d on (N, C, T)"}),
+                                        "(T)"}),
         NormSpec("none", "Identity", "leaves the activations as they are", _none,
                  axes={"features": "neither", "image": "neither", "sequence": "neither"}),
     )

@@ -632,10 +632,10 @@ def norm_axes(cmp: CompareResult) -> Figure:
     every axis's post-norm statistics."""
     outcomes = cmp.outcomes
     k = len(outcomes)
-    width = max(9.0, 1.3 + 3.2 * k)
+    width = max(9.0, 1.55 + 3.2 * k)
     height = 9.0
     fig = _new_figure(width, height)
-    gs = fig.add_gridspec(3, k, height_ratios=[1.35, 0.1, 1], left=1.3 / width,
+    gs = fig.add_gridspec(3, k, height_ratios=[1.35, 0.1, 1], left=1.55 / width,
                           right=1 - 0.15 / width, bottom=1.35 / height, top=1 - 0.95 / height,
                           wspace=0.14, hspace=0.04)
     cfg = cmp.config

@@ -216,7 +216,7 @@ def compare_table(cmp: CompareResult, outcomes: list[Any] | None = None,
     shown = cmp.outcomes if outcomes is None else outcomes
     t = Table(title=title or f"After each norm ({shape_words(cfg)})",
               box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
-    t.add_column("after the norm", min_width=12)
+    t.add_column("after the norm", no_wrap=True)
     for o in shown:
         # numbers never fold: the column is at least as wide as its widest number
         t.add_column(f"{o.name}\n{o.spec.title}", justify="right",
@@ -306,11 +306,14 @@ def compare_tables(cmp: CompareResult, width: int) -> list[Table]:
     """The comparison split into tables that each fit `width` columns: as many norms side by
     side as fit, the rest in further tables with the same rows (numbers never fold)."""
     title = f"After each norm ({shape_words(cmp.config)})"
-    label = 24  # the row labels wrap within this
+    # the row labels never wrap: the longest one, plus padding
+    label = 3 + max(len(text) for text, _ in _compare_rows(_has_layers(cmp), _axes(cmp))
+                    if text is not None)
     groups: list[list[Any]] = [[]]
     used = label
     for o in cmp.outcomes:
-        need = max(_number_width(o), 10) + 2
+        # the column: its widest number or its title (up to max_width 16), plus padding
+        need = max(_number_width(o), min(16, len(o.spec.title)), 10) + 3
         if groups[-1] and used + need > width:
             groups.append([])
             used = label
