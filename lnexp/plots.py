@@ -820,13 +820,20 @@ def sweep_summary(rows: list[dict[str, Any]], group_keys: list[str], metrics: li
     numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in xs_all)
     cats = list(dict.fromkeys(_label(v) for v in xs_all))
     k = max(1, len(metrics))
-    fig = _new_figure(max(6.0, 4.6 * k), 4.9)
-    axes = fig.subplots(1, k, squeeze=False,
-                        gridspec_kw={"left": 0.75 / (4.6 * k), "right": 0.99, "bottom": 0.25,
-                                     "top": 0.8, "wspace": 0.28})[0]
     lines: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for r in rows:
         lines.setdefault(tuple(_label(r[o]) for o in others), []).append(r)
+    width = max(6.0, 4.6 * k)
+    # Legend entries as wide as their labels: as many per row as fit, more rows below.
+    longest = max([len(", ".join(n)) + 14 for n in lines] + [10])
+    ncol = max(1, min(len(lines), 8, int(width * 72 / (longest * 7.5))))
+    legend_rows = -(-len(lines) // ncol)
+    height = 4.9 + 0.25 * (legend_rows - 1)
+    fig = _new_figure(width, height)
+    axes = fig.subplots(1, k, squeeze=False,
+                        gridspec_kw={"left": 0.75 / width, "right": 0.99,
+                                     "bottom": (1.22 + 0.25 * (legend_rows - 1)) / height,
+                                     "top": 1 - 0.98 / height, "wspace": 0.28})[0]
     colors = [f"C{i % 10}" for i in range(len(lines))]
     seeds = max((r["metrics"][m]["n"] for r in rows for m in metrics), default=0)
     for ax, metric in zip(axes, metrics, strict=False):
@@ -864,7 +871,7 @@ def sweep_summary(rows: list[dict[str, Any]], group_keys: list[str], metrics: li
         ax.set_axis_off()
     handles, labels = axes[0].get_legend_handles_labels()
     what = "norm" if others == ["model.norm"] else ", ".join(others) or ""
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 8), frameon=False,
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, frameon=False,
                title=f"one line per {what}" if what else None, fontsize=10,
                bbox_to_anchor=(0.5, 0.0))
     band = f"mean over {seeds} seeds, band ± 1 std" if seeds > 1 else "one seed, no band"
