@@ -145,13 +145,18 @@ OutOpt = Annotated[Path | None, typer.Option("--output-dir", "-o",
                                              help="Parent folder of run folders (output.dir).")]
 
 
-def _load(config: Path, sets: list[str] | None, output_dir: Path | None = None,
+def _load(config: Path | None, sets: list[str] | None, output_dir: Path | None = None,
           expects: list[str] | None = None) -> Config:
-    from lnexp.config import load_config
+    """The validated config from a file, or from the built-in defaults when `config` is
+    None."""
+    from lnexp.config import from_mapping, load_config
 
     overrides = list(sets or [])
     if output_dir is not None:
         overrides.append(f"output.dir={json.dumps(str(output_dir))}")
+    if config is None:
+        return from_mapping({}, overrides, source=BUILTIN_CONFIG,
+                            expectations=list(expects or []))
     return load_config(config, overrides, list(expects or []))
 
 
@@ -228,13 +233,18 @@ NormName = enum.Enum("NormName", {name: name for name in norms.names()}, type=st
 NamesArg = Annotated[list[NormName] | None, typer.Argument(
     help="Norms to compare, in this order (default: all): " + " ".join(norms.names()) + ".",
     show_default=False)]
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c",
-                                         help="YAML config file; its model.norm is ignored.")]
+ConfigOpt = Annotated[Path | None, typer.Option(
+    "--config", "-c", show_default=False,
+    help="YAML config file; its model.norm is ignored. Default: the built-in defaults (the "
+         "tutorial's experiment, equal to configs/default.yaml), from any folder.")]
+# What compare runs without --config: the schema's defaults, which equal configs/default.yaml
+# (tests/test_config.py checks it), so compare works outside the repository too.
+BUILTIN_CONFIG = "<built-in defaults>"
 
 
 @app.command("compare")
 @guarded
-def compare_cmd(names: NamesArg = None, config: ConfigOpt = Path("configs/default.yaml"),
+def compare_cmd(names: NamesArg = None, config: ConfigOpt = None,
                 set_: SetOpt = None, json_: JsonOpt = False, quiet: QuietOpt = False,
                 output_dir: OutOpt = None) -> None:
     """Run several norms on the same inputs and weights, e.g. `lnexp compare bn ln`.
@@ -252,7 +262,7 @@ def compare_cmd(names: NamesArg = None, config: ConfigOpt = Path("configs/defaul
     selected = [n.value for n in names] if names else None
     resources.check(cfg, runs=len(selected) if selected else len(norms.names()))
     root = files.ensure_output_dir(Path(cfg.output.dir))
-    configs = norm_configs(cfg, selected, str(config))  # config errors before any folder
+    configs = norm_configs(cfg, selected, str(config or BUILTIN_CONFIG))  # before any folder
     # Figure workers start before torch is imported (core imports it lazily).
     with figures.figure_pool(cfg.output, core.compare_figure_count(cfg, configs)) as pool:
         outcome = core.compare(cfg, configs, root, sys.argv, pool)
