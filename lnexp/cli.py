@@ -202,6 +202,7 @@ def run_cmd(config: ConfigArg, set_: SetOpt = None, expect_: ExpectOpt = None,
     from lnexp.store import figures, files
 
     cfg = _load(config, set_, output_dir, expect_)
+    core.refuse(cfg, str(config))  # what validate reports too; before any folder or worker
     resources.check(cfg)
     root = files.ensure_output_dir(Path(cfg.output.dir))
     # Figure workers start now, before torch is imported: matplotlib loads in parallel.
@@ -324,13 +325,19 @@ def validate_cmd(config: ConfigArg, set_: SetOpt = None, expect_: ExpectOpt = No
     """Check a config without running it, e.g. `lnexp validate configs/bn.yaml`.
 
     Reports every problem at once, one line each (file:line: key.path: message), including
-    the resource guard's verdict for this machine; exit 2 if there is any.
+    what `run` would refuse for this config (a norm PyTorch refuses on this input,
+    expectations on metrics the config never writes) and the resource guard's verdict for
+    this machine; exit 2 if there is any.
     """
-    from lnexp import resources
+    from lnexp import plan, resources
     from lnexp.errors import ConfigError
 
     try:
         cfg = _load(config, set_, expects=expect_)
+        # validate = run: the refusals `run` makes for the config alone (lnexp.core.refuse)
+        refused = plan.refusals(cfg)
+        if refused:
+            raise ConfigError([f"{config}: {p}" for p in refused])
         est = resources.check(cfg)
     except ConfigError as exc:
         if json_:
