@@ -36,8 +36,25 @@ def _new_figure(width: float, height: float) -> Figure:
 
 def _hist(ax: Axes, data: np.ndarray, bins: np.ndarray, color: str, label: str) -> None:
     """A filled histogram drawn as one artist (ax.hist makes one patch per bin)."""
-    counts, edges = np.histogram(data, bins=bins)
+    counts, edges = np.histogram(np.asarray(data, dtype=np.float64), bins=bins)
     ax.stairs(counts, edges, fill=True, color=color, alpha=0.5, label=label)
+
+
+def bin_edges(arrays: list[np.ndarray], bins: int) -> np.ndarray:
+    """`bins` equal bins over the finite values of `arrays`, for any finite data: float64
+    (np.histogram_bin_edges on float32 values near 1e38 overflows their range: "Too many bins
+    for data range"), a constant or a single value gets a unit-wide range around it, no
+    finite value at all gets [-0.5, 0.5]."""
+    flat = np.concatenate([_finite(np.asarray(a, dtype=np.float64)) for a in arrays]
+                          or [np.empty(0)])
+    lo, hi = (float(flat.min()), float(flat.max())) if flat.size else (0.0, 0.0)
+    if not hi > lo or not np.isfinite(hi - lo):
+        if hi > lo:  # hi - lo overflows float64: split it so every step stays finite
+            t = np.linspace(0.0, 1.0, bins + 1)
+            return lo * (1 - t) + hi * t
+        half = max(0.5, abs(lo) * 1e-3)
+        lo, hi = lo - half, hi + half
+    return np.linspace(lo, hi, bins + 1)
 
 
 def _thin(n: int, limit: int) -> tuple[np.ndarray, int]:
@@ -83,8 +100,7 @@ def overview(result: RunResult) -> Figure:
     name = result.config.model.norm
     pre_s, post_s = result.pre_stats, result.post_stats
 
-    bins = np.histogram_bin_edges(
-        np.concatenate([_finite(result.pre), _finite(result.post)]), bins=60)
+    bins = bin_edges([result.pre, result.post], 60)
     for data, color, label, g in ((result.pre, PRE, "before", pre_s.global_),
                                   (result.post, POST, "after", post_s.global_)):
         _hist(ax[0, 0], _finite(data), bins, color,
@@ -149,8 +165,7 @@ def _sample_panel(ax: Axes, result: RunResult) -> None:
         if n <= 20:
             ax.set_xticks(x)
     else:
-        bins = np.histogram_bin_edges(np.concatenate([_finite(pre.values),
-                                                      _finite(post.values)]), bins=40)
+        bins = bin_edges([pre.values, post.values], 40)
         _hist(ax, _finite(pre.values), bins, PRE,
               f"before: mean {_r(pre.mean)}, var {pre.var:.3f}")
         _hist(ax, _finite(post.values), bins, POST,
