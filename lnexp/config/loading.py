@@ -154,6 +154,10 @@ def load_yaml(text: str, source: str) -> tuple[Any, dict[str, int]]:
         return loader.construct_document(root), lines
     except _Refused as exc:
         raise ConfigError([f"{source}:{exc.line}: {exc.message}"]) from None
+    except yaml.reader.ReaderError as exc:  # a control character: it has a position, no mark
+        line = text.count("\n", 0, max(0, exc.position)) + 1
+        raise ConfigError([f"{source}:{line}: invalid YAML: character {exc.character!r} is not "
+                           f"allowed (control characters cannot appear in YAML)"]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([yaml_error_line(source, exc)]) from None
     finally:

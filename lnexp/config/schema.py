@@ -276,7 +276,8 @@ class Config(_Section):
     def _safe_name(cls, name: str) -> str:
         if not re.fullmatch(NAME_PATTERN, name):
             raise ValueError(f"expected 1-64 letters, digits, '.', '_' or '-', not starting with "
-                             f"'.' or '-' (a folder name that cannot leave output.dir), got {name!r}")
+                             f"'.' or '-' (a folder name that cannot leave output.dir), got "
+                             f"{name[:40] + '...' if len(name) > 40 else name!r}")
         return name
 
     @model_validator(mode="before")
