@@ -43,7 +43,7 @@ from lnexp.config import Config
 from lnexp.results import Evaluation, TrainResult
 from lnexp.tasks import Task
 
-Progress = Callable[[int, int, float], None]  # (steps done, total steps, last loss)
+Progress = Callable[[int, int, str], None]  # (done, total, note), as lnexp.progress.steps gives
 
 # A loss this many times its first value has blown up: cross-entropy starts near log(classes)
 # (1.4 for 4) and MSE near the targets' variance, and a healthy run never rises 1000-fold.
@@ -147,7 +147,7 @@ def _train(cfg: Config, net: nn.Module, linears: list[nn.Linear], layer_names: l
             if step % tc.eval_every == 0 or step == tc.steps:
                 evals.append(_evaluate(net, task, tc.batch_size, step))
             if progress is not None:
-                progress(step, tc.steps, value)
+                progress(step, tc.steps, f"loss {value:.4g}")
     except KeyboardInterrupt:
         interrupted = True
     k = len(linears)
