@@ -9,6 +9,7 @@ per input is kept.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from lnexp.inspect.discover import WHAT_COUNTS, NormLayer, as_rows, find_norms
 from lnexp.inspect.errors import InspectError
 from lnexp.inspect.inputs import Batch, Source
 from lnexp.inspect.models import LoadedModel
+from lnexp.inspect.notes import findings
 from lnexp.inspect.options import InspectOptions
 from lnexp.inspect.outcome import (
     BatchNormCheck,
@@ -277,7 +279,7 @@ def measure(loaded: LoadedModel, source: Source, options: InspectOptions,
     label = _labeller(loaded.tokenizer)
     reports = [p.report(i, label) for i, p in enumerate(ctx.order)]
     seen = {id(p) for p in ctx.order}
-    return InspectOutcome(
+    outcome = InspectOutcome(
         model=loaded.info(),
         inputs={"kind": source.kind, "description": source.description, "count": source.count,
                 "tokens": tokens if source.kind == "text" else None,
@@ -286,6 +288,7 @@ def measure(loaded: LoadedModel, source: Source, options: InspectOptions,
         unused=[p.layer.name for p in probes if id(p) not in seen],
         batchnorm_model=model_bn.result() if model_bn is not None else None,
         seconds=time.perf_counter() - start)
+    return dataclasses.replace(outcome, notes=findings(outcome))
 
 
 def _forward_error(loaded: LoadedModel, batch: Batch, exc: BaseException) -> str:
