@@ -52,8 +52,11 @@ def sentences(n: int, seed: int = 0) -> list[str]:
     return out
 
 
-def child(mode: str, n: int, batch: int) -> dict[str, float]:
+def child(mode: str, n: int, batch: int, threads: int | None) -> dict[str, float]:
     import torch
+
+    if threads:
+        torch.set_num_threads(threads)
 
     from lnexp.inspect.core import measure
     from lnexp.inspect.inputs import TextSource
@@ -92,18 +95,22 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1000, help="sentences")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads in both modes (default: torch's, one per core)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" /
                     "bench_inspect.json")
     ap.add_argument("--child", choices=("bare", "inspect"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.n, args.batch)))
+        print(json.dumps(child(args.child, args.n, args.batch, args.threads)))
         return
     runs: dict[str, list[dict[str, float]]] = {"bare": [], "inspect": []}
     for rep in range(args.reps):
         for mode in ("bare", "inspect") if rep % 2 == 0 else ("inspect", "bare"):
             out = subprocess.run([sys.executable, __file__, "--child", mode, "--n", str(args.n),
-                                  "--batch", str(args.batch)], check=True, capture_output=True,
+                                  "--batch", str(args.batch),
+                                  *(["--threads", str(args.threads)] if args.threads else [])],
+                                 check=True, capture_output=True,
                                  text=True, cwd=ROOT)
             runs[mode].append(json.loads(out.stdout.strip().splitlines()[-1]))
             r = runs[mode][-1]
@@ -113,7 +120,8 @@ def main() -> None:
     ratios = {"wall": med["inspect"]["seconds"] / med["bare"]["seconds"],
               "peak_rss": med["inspect"]["peak_rss_mib"] / med["bare"]["peak_rss_mib"]}
     print(f"\nMiniLM, {args.n} sentences ({int(med['bare']['tokens'])} tokens), batch "
-          f"{args.batch}, medians of {args.reps} rounds:")
+          f"{args.batch}, torch threads {args.threads or 'default'}, medians of {args.reps} "
+          f"rounds:")
     print(f"{'':10s} {'loop s':>8s} {'tokens/s':>10s} {'peak RSS MiB':>13s} "
           f"{'RSS after load':>15s}")
     for m in ("bare", "inspect"):
@@ -124,6 +132,7 @@ def main() -> None:
         print(f"inspect / bare ({k}): {v:.2f}  (limit {LIMIT}) {'ok' if v <= LIMIT else 'OVER'}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"n": args.n, "batch": args.batch, "reps": args.reps,
+                                    "threads": args.threads,
                                     "platform": platform.platform(), "runs": runs,
                                     "median": med, "ratios": ratios, "limit": LIMIT}, indent=2))
     print(f"written: {args.out}")

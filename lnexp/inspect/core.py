@@ -118,20 +118,29 @@ class _Probe:
         if self.calls == 0:
             self.ctx.order.append(self)
         self.calls += 1
-        xd, locate = self._rows(x)
-        self.pre.update(xd, locate)
-        self.quant.update(xd)
-        if y is not None and y.is_floating_point():
-            self.post.update(*self._rows(y))
-        if self.layer.is_batchnorm and self.opts.batchnorm_check:
-            self._batchnorm(module, x, y)
+        # One thread for the statistics: these reductions over ~1 MB are memory-bound, and on
+        # 2 threads they spent longer in OpenMP fork/join than computing (3-10x slower on a
+        # busy 2-core machine); the model's own forward keeps every thread.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            xd, locate = self._rows(x)
+            self.pre.update(xd, locate)
+            self.quant.update(xd)
+            if y is not None and y.is_floating_point():
+                self.post.update(*self._rows(y))
+            if self.layer.is_batchnorm and self.opts.batchnorm_check:
+                self._batchnorm(module, x, y)
+        finally:
+            torch.set_num_threads(threads)
 
     def _rows(self, t: torch.Tensor) -> tuple[torch.Tensor, Any]:
         """`t` as float64 (tokens, dims) rows without padding, and how to locate them."""
         rows, lead = as_rows(self.layer, t.detach())
         keep, locate = self.ctx.rows(lead)
-        xd = rows.to(torch.float64)
-        return (xd[keep] if keep is not None else xd), locate
+        if keep is not None:
+            rows = rows[keep]  # drop padding before the float64 copy
+        return rows.to(torch.float64), locate
 
     def _batchnorm(self, m: Any, x: torch.Tensor, y: torch.Tensor | None) -> None:
         """Train mode on this batch (its own statistics) vs the eval output just computed."""

@@ -196,12 +196,14 @@ class QuantAccumulator:
     def update(self, xd: torch.Tensor) -> None:
         if xd.numel() == 0:
             return
-        self.signal += float((xd * xd).sum())
+        flat = xd.reshape(-1)
+        self.signal += float(torch.dot(flat, flat))
         self.count += xd.numel()
-        e, z = _int8_error(xd, xd.abs().max())
+        absx = xd.abs()
+        e, z = _int8_error(xd, absx.max())
         self.err_tensor += e
         self.zero_tensor += z
-        e, z = _int8_error(xd, xd.abs().amax(dim=1, keepdim=True))
+        e, z = _int8_error(xd, absx.amax(dim=1, keepdim=True))
         self.err_token += e
         self.zero_token += z
 
@@ -213,12 +215,15 @@ class QuantAccumulator:
 
 
 def _int8_error(xd: torch.Tensor, absmax: torch.Tensor) -> tuple[float, int]:
+    """(Σ(x − q(x))², entries quantized to 0) for q(x) = round(x / s)·s, s = absmax / 127."""
     scale = torch.where(absmax > 0, absmax / 127.0, torch.ones_like(absmax))
     # |x| / scale <= 127 (1 + 2^-52) by construction, so round() already lands in -127..127
-    # and no clamp is needed
-    q = torch.round_(xd / scale)
-    err = xd - q * scale
-    return float((err * err).sum()), int((q == 0).sum())
+    # and no clamp is needed. Multiplying by 1/scale instead of dividing is ~3x faster and
+    # moves x/scale by at most one ulp (it could only flip a value sitting on a .5 tie).
+    q = torch.round_(xd * (1.0 / scale))
+    zeros = q.numel() - int(torch.count_nonzero(q))
+    err = q.mul_(scale).sub_(xd).reshape(-1)  # in place: q is ours
+    return float(torch.dot(err, err)), zeros
 
 
 def sqnr_db(signal: float, noise: float) -> float:
