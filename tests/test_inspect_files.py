@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -102,3 +103,33 @@ def test_weights_figure_marks_dead_gamma() -> None:
     texts = [t.get_text() for ax in fig.axes for t in ax.texts]
     assert "γ[3]≈0" in texts  # rms.weight[3] = 1e-9
     assert np.isfinite(out.layers[1].weight.values).all()
+
+
+def test_expectations_on_inspect_json(outcome) -> None:
+    from lnexp.inspect.expect import evaluate
+    from lnexp.inspect.outcome import document
+
+    doc = json.loads(json.dumps(document(outcome)))
+    res = evaluate(doc, ["layers.*.quant.per_token_sqnr_db.min >= 10",
+                         "layers[scale].weight.largest.0.value.max approx 2 tol 1e-9",
+                         "layers.0.pre.outliers.*.ratio.max < 1"])
+    assert [r["passed"] for r in res] == [True, True, False]
+    assert res[0]["value"] == pytest.approx(min(r.quant.per_token_sqnr_db
+                                                for r in outcome.layers))
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("layers.0.pre.outlier.0.ratio.max >= 1", "did you mean 'outliers'"),
+    ("layers[sclae].eps.max >= 0", "did you mean 'scale'"),
+    ("layers.9.eps.max >= 0", "use an index 0..1"),
+    ("layers.0.pre.max >= 0", "not a number"),
+    ("layers.0.eps >= 0", "end the key with a reducer"),
+    ("layers.0.eps.max >>= 0", "expected 'PATH.REDUCER OP VALUE'"),
+])
+def test_bad_expectations(outcome, text: str, expected: str) -> None:
+    from lnexp.inspect.errors import InspectError
+    from lnexp.inspect.expect import evaluate
+    from lnexp.inspect.outcome import document
+
+    with pytest.raises(InspectError, match=re.escape(expected)):
+        evaluate(json.loads(json.dumps(document(outcome))), [text])

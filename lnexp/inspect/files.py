@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 # The one import from lnexp.artifacts (moving to lnexp.store in the layout refactor).
-from lnexp.artifacts import save_figure, write_atomic
+from lnexp.artifacts import RunFolder, create_run_dir, save_figure, write_atomic
 from lnexp.inspect.outcome import InspectOutcome, _num, document
 
 LAYER_COLUMNS = (
@@ -102,3 +102,24 @@ def write_folder(o: InspectOutcome, run_dir: Path, figures: bool = True,
     return doc
 
 
+
+
+def folder_name(model_name: str) -> str:
+    """`inspect-<model>` as a plain folder name (letters, digits, . _ -)."""
+    return "inspect-" + (re.sub(r"[^A-Za-z0-9._-]+", "_", model_name).strip("._") or "model")
+
+
+def inspect_into_folder(model_spec: str, input_spec: Any, options: Any, root: Path,
+                        argv: list[str], progress: Any = None, figures: bool = True,
+                        ) -> tuple[InspectOutcome, Path, dict[str, Any]]:
+    """Measure, then write a new folder ROOT/inspect-<model>/<timestamp>-<id>/ with its status
+    in run.json (kind "inspect"). The folder is made only once the measurement succeeded, so a
+    bad model or input leaves nothing behind."""
+    from lnexp.inspect import run_inspect
+
+    outcome = run_inspect(model_spec, input_spec, options, progress)
+    run_dir = create_run_dir(root, folder_name(outcome.model["name"]))
+    folder = RunFolder(run_dir, "inspect", argv)
+    with folder.tracking():
+        doc = write_folder(outcome, run_dir, figures=figures)
+    return outcome, run_dir, doc
