@@ -19,6 +19,8 @@ from typing import Any
 from lnexp import expect as lnexp_expect
 from lnexp.inspect.errors import InspectError
 
+EXAMPLE = ("expected 'PATH.REDUCER OP VALUE', e.g. 'layers.*.quant.per_token_sqnr_db.min >= 20' "
+           "or 'layers.0.pre.per_token.var.max approx 1 tol 1e-3'")
 _SEGMENT = re.compile(r"([^.\[\]]+)(?:\[([^\]]+)\])?")
 
 
@@ -29,7 +31,8 @@ def parse(texts: list[str]) -> list[tuple[str, list[str], str, dict[str, Any]]]:
         try:
             key, bounds = lnexp_expect.parse_cli(text)
         except ValueError as exc:
-            problems.append(f"--expect {text!r}: {str(exc).replace('METRIC', 'PATH')}")
+            why = str(exc) if not str(exc).startswith("expected") else EXAMPLE
+            problems.append(f"--expect {text!r}: {why}")
             continue
         path, _, reducer = key.rpartition(".")
         if reducer not in lnexp_expect.REDUCERS or not path:

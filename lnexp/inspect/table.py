@@ -24,40 +24,43 @@ def _g(x: float | None) -> str:
 def _top(o: list[Outlier]) -> str:
     if not o:
         return "n/a"
-    return f"{o[0].dim}: {_g(o[0].absmax)} ({_g(o[0].ratio)}×)"
+    return f"{o[0].dim} ({_g(o[0].ratio)}×)"
 
 
 def layers_table(o: InspectOutcome) -> Table:
-    """One row per norm layer in forward order."""
+    """One row per norm layer in forward order; fits 120 columns for names up to ~45
+    characters (the layer column never wraps). The smallest |γ| goes to the notes."""
+    types = sorted({r.type for r in o.layers})
+    bn = any(r.batchnorm is not None for r in o.layers)
     t = Table(title=f"{o.model['name']} ({o.model['class']}, {o.model['parameters']:,} "
-                    f"parameters): {len(o.layers)} norm layers on {o.inputs['description']} "
-                    f"({o.inputs['count']} inputs"
+                    f"parameters): {len(o.layers)} norm layers"
+                    + (f" ({types[0]})" if len(types) == 1 else "")
+                    + f" on {o.inputs['description']} ({o.inputs['count']} inputs"
                     + (f", {o.inputs['tokens']} tokens)" if o.inputs.get("tokens") else ")"),
-              box=box.SIMPLE_HEAD, title_justify="left")
+              box=box.SIMPLE_HEAD, title_justify="left", padding=(0, 0), pad_edge=False,
+              show_edge=False)
     t.add_column("#", justify="right")
-    t.add_column("layer")
-    t.add_column("type")
-    t.add_column("token var p50 / max\nbefore", justify="right")
-    t.add_column("top dim before\n|x|max (× median)", justify="right")
-    t.add_column("γ there\n(rank)", justify="right")
-    t.add_column("top dim after\n|x|max (× median)", justify="right")
-    t.add_column("smallest |γ|", justify="right")
-    t.add_column("int8 SQNR dB\ntensor / token", justify="right")
-    if any(r.batchnorm is not None for r in o.layers):
-        t.add_column("BN train≠eval\n(rms, rel.)", justify="right")
+    t.add_column("layer", no_wrap=True)
+    if len(types) > 1:
+        t.add_column("type", no_wrap=True)
+    t.add_column("token var\np50 / max", justify="right", no_wrap=True)
+    t.add_column("top dim in\n(× median)", justify="right", no_wrap=True)
+    t.add_column("γ there\n(rank)", justify="right", no_wrap=True)
+    t.add_column("top dim out\n(× median)", justify="right", no_wrap=True)
+    t.add_column("int8 dB\ntensor/tok", justify="right", no_wrap=True)
+    if bn:
+        t.add_column("BN train\nvs eval", justify="right", no_wrap=True)
     for r in o.layers:
         tok = r.pre.per_token
         at = r.weight.at_outliers[0] if r.weight and r.weight.at_outliers else None
-        small = r.weight.smallest_abs[0] if r.weight else None
-        row = [str(r.index), r.name, r.type,
+        row = [str(r.index), r.name, *([r.type] if len(types) > 1 else []),
                f"{_g(tok.var_quantiles['p50'])} / {_g(tok.var_max)}", _top(r.pre.outliers),
                f"{_g(at.value)} ({at.rank})" if at else "-", _top(r.post.outliers),
-               f"{_g(small.value)} @{small.dim}" if small else "-",
-               f"{r.quant.per_tensor_sqnr_db:.1f} / {r.quant.per_token_sqnr_db:.1f}"]
-        if any(x.batchnorm is not None for x in o.layers):
-            bn = r.batchnorm
-            row.append(f"{bn.rel_rms_diff:.1%}" if bn and bn.rel_rms_diff is not None
-                       else ("n/a" if bn else ""))
+               f"{r.quant.per_tensor_sqnr_db:.1f}/{r.quant.per_token_sqnr_db:.1f}"]
+        if bn:
+            b = r.batchnorm
+            row.append(f"{b.rel_rms_diff:.1%}" if b and b.rel_rms_diff is not None
+                       else ("n/a" if b else ""))
         t.add_row(*row)
     return t
 
