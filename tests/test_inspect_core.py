@@ -348,3 +348,17 @@ def test_many_inputs_in_bounded_memory() -> None:
     assert pre.per_token.count == 5000 * 7 and pre.per_dim.mean.shape == (16,)
     whole = torch.cat([b.args[0] for b in Counting().batches(25)]).reshape(-1, 16)
     check_stage(pre, ref_stage(whole))  # Chan's merge over 200 batches = one pass
+
+
+def test_a_failure_in_our_hook_is_not_blamed_on_the_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lnexp.inspect import core
+    from lnexp.inspect.errors import InspectError
+
+    def boom(self, xd, locate):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(core.StageAccumulator, "update", boom)
+    with pytest.raises(core.HookError, match=r"measuring 0 \(LayerNorm, input \(2, 6\)\)"):
+        measure(loaded(nn.Sequential(nn.LayerNorm(6))), RandomSource((2, 6), 0),
+                InspectOptions())
+    assert not issubclass(core.HookError, InspectError)

@@ -39,6 +39,10 @@ from lnexp.inspect.stats import QuantAccumulator, StageAccumulator
 Progress = Callable[[int, int], None]  # (inputs done, inputs in all)
 
 
+class HookError(Exception):
+    """A failure inside lnexp's own hook: a bug (exit 70), never reported as bad input."""
+
+
 class _Context:
     """The batch being run, shared by every hook: turns a norm input's leading shape into the
     rows to keep (padding out) and a way to locate rows back to (input, position, token)."""
@@ -131,6 +135,9 @@ class _Probe:
                 self.post.update(*self._rows(y))
             if self.layer.is_batchnorm and self.opts.batchnorm_check:
                 self._batchnorm(module, x, y)
+        except Exception as exc:  # ours, not the model's: must not read as a bad input
+            raise HookError(f"measuring {self.layer.name} ({self.layer.type}, input "
+                            f"{tuple(x.shape)}): {type(exc).__name__}: {exc}") from exc
         finally:
             torch.set_num_threads(threads)
 
