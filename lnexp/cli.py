@@ -586,7 +586,7 @@ def inspect_cmd(
     Writes OUTPUT_DIR/inspect-<model>/<timestamp>-<id>/ (inspect.json, layers.csv, dims.csv,
     figures/). Exit 1 when an expectation fails, 2 for a bad model or input.
     """
-    from lnexp import tables
+    from lnexp import progress, tables
     from lnexp.inspect import InputSpec, InspectOptions
     from lnexp.inspect import expect as inspect_expect
     from lnexp.inspect import table as inspect_table
@@ -598,9 +598,7 @@ def inspect_cmd(
     spec = InputSpec(texts=tuple(text or ()), text_file=text_file, random=random_,
                      tensor_file=tensor, digits=digits, limit=limit, seed=seed)
     options = InspectOptions(batch_size=batch_size, top_k=top_k)
-    bar = (contextlib.nullcontext(None) if quiet or json_ else
-           inspect_table.progress(tables.make_console(stderr=True)))
-    with bar as report:
+    with progress.steps("inputs", quiet=quiet) as report:
         outcome, run_dir, doc = inspect_into_folder(model, spec, options, root, sys.argv,
                                                     report, figures)
     results = inspect_expect.evaluate(doc, list(expect_ or []))

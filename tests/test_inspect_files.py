@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 import re
 from pathlib import Path
@@ -17,7 +16,7 @@ from lnexp.inspect.core import measure
 from lnexp.inspect.files import dumps, write_folder
 from lnexp.inspect.inputs import RandomSource
 from lnexp.inspect.options import InspectOptions
-from lnexp.inspect.table import progress, render
+from lnexp.inspect.table import render
 from tests.test_inspect_core import ChannelNet, Tiny, loaded
 
 
@@ -83,15 +82,6 @@ def test_table_with_batchnorm(outcome) -> None:
     text = console.export_text()
     assert "BN train" in text and "%" in text
     assert "predictions change" in text
-
-
-def test_progress_is_quiet_off_a_terminal() -> None:
-    with progress(Console(file=io.StringIO(), force_terminal=False)) as cb:
-        assert cb is None
-    console = Console(force_terminal=True, record=True, width=100)
-    with progress(console) as cb:
-        assert cb is not None
-        cb(3, 10)
 
 
 def test_weights_figure_marks_dead_gamma() -> None:

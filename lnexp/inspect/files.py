@@ -10,9 +10,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-# The one import from lnexp.artifacts (moving to lnexp.store in the layout refactor).
-from lnexp.artifacts import RunFolder, create_run_dir, save_figure, write_atomic
 from lnexp.inspect.outcome import InspectOutcome, _num, document
+from lnexp.store.figures import save_figure
+from lnexp.store.files import RunFolder, create_run_dir, write_atomic
 
 LAYER_COLUMNS = (
     "index", "name", "type", "dims", "eps", "tokens",
@@ -119,7 +119,7 @@ def inspect_into_folder(model_spec: str, input_spec: Any, options: Any, root: Pa
 
     outcome = run_inspect(model_spec, input_spec, options, progress)
     run_dir = create_run_dir(root, folder_name(outcome.model["name"]))
-    folder = RunFolder(run_dir, "inspect", argv)
+    folder = RunFolder(run_dir, "inspect", argv, name=outcome.model["name"])
     with folder.tracking():
         doc = write_folder(outcome, run_dir, figures=figures)
     return outcome, run_dir, doc

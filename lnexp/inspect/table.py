@@ -1,10 +1,7 @@
-"""rich rendering of an InspectOutcome, and the progress bar. Both take a Console (tests pass
-Console(record=True)); nothing here computes a statistic."""
+"""rich rendering of an InspectOutcome. It takes a Console (tests pass Console(record=True));
+nothing here computes a statistic. Progress goes through lnexp.progress like every command."""
 
 from __future__ import annotations
-
-import contextlib
-from collections.abc import Callable, Iterator
 
 from rich import box
 from rich.console import Console
@@ -74,25 +71,3 @@ def render(console: Console, o: InspectOutcome, run_dir: str | None = None) -> N
         console.print(f"not called on these inputs: {', '.join(o.unused)}")
     if run_dir:
         console.print(f"\ninspect folder: {run_dir}")
-
-
-@contextlib.contextmanager
-def progress(console: Console) -> Iterator[Callable[[int, int], None] | None]:
-    """A rich bar (inputs done / all) on `console` when it is a terminal; None otherwise, so
-    pipes and CI logs stay quiet."""
-    if not console.is_terminal:
-        yield None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    bar = Progress(TextColumn("inspect"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("inputs"), TimeRemainingColumn(), console=console, transient=True)
-    task = bar.add_task("inspect", total=None)
-    with bar:
-        yield lambda done, total: bar.update(task, completed=done, total=total)
