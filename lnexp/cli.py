@@ -543,6 +543,7 @@ RunStatus = enum.Enum("RunStatus", {k: k for k in registry.RUN_STATUSES},  # typ
 
 
 ModelArg = Annotated[str, typer.Argument(
+    metavar="MODEL",
     help="minilm (a packaged model, extra lnexp[models]), path/to/file.py:factory, "
          "package.module:factory, or a local Hugging Face model folder.", show_default=False)]
 
@@ -552,23 +553,26 @@ ModelArg = Annotated[str, typer.Argument(
 def inspect_cmd(
     model: ModelArg,
     text: Annotated[list[str] | None, typer.Option(
-        "--text", help="A sentence to feed a text model (repeatable).")] = None,
+        "--text", metavar="TEXT", help="A sentence to feed a text model (repeatable).")
+    ] = None,
     text_file: Annotated[Path | None, typer.Option(
-        "--text-file", help="Sentences, one per line.")] = None,
+        "--text-file", metavar="FILE", help="Sentences, one per line.")] = None,
     random_: Annotated[str | None, typer.Option(
         "--random", metavar="SHAPE", help="Random normal inputs, e.g. 8,3,32,32 (8 inputs).")
     ] = None,
     tensor: Annotated[Path | None, typer.Option(
-        "--tensor", help="A .npy or .pt file; dim 0 indexes the inputs.")] = None,
+        "--tensor", metavar="FILE", help="A .npy or .pt file; dim 0 indexes the inputs.")
+    ] = None,
     digits: Annotated[bool, typer.Option(
         "--digits", help="scikit-learn's 8x8 digits, shape (N, 1, 8, 8).")] = False,
-    limit: Annotated[int | None, typer.Option("--limit", min=1,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, metavar="N",
                                               help="Use only the first N inputs.")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help=(
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, metavar="N", help=(
         "Inputs per forward call (also BatchNorm's train-mode batch)."))] = 32,
-    top_k: Annotated[int, typer.Option("--top-k", min=1,
+    top_k: Annotated[int, typer.Option("--top-k", min=1, metavar="K",
                                        help="Outlier dims and γ/β extremes listed.")] = 5,
-    seed: Annotated[int, typer.Option("--seed", help="Seed for --random.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", metavar="SEED", help="Seed for --random.")
+                    ] = 0,
     figures: Annotated[bool, typer.Option("--figures/--no-figures",
                                           help="Write figures/*.png.")] = True,
     expect_: Annotated[list[str] | None, typer.Option(
@@ -578,9 +582,10 @@ def inspect_cmd(
              "Repeatable; any failure exits 1.")] = None,
     json_: JsonOpt = False, quiet: QuietOpt = False, output_dir: OutOpt = None,
 ) -> None:
-    """What the norm layers do inside a real model, e.g. `lnexp inspect minilm`.
+    """Measure what the norm layers do inside a real pretrained model.
 
-    Hooks every normalization layer (LayerNorm, RMSNorm, BatchNorm*, GroupNorm, InstanceNorm*,
+    For example `lnexp inspect minilm` (the packaged all-MiniLM-L6-v2). Hooks every
+    normalization layer (LayerNorm, RMSNorm, BatchNorm*, GroupNorm, InstanceNorm*,
     *Norm classes) and measures its input and output per token and per hidden dim, outlier
     dims, learned γ/β, int8 SQNR, and BatchNorm train vs eval. Offline: never downloads.
     Writes OUTPUT_DIR/inspect-<model>/<timestamp>-<id>/ (inspect.json, layers.csv, dims.csv,
