@@ -446,7 +446,7 @@ def layer_profile(series: list[LayerSeries], title: str) -> Figure:
     ax_std.set_title("Activation std of each block's output (over all values)")
     ax_std.set_ylabel("std (biased)")
     ax_std.set_ylim(bottom=0)
-    ax_grad.set_title("Gradient norm of each block's Linear weight (log scale)")
+    ax_grad.set_title("Gradient norm of each block's Linear (or Conv2d) weight (log scale)")
     ax_grad.set_ylabel("‖∂L/∂W‖ (Frobenius)")
     ax_grad.set_yscale("log")
     for ax in (ax_std, ax_grad):
@@ -566,7 +566,7 @@ def training(result: RunResult) -> Figure:
     _note(ax[1, 0], [f"gradient norm non-finite from step {bad} (not drawn)"] if bad else [])
     bad = _first_nonfinite(tr.update_ratio)
     _note(ax[1, 1], [f"update ratio non-finite from step {bad} (not drawn)"] if bad else [])
-    ax[1, 0].set_title("Gradient norm of each Linear weight (log)")
+    ax[1, 0].set_title("Gradient norm of each Linear (or Conv2d) weight (log)")
     ax[1, 1].set_title("Update / weight norm per step (log)")
     for a in (ax[1, 0], ax[1, 1]):
         a.set_yscale("log")
