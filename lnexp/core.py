@@ -99,9 +99,21 @@ def _finish(result: RunResult, path: Path) -> tuple[dict[str, Any], list[str], l
 
 
 def _require_defined(cfg: Config) -> None:
-    reason = plan.not_defined_reason(cfg)
+    reason = plan.not_defined_reason(cfg) or _no_gpu(cfg)
     if reason:
         raise NotDefinedError(reason)
+
+
+def _no_gpu(cfg: Config) -> str | None:
+    """Why `device: cuda` cannot run here, or None (torch is imported only for cuda)."""
+    if cfg.device != "cuda":
+        return None
+    import torch
+
+    if torch.cuda.is_available():
+        return None
+    return ("device: cuda, but torch sees no CUDA GPU (torch.cuda.is_available() is false) "
+            "- use device: cpu, or auto to take a GPU only when there is one")
 
 
 def run_in_folder(cfg: Config, run_dir: Path, argv: list[str],

@@ -59,8 +59,14 @@ def metric_paths() -> dict[str, str]:
             out[f"numeric_trouble.{stage}.{count}"] = f"numeric_trouble.{stage}.{count}"
     # Deeper models (depth > 1) and training runs; absent keys evaluate as missing (NaN).
     for stat in ("activation_mean", "activation_std", "grad_norm", "weight_norm",
-                 "grad_norm_first_over_last", "loss_value"):
+                 "grad_norm_first_over_last", "loss_value", "sample_spread", "sample_cosine",
+                 "grad_over_weight"):
         out[f"layers.{stat}"] = f"layers.{stat}"
+    for stat in ("post_norm_max_abs_error", "post_norm_mean_abs_error", "output_max_abs_error",
+                 "output_mean_abs_error", "arithmetic_post_norm_max_abs_error",
+                 "arithmetic_post_norm_mean_abs_error", "input_max_abs_error",
+                 "input_mean_abs_error", "input_distinct_per_row"):
+        out[f"precision.{stat}"] = f"precision.{stat}"
     for mode in ("eval_mode", "train_mode"):
         for stat in ("accuracy", "loss"):
             out[f"training.heldout.{mode}.{stat}"] = f"training.final.heldout.{mode}.{stat}"
@@ -87,7 +93,8 @@ def split_key(key: str) -> tuple[str, str, str]:
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         problems.append(f"unknown metric '{metric}'{hint}; expected STAGE.AXIS.STAT like "
                         f"post_norm.per_sample.mean, STAGE.global.STAT, sample.STAGE.STAT, "
-                        f"numeric_trouble.STAGE.COUNT, layers.STAT or training.heldout.MODE.STAT "
+                        f"numeric_trouble.STAGE.COUNT, layers.STAT, precision.STAT or "
+                        f"training.heldout.MODE.STAT "
                         f"(see README, Expectations)")
     if reducer not in REDUCERS:
         close = difflib.get_close_matches(reducer, REDUCERS, n=1, cutoff=0.6)

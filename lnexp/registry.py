@@ -47,6 +47,35 @@ PLACEMENTS: dict[str, Placement] = {
 DEFAULT_PLACEMENT = "post"
 
 
+# --------------------------------------------------------------------------- blocks
+
+@dataclass(frozen=True)
+class BlockKind:
+    """What one block of the stack computes; `placement` says where its norm goes."""
+
+    summary: str  # one line for docs and --help
+    module: str  # lnexp.models.<module> builds it
+    sequence: bool = False  # needs (N, T, C) inputs
+    residual_only: bool = False  # only pre_residual / post_residual make sense
+
+
+BLOCKS: dict[str, BlockKind] = {
+    "linear": BlockKind("one Linear, the activation after the norm (the tutorial's)", "mlp"),
+    "ffn2": BlockKind("Linear → Act → Linear, the transformer's feed-forward branch", "mlp"),
+    "transformer": BlockKind("self-attention then a 2-layer FFN, each a residual branch with "
+                             "its own norm (sequences)", "transformer", sequence=True,
+                             residual_only=True),
+}
+DEFAULT_BLOCK = "linear"
+
+
+# --------------------------------------------------------------------------- precision
+
+# model.dtype -> the torch dtype's attribute name. Statistics are float64 whatever this is.
+DTYPES: dict[str, str] = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
+DEVICES = ("cpu", "cuda", "auto")
+
+
 # --------------------------------------------------------------------------- figures
 
 @dataclass(frozen=True)

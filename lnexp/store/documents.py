@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # stats imports torch; `lnexp check` reads run folders withou
         Evaluation,
         LayerStats,
         NormOutcome,
+        Precision,
         RunResult,
         SampleStats,
         StageStats,
@@ -100,6 +101,30 @@ def layers_dict(layers: LayerStats) -> dict[str, Any]:
         "grad_norm": _nums(layers.grad_norm),
         "weight_norm": _nums(layers.weight_norm),
         "grad_norm_first_over_last": _num(layers.first_over_last),
+        "sample_spread": _nums(layers.spread),
+        "sample_cosine": _nums(layers.cosine),
+        "grad_over_weight": _nums(layers.grad_over_weight),
+    }
+
+
+def precision_dict(p: Precision) -> dict[str, Any]:
+    """The run against float64 on the same weights and inputs (see results.Precision)."""
+    return {
+        "dtype": p.dtype,
+        "device": p.device,
+        "reference": "float64 forward of the same weights and inputs (as drawn, in float32)",
+        "post_norm_max_abs_error": _num(p.post_norm[0]),
+        "post_norm_mean_abs_error": _num(p.post_norm[1]),
+        "output_max_abs_error": _num(p.output[0]),
+        "output_mean_abs_error": _num(p.output[1]),
+        "arithmetic": "float64 forward of the run's own rounded weights and inputs: the error "
+                      "of the run's arithmetic alone",
+        "arithmetic_post_norm_max_abs_error": _num(p.post_norm_same_inputs[0]),
+        "arithmetic_post_norm_mean_abs_error": _num(p.post_norm_same_inputs[1]),
+        "input_max_abs_error": _num(p.input_error[0]),
+        "input_mean_abs_error": _num(p.input_error[1]),
+        "input_distinct_per_row": _num(p.input_distinct_per_row),
+        "input_row_length": p.row_length,
     }
 
 
@@ -140,6 +165,8 @@ def metrics(result: RunResult, explanation: list[str]) -> dict[str, Any]:
         extra["layers"] = layers_dict(result.layers)
     if result.training is not None:
         extra["training"] = training_dict(result.training)
+    if result.precision is not None:
+        extra["precision"] = precision_dict(result.precision)
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": "run",
