@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, NullLocator
 
 from lnexp.numbers import show_value
 from lnexp.registry import METRIC_TITLES
@@ -504,39 +504,66 @@ def _metric_title(key: str) -> str:
 _label = show_value
 
 
+def _band(m: dict[str, Any]) -> tuple[float, float, float] | None:
+    """(centre, low, high) of one summary cell: median and min..max; older sweep.json rows
+    without them fall back to mean ± std."""
+    if m.get("median") is not None:
+        return m["median"], m["min"], m["max"]
+    if m.get("mean") is None:
+        return None
+    sd = m.get("std") or 0.0
+    return m["mean"], m["mean"] - sd, m["mean"] + sd
+
+
 def sweep_summary(rows: list[dict[str, Any]], group_keys: list[str], metrics: list[str],
-                  x_key: str, title: str) -> Figure:
+                  x_key: str, title: str, chance: float | None = None) -> Figure:
     """One panel per metric against the swept `x_key`: one line per combination of the other
-    swept keys (one per norm when model.norm is swept), mean over seeds with a ± std band."""
+    swept keys (colour: the first of them, line style: the second), the median over seeds
+    with a min..max band. A metric whose values span more than 100x gets a log y axis;
+    accuracy panels get a chance line at `chance`."""
     others = [k for k in group_keys if k != x_key]
     xs_all = [r[x_key] for r in rows]
     numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in xs_all)
     cats = list(dict.fromkeys(_label(v) for v in xs_all))
-    k = max(1, len(metrics))
-    fig = _new_figure(max(6.0, 4.6 * k), 4.9)
-    axes = fig.subplots(1, k, squeeze=False,
-                        gridspec_kw={"left": 0.75 / (4.6 * k), "right": 0.99, "bottom": 0.25,
-                                     "top": 0.8, "wspace": 0.28})[0]
     lines: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for r in rows:
         lines.setdefault(tuple(_label(r[o]) for o in others), []).append(r)
-    colors = [f"C{i % 10}" for i in range(len(lines))]
+    k = max(1, len(metrics))
+    ncol = len(lines) if len(lines) <= 5 else -(-len(lines) // 2)  # legend: at most 2 rows
+    height = 5.2 + (0.35 if len(lines) > ncol else 0)
+    fig = _new_figure(max(6.0, 4.8 * k, 2.3 * ncol), height)
+    axes = fig.subplots(1, k, squeeze=False,
+                        gridspec_kw={"left": 0.9 / (4.8 * k), "right": 0.99,
+                                     "bottom": 1.2 / height + (0.35 / height if len(lines) > ncol
+                                                                 else 0),
+                                     "top": 1 - 1.05 / height, "wspace": 0.3})[0]
+    firsts = list(dict.fromkeys(name[0] for name in lines)) if others else []
+    seconds = list(dict.fromkeys(name[1] for name in lines)) if len(others) > 1 else []
+    dashes = ["-", "--", ":", "-."]
     seeds = max((r["metrics"][m]["n"] for r in rows for m in metrics), default=0)
     for ax, metric in zip(axes, metrics, strict=False):
-        for color, (name, members) in zip(colors, lines.items(), strict=True):
-            pts = [(m[x_key], m["metrics"][metric]) for m in members
-                   if m["metrics"][metric]["mean"] is not None]
+        values: list[float] = []
+        for j, (name, members) in enumerate(lines.items()):
+            color = f"C{(firsts.index(name[0]) if others else j) % 10}"
+            style = dashes[seconds.index(name[1]) % 4] if seconds else "-"
+            pts = [(m[x_key], b) for m in members
+                   if (b := _band(m["metrics"][metric])) is not None]
             if numeric:
                 pts.sort(key=lambda p: p[0])
             xs = [p[0] if numeric else cats.index(_label(p[0])) for p in pts]
-            mean = np.array([p[1]["mean"] for p in pts], dtype=float)
-            std = np.array([p[1]["std"] if p[1]["std"] is not None else 0.0 for p in pts])
+            mid, lo, hi = (np.array([p[1][i] for p in pts], dtype=float) for i in range(3))
+            values += [*lo, *hi]
             label = ", ".join(f"{o.rpartition('.')[2]}={v}" if len(others) > 1 or
                               o != "model.norm" else v for o, v in zip(others, name,
-                                                                       strict=True)) or "mean"
-            ax.plot(xs, mean, color=color, marker="o", markersize=4, linewidth=1.6,
-                    label=label)
-            ax.fill_between(xs, mean - std, mean + std, color=color, alpha=0.18, linewidth=0)
+                                                                       strict=True)) or "median"
+            ax.plot(xs, mid, color=color, linestyle=style, marker="o", markersize=4,
+                    linewidth=1.6, label=label)
+            if seeds > 1:
+                ax.fill_between(xs, lo, hi, color=color, alpha=0.15, linewidth=0)
+        finite = np.array([v for v in values if np.isfinite(v)])
+        log = finite.size and finite.min() > 0 and finite.max() / finite.min() > 100
+        if log:
+            ax.set_yscale("log")
         if numeric:
             pos = [float(v) for v in xs_all]
             if min(pos) > 0 and max(pos) / min(pos) >= 8:
@@ -545,24 +572,35 @@ def sweep_summary(rows: list[dict[str, Any]], group_keys: list[str], metrics: li
             if len(ticks) <= 12:
                 ax.set_xticks(ticks)
                 ax.set_xticklabels([_label(t) for t in ticks])
-                ax.minorticks_off()
+                ax.xaxis.set_minor_locator(NullLocator())  # only the swept values
         else:
             ax.set_xticks(range(len(cats)))
             ax.set_xticklabels(cats)
+        if chance is not None and ".accuracy" in metric:
+            ax.axhline(chance, color="0.35", linestyle=":", linewidth=1.2)
+            ax.annotate(f"chance {chance:g}", (0.99, chance), xycoords=("axes fraction", "data"),
+                        ha="right", va="bottom", fontsize=9, color="0.35")
+        if "_over_" in metric:  # a ratio: mark 1 and the 10x either side of it
+            ax.axhline(1, color="0.35", linestyle=":", linewidth=1)
+            ax.axhspan(0.1, 10, color="0.5", alpha=0.08, linewidth=0, label=None)
         ax.set_xlabel(x_key)
+        ax.set_ylabel(metric, fontsize=9)
         ax.set_title(_metric_title(metric), fontsize=10.5)
-        ax.grid(alpha=0.3)
-        ax.set_ylim(bottom=min(0.0, ax.get_ylim()[0]))
+        ax.grid(alpha=0.3, which="both" if log else "major")
+        if not log:
+            ax.set_ylim(bottom=min(0.0, ax.get_ylim()[0]))
+        if ".accuracy" in metric:
+            ax.set_ylim(0, 1.02)
     for ax in axes[len(metrics):]:
         ax.set_axis_off()
     handles, labels = axes[0].get_legend_handles_labels()
     what = "norm" if others == ["model.norm"] else ", ".join(others) or ""
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 8), frameon=False,
+    fig.legend(handles, labels, loc="lower center", ncol=max(1, ncol), frameon=False,
                title=f"one line per {what}" if what else None, fontsize=10,
                bbox_to_anchor=(0.5, 0.0))
-    band = f"mean over {seeds} seeds, band ± 1 std" if seeds > 1 else "one seed, no band"
-    fig.suptitle(f"{title}: metrics against {x_key}  ·  {band}",
-                 fontsize=12.5)
+    band = (f"median over {seeds} seeds, band: min to max" if seeds > 1
+            else "one seed, no band")
+    fig.suptitle(f"{title}: each metric against {x_key}  ·  {band}", fontsize=12.5)
     return fig
 
 

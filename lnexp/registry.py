@@ -140,6 +140,16 @@ METRIC_TITLES: dict[str, str] = {
                                        "spread (max − min) over samples",
     "post_norm.per_sample.mean.abs_max": "per-sample mean after the norm:\n"
                                          "largest |mean| over samples",
+    "layers.grad_norm_first_over_last.mean": "gradient norm, first block / last block\n"
+                                             "(at initialization)",
+    "layers.sample_cosine.max": "pairwise cosine of the samples,\nlargest over blocks",
+    "training.heldout.eval_mode.accuracy.mean": "held-out accuracy, eval mode\n(end of training)",
+    "training.heldout.train_mode.accuracy.mean": "held-out accuracy, train mode\n"
+                                                 "(end of training)",
+    "training.train_loss.mean": "training loss\n(mean of the last 10% of steps)",
+    "precision.post_norm_max_abs_error.max": "norm output vs float64:\nlargest |error|",
+    "precision.arithmetic_post_norm_max_abs_error.max": "norm output vs float64 on the same "
+                                                        "rounded inputs:\nlargest |error|",
 }
 
 

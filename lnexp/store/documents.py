@@ -330,6 +330,9 @@ def comparison_csv(doc: dict[str, Any]) -> str:
 
 # --------------------------------------------------------------------------- sweep summary
 
+SUMMARY_STATS = ("mean", "std", "n", "median", "min", "max")
+
+
 def summary_rows(groups: list[Group], group_keys: list[str], metrics: list[str]
                  ) -> list[dict[str, Any]]:
     """The summary as plain data (sweep.json `summary`, --json): one row per group."""
@@ -339,18 +342,20 @@ def summary_rows(groups: list[Group], group_keys: list[str], metrics: list[str]
                                "completed": g.completed, "failed": g.failed,
                                "trials": g.trials}
         row["metrics"] = {m: {"mean": _num(g.stats[m].mean), "std": _num(g.stats[m].std),
-                              "n": g.stats[m].n} for m in metrics}
+                              "n": g.stats[m].n, "median": _num(g.stats[m].median),
+                              "min": _num(g.stats[m].min), "max": _num(g.stats[m].max)}
+                          for m in metrics}
         rows.append(row)
     return rows
 
 
 def summary_csv(rows: list[dict[str, Any]], group_keys: list[str], metrics: list[str]) -> str:
     """summary.csv: one row per combination of the non-seed keys; per metric mean, std
-    (over seeds, n - 1) and n (finite values)."""
+    (over seeds, n - 1), n (finite values), median, min and max."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow([*group_keys, "completed", "failed",
-                *[f"{m}.{s}" for m in metrics for s in ("mean", "std", "n")]])
+                *[f"{m}.{s}" for m in metrics for s in SUMMARY_STATS]])
 
     def cell(v: Any) -> str:
         if v is None:
@@ -363,5 +368,5 @@ def summary_csv(rows: list[dict[str, Any]], group_keys: list[str], metrics: list
 
     for r in rows:
         w.writerow([cell(r[k]) for k in group_keys] + [r["completed"], r["failed"]]
-                   + [cell(r["metrics"][m][s]) for m in metrics for s in ("mean", "std", "n")])
+                   + [cell(r["metrics"][m].get(s)) for m in metrics for s in SUMMARY_STATS])
     return buf.getvalue()
