@@ -19,7 +19,7 @@ from lnexp.numbers import show_value
 from lnexp.registry import METRIC_TITLES
 
 if TYPE_CHECKING:  # experiment imports torch; the sweep figure is drawn without it
-    from lnexp.results import CompareResult, RunResult
+    from lnexp.results import CompareResult, LayerStats, RunResult
 
 PRE, POST = "#1f77b4", "#2ca02c"  # blue before the norm, green after (as in the tutorial)
 MAX_POINTS = 2000  # per-index curves longer than this are thinned to every k-th point
@@ -59,7 +59,12 @@ def _per_index(ax: Axes, pre: np.ndarray, post: np.ndarray, what: str, axis_labe
     idx, step = _thin(len(pre), MAX_POINTS)
     style = {"marker": "o", "markersize": 3, "linewidth": 1} if len(idx) <= 200 else {
         "linewidth": 0.8}
-    ax.plot(idx, pre[idx], color=PRE, label="before", **style)
+    # "before" wide and underneath, "after" narrow on top: where the norm changes nothing
+    # (none) both colours still show.
+    wide = {**style, "linewidth": 3.2, "alpha": 0.6}
+    if "markersize" in style:
+        wide["markersize"] = 6
+    ax.plot(idx, pre[idx], color=PRE, label="before", **wide)
     ax.plot(idx, post[idx], color=POST, label="after", **style)
     ax.axhline(target, color="0.3", linestyle="--", linewidth=1, label=f"{target:g}")
     thinned = f" (1 in {step} shown)" if step > 1 else ""
@@ -184,14 +189,15 @@ def heatmap(result: RunResult) -> Figure:
     std_max = max(float(np.nanmax(st.per_feature.std, initial=0)) for _, st, _, _ in stages)
     std_max = max(std_max, *(float(np.nanmax(st.per_sample.std, initial=0))
                              for _, st, _, _ in stages), 1.0) * 1.1
+    # One colour scale for both matrices, so a colour means the same value before and after.
+    finite = np.concatenate([_finite(result.pre[rows]), _finite(result.post[rows])])
+    vmax = float(np.percentile(np.abs(finite), 99.5)) if finite.size else 1.0
+    vmax = vmax if vmax > 0 else 1.0
     for data, st, label, col in stages:
         ax = fig.add_subplot(gs[1, col])
         top = fig.add_subplot(gs[0, col], sharex=ax)
         right = fig.add_subplot(gs[1, col + 1], sharey=ax)
         shown = data[rows]
-        finite = _finite(shown)
-        vmax = float(np.percentile(np.abs(finite), 99.5)) if finite.size else 1.0
-        vmax = vmax if vmax > 0 else 1.0
         # y in sample indices, also when only every step-th row is shown
         im = ax.imshow(shown, aspect="auto", cmap="RdBu_r", vmin=-vmax, vmax=vmax,
                        interpolation="nearest",
@@ -214,7 +220,8 @@ def heatmap(result: RunResult) -> Figure:
         right.tick_params(labelleft=False)
         cax = fig.add_subplot(gs[3, col])
         fig.colorbar(im, cax=cax, orientation="horizontal",
-                     label="activation value (colour clipped at the 99.5th percentile of |x|)")
+                     label="activation value (one scale for both; clipped at the 99.5th "
+                           "percentile of |x|)")
     fig.suptitle(f"Activation matrix: {result.norm.title} {result.norm.summary}\n"
                  f"{_describe(result)}  ·  grey bars: biased std, dashed line at 1", fontsize=13)
     return fig
@@ -348,35 +355,50 @@ def _finite(a: np.ndarray) -> np.ndarray:
 
 
 
-LayerSeries = tuple[str, np.ndarray, np.ndarray]  # (label, activation std, grad norm) per layer
+LayerSeries = tuple[str, "LayerStats"]  # (label, the run's per-block statistics)
 
 
 def layer_profile(series: list[LayerSeries], title: str) -> Figure:
-    """Activation std and gradient norm (log scale) by layer, one line per series.
+    """Four panels by block, one line per series: how far apart the samples are (spread, log),
+    how alike they point (mean pairwise cosine), the weight-gradient norm (log) and the
+    gradient relative to the weights (log).
 
-    `compare` passes one (norm, std, grad_norm) per norm; a run passes its own.
+    `compare` passes one series per norm; a run passes its own.
     """
-    fig = _new_figure(15, 6)
-    ax_std, ax_grad = fig.subplots(1, 2, gridspec_kw={"left": 0.06, "right": 0.985,
-                                                      "bottom": 0.1, "top": 0.86,
-                                                      "wspace": 0.18})
-    for label, std, grad in series:
-        x = np.arange(1, len(std) + 1)
-        style = {"marker": "o", "markersize": 4} if len(x) <= 40 else {}
-        ax_std.plot(x, std, label=label, **style)
-        g = np.where(np.asarray(grad) > 0, grad, np.nan)  # log scale: zeros are gaps
-        ax_grad.plot(np.arange(1, len(g) + 1), g, label=label, **style)
-    ax_std.set_title("Activation std of each block's output (over all values)")
-    ax_std.set_ylabel("std (biased)")
-    ax_std.set_ylim(bottom=0)
-    ax_grad.set_title("Gradient norm of each block's Linear weight (log scale)")
-    ax_grad.set_ylabel("‖∂L/∂W‖ (Frobenius)")
-    ax_grad.set_yscale("log")
-    for ax in (ax_std, ax_grad):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("block (1 = nearest the input)")
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=10)
+    fig = _new_figure(15, 9.5)
+    ax = fig.subplots(2, 2, gridspec_kw={"left": 0.065, "right": 0.985, "bottom": 0.06,
+                                         "top": 0.88, "wspace": 0.18, "hspace": 0.3})
+    panels = (
+        (ax[0, 0], "spread", "Between-sample spread of each block's output (log)",
+         "√(mean over features of the variance over samples)", True),
+        (ax[0, 1], "cosine", "Mean pairwise cosine similarity of the samples",
+         "cosine (1: every sample points the same way)", False),
+        (ax[1, 0], "grad_norm", "Gradient norm of each block's weights (log)",
+         "‖∂L/∂W‖ (Frobenius, all Linear weights of the block)", True),
+        (ax[1, 1], "grad_over_weight", "Gradient norm / weight norm (log)",
+         "‖∂L/∂W‖ / ‖W‖", True),
+    )
+    n = len(series)
+    for j, (label, lay) in enumerate(series):
+        x = np.arange(1, len(lay.names) + 1)
+        # Later series thinner and on top, so identical curves still show every colour.
+        style = {"marker": "o", "markersize": max(2.5, 6 - 1.2 * j)} if len(x) <= 40 else {}
+        for a, attr, *_rest in panels:
+            y = np.asarray(getattr(lay, attr), dtype=float)
+            if _rest[-1]:
+                y = np.where(y > 0, y, np.nan)  # log scale: zeros are gaps
+            a.plot(x, y, label=label, linewidth=max(1.0, 2.6 - 0.5 * j) if n > 1 else 1.5,
+                   **style)
+    for a, _attr, head, ylabel, log in panels:
+        a.set_title(head)
+        a.set_ylabel(ylabel, fontsize=9.5)
+        if log:
+            a.set_yscale("log")
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))
+        a.set_xlabel("block (1 = nearest the input)")
+        a.grid(alpha=0.3, which="both")
+        a.legend(fontsize=9.5)
+    ax[0, 1].set_ylim(min(-0.05, ax[0, 1].get_ylim()[0]), 1.05)
     fig.suptitle(title, fontsize=13)
     return fig
 
@@ -393,8 +415,7 @@ def layers(result: RunResult) -> Figure:
     assert result.layers is not None
     lay = result.layers
     return layer_profile(
-        [(f"{result.config.model.norm} (first/last grad {lay.first_over_last:.2g})",
-          lay.std, lay.grad_norm)],
+        [(f"{result.config.model.norm} (first/last grad {lay.first_over_last:.2g})", lay)],
         f"At initialization, one backward pass of MSE to a random target\n{_stack(result)}")
 
 
@@ -485,7 +506,7 @@ def compare_layers(cmp: CompareResult) -> Figure:
     """`lnexp compare` on a deep model: one activation-std and one gradient-norm line per
     norm (norms that were not computed are left out)."""
     done = [o for o in cmp.outcomes if o.result is not None and o.result.layers is not None]
-    series = [(o.name, o.result.layers.std, o.result.layers.grad_norm) for o in done]
+    series = [(o.name, o.result.layers) for o in done]
     first = done[0].result
     return layer_profile(series, f"Per-layer profile at initialization, one line per norm  ·  "
                                  f"{_stack(first)}")
