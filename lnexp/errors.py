@@ -42,3 +42,12 @@ class OutputError(LnexpError):
 
 class RunFolderError(LnexpError):
     """A run folder `lnexp check` cannot trust: missing, not a run, or not completed."""
+
+
+class ClusterError(LnexpError):
+    """A Dask cluster that cannot be started or reached (exit 2: nothing ran)."""
+
+
+class ExportError(LnexpError):
+    """An export cannot start: the tool is not installed, the folder is not lnexp's, or the
+    tracking store is unreachable."""

@@ -165,3 +165,5 @@ COMPARATORS: dict[str, str] = {"le": "<=", "ge": ">=", "lt": "<", "gt": ">", "ap
 # What `lnexp runs --kind/--status` accept (run.json's `kind` and `status`).
 RUN_KINDS = ("run", "compare", "sweep")
 RUN_STATUSES = ("completed", "failed", "interrupted", "partial", "running")
+# Where `lnexp sweep` runs its trials (--executor): worker processes here, or Dask.
+EXECUTORS: tuple[str, ...] = ("local", "dask")

@@ -101,6 +101,7 @@ def env_info(cfg: Config, argv: list[str]) -> dict[str, Any]:
     }
 
 
+@functools.cache  # once per process: a subprocess per sweep trial cost more than the trial
 def _git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
@@ -149,13 +150,20 @@ class RunFolder:
     interrupted ('partial' only for compare and sweep folders where some part was not
     computed)."""
 
-    def __init__(self, path: Path, kind: str, argv: list[str]):
+    def __init__(self, path: Path, kind: str, argv: list[str], **listed: Any):
+        """`listed`: what `lnexp runs` shows that is known from the start (name, norm)."""
         self.path = path
         self.info: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "kind": kind,
                                      "status": "running", "argv": argv,
-                                     "started": now(), "finished": None, "error": None}
+                                     "started": now(), "finished": None, "error": None,
+                                     **listed}
         self._final: tuple[str, str | None] = ("completed", None)
         self._write_status()
+
+    def describe(self, **fields: Any) -> None:
+        """Add what `lnexp runs` lists (name, norm, shape, metrics, trials) to run.json; written
+        with the next status change, so listing never has to open metrics.json."""
+        self.info.update(fields)
 
     def mark_partial(self, error: str) -> None:
         """End as 'partial' (some part was not computed) instead of 'completed' on success."""
