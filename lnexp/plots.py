@@ -550,13 +550,17 @@ def sweep_summary(rows: list[dict[str, Any]], group_keys: list[str], metrics: li
     for r in rows:
         lines.setdefault(tuple(_label(r[o]) for o in others), []).append(r)
     k = max(1, len(metrics))
-    ncol = len(lines) if len(lines) <= 5 else -(-len(lines) // 2)  # legend: at most 2 rows
-    height = 5.2 + (0.35 if len(lines) > ncol else 0)
-    fig = _new_figure(max(6.0, 4.8 * k, 2.3 * ncol), height)
+    width = max(6.0, 4.8 * k)
+    # Legend columns as wide as the longest label, as many as fit; rows below the panels.
+    longest = max((len(", ".join(f"{o.rpartition('.')[2]}={v}" for o, v in
+                                 zip(others, name, strict=True))) for name in lines), default=8)
+    ncol = max(1, min(len(lines), int(width / (0.075 * longest + 0.8))))
+    legend_rows = -(-len(lines) // ncol)
+    height = 4.7 + 0.3 * legend_rows
+    fig = _new_figure(width, height)
     axes = fig.subplots(1, k, squeeze=False,
-                        gridspec_kw={"left": 0.9 / (4.8 * k), "right": 0.99,
-                                     "bottom": 1.2 / height + (0.35 / height if len(lines) > ncol
-                                                                 else 0),
+                        gridspec_kw={"left": 0.9 / width, "right": 0.99,
+                                     "bottom": (0.95 + 0.3 * legend_rows) / height,
                                      "top": 1 - 1.05 / height, "wspace": 0.3})[0]
     firsts = list(dict.fromkeys(name[0] for name in lines)) if others else []
     seconds = list(dict.fromkeys(name[1] for name in lines)) if len(others) > 1 else []

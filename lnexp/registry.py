@@ -142,6 +142,9 @@ METRIC_TITLES: dict[str, str] = {
                                          "largest |mean| over samples",
     "layers.grad_norm_first_over_last.mean": "gradient norm, first block / last block\n"
                                              "(at initialization)",
+    "layers.grad_norm.last": "gradient norm of the last block's weights\n(at initialization)",
+    "layers.sample_cosine.last": "pairwise cosine of the samples\nafter the last block",
+    "layers.sample_spread.last": "between-sample spread\nafter the last block",
     "layers.sample_cosine.max": "pairwise cosine of the samples,\nlargest over blocks",
     "training.heldout.eval_mode.accuracy.mean": "held-out accuracy, eval mode\n(end of training)",
     "training.heldout.train_mode.accuracy.mean": "held-out accuracy, train mode\n"

@@ -134,3 +134,17 @@ def test_batch_size_sweep_shows_bn_collapse_in_summary_csv(tmp_path):
     acc = {(r["model.norm"], r["train.batch_size"]): float(r[col]) for r in rows}
     assert acc[("bn", "2")] < acc[("bn", "32")] - 0.3  # BN collapses at batch size 2 ...
     assert acc[("ln", "2")] > 0.8  # ... LayerNorm does not
+
+
+def _final_accuracy(*sets: str) -> float:
+    tr = run(load_config(CONFIGS / "warmup.yaml", ["train.eval_every=1000", *sets])).training
+    return tr.evals[-1].acc_eval_mode
+
+
+@pytest.mark.slow  # three 300-step transformer trainings, ~10 s in all on a quiet machine
+def test_post_ln_without_warmup_fails_at_a_rate_where_pre_ln_and_warmed_up_post_ln_train():
+    """configs/warmup.yaml at lr 3e-2, seed 0 (the sweep: 5 of 5 seeds)."""
+    post = _final_accuracy()  # the config: post_residual, lr 3e-2, no warm-up
+    post_warm = _final_accuracy("train.warmup_steps=100")
+    pre = _final_accuracy("model.placement=pre_residual")
+    assert post < 0.3 < 0.9 < min(post_warm, pre), (post, post_warm, pre)
