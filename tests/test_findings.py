@@ -80,8 +80,12 @@ def test_post_ln_last_layer_gradient_grows_relative_to_pre_ln_with_depth(block):
 def test_post_ln_profile_is_skewed_with_one_linear_and_flat_with_the_ffn_branch():
     """One Linear per block: Post-LN's first block gets >10x its last's gradient at depth 64
     (the opposite of Xiong et al.); with Linear-ReLU-Linear it is within 3x."""
-    assert _post_over_pre(64)[1] > 10
-    assert 1 / 3 < _post_over_pre(64, "model.block=ffn2")[1] < 3
+    def post(*sets: str) -> float:
+        return _layers("pre_vs_post_ln.yaml", "model.depth=64", "model.placement=post_residual",
+                       *sets).first_over_last
+
+    assert post() > 10
+    assert 1 / 3 < post("model.block=ffn2") < 3
 
 
 def test_transformer_post_ln_last_layer_gradient_grows_relative_to_pre_ln_with_depth():

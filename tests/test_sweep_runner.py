@@ -265,3 +265,11 @@ def test_resume_reruns_a_completed_trial_whose_resolved_config_changed(cfg: Path
     (entry,) = folder.trials
     assert folder.trial_done(entry, entry["hash"])
     assert not folder.trial_done(entry, "0" * 16)  # e.g. a default changed in a new lnexp
+
+
+def test_summary_has_median_and_range_over_seeds():
+    from lnexp.sweep.summary import mean_std
+
+    s = mean_std([3.0, 1.0, 100.0, 2.0, float("nan")])
+    assert (s.n, s.median, s.min, s.max) == (4, 2.5, 1.0, 100.0)
+    assert mean_std([5.0]).median == 5.0 and mean_std([]).median is None
