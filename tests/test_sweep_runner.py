@@ -248,8 +248,8 @@ def test_metric_option_and_figure(cfg: Path, tmp_path: Path) -> None:
     (sweep_dir,) = (tmp_path / "out" / "tiny-sweep").iterdir()
     assert (sweep_dir / "summary.png").stat().st_size > 1000
     header = (sweep_dir / "summary.csv").read_text().splitlines()[0]
-    assert header.endswith("post_norm.global.rms.max.mean,post_norm.global.rms.max.std,"
-                           "post_norm.global.rms.max.n")
+    assert header.endswith(",".join(f"post_norm.global.rms.max.{s}" for s in
+                                    ("mean", "std", "n", "median", "min", "max")))
     bad = _invoke("sweep", str(cfg), "--grid", "seed=0:2", "--metric", "post_norm.bogus.max")
     assert bad.exit_code == 2 and "unknown metric" in bad.stderr
 
