@@ -176,16 +176,21 @@ def _overrides(sets: list[str] | None, positional: list[str] | None) -> list[str
     return [*overrides.positional(list(positional or [])), *(sets or [])]
 
 
-def _load(config: Path, sets: list[str] | None, output_dir: Path | None = None,
+def _load(config: Path | None, sets: list[str] | None, output_dir: Path | None = None,
           expects: list[str] | None = None, positional: list[str] | None = None) -> Config:
+    """The validated config from a file, or from the built-in defaults when `config` is
+    None."""
     from lnexp import overrides
-    from lnexp.config import load_config
+    from lnexp.config import from_mapping, load_config
     from lnexp.errors import ConfigError
 
     items = _overrides(sets, positional)
     if output_dir is not None:
         items.append(f"output.dir={json.dumps(str(output_dir))}")
     try:
+        if config is None:
+            return from_mapping({}, items, source=BUILTIN_CONFIG,
+                                expectations=list(expects or []))
         return load_config(config, items, list(expects or []))
     except ConfigError as exc:
         raise ConfigError(overrides.annotate(exc.problems, list(sets or []),
@@ -237,6 +242,7 @@ def run_cmd(config: ConfigArg, overrides: OverridesArg = None, set_: SetOpt = No
     from lnexp.store import figures, files
 
     cfg = _load(config, set_, output_dir, expect_, overrides)
+    core.refuse(cfg, str(config))  # what validate reports too; before any folder or worker
     resources.check(cfg)
     root = files.ensure_output_dir(Path(cfg.output.dir))
     # Figure workers start now, before torch is imported: matplotlib loads in parallel.
@@ -268,13 +274,18 @@ NamesArg = Annotated[list[str] | None, typer.Argument(
     metavar="NORM|KEY=VALUE", show_default=False,
     help="Norms to compare, in this order (default: all): " + " ".join(norms.names()) + "; "
          "KEY=VALUE items are config overrides, as --set.")]
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", metavar="FILE",
-                                         help="YAML config file; its model.norm is ignored.")]
+ConfigOpt = Annotated[Path | None, typer.Option(
+    "--config", "-c", metavar="FILE", show_default=False,
+    help="YAML config file; its model.norm is ignored. Default: the built-in defaults (the "
+         "tutorial's experiment, equal to configs/default.yaml), from any folder.")]
+# What compare runs without --config: the schema's defaults, which equal configs/default.yaml
+# (tests/test_config.py checks it), so compare works outside the repository too.
+BUILTIN_CONFIG = "<built-in defaults>"
 
 
 @app.command("compare", short_help="Run several norms on the same inputs and weights.")
 @guarded
-def compare_cmd(names: NamesArg = None, config: ConfigOpt = Path("configs/default.yaml"),
+def compare_cmd(names: NamesArg = None, config: ConfigOpt = None,
                 set_: CompareSetOpt = None, json_: JsonOpt = False,
                 quiet: Annotated[bool, typer.Option(
                     "--quiet", "-q", help="Print only the compare folder.")] = False,
@@ -297,7 +308,7 @@ def compare_cmd(names: NamesArg = None, config: ConfigOpt = Path("configs/defaul
     cfg = _load(config, set_, output_dir, positional=positional)
     resources.check(cfg, runs=len(selected) if selected else len(norms.names()))
     root = files.ensure_output_dir(Path(cfg.output.dir))
-    configs = norm_configs(cfg, selected, str(config))  # config errors before any folder
+    configs = norm_configs(cfg, selected, str(config or BUILTIN_CONFIG))  # before any folder
     # Figure workers start before torch is imported (core imports it lazily).
     with figures.figure_pool(cfg.output, core.compare_figure_count(cfg, configs)) as pool:
         outcome = core.compare(cfg, configs, root, sys.argv, pool)
@@ -359,13 +370,19 @@ def validate_cmd(config: ConfigArg, overrides: OverridesArg = None, set_: SetOpt
     """Check a config without running it, e.g. `lnexp validate configs/bn.yaml seed=3`.
 
     Reports every problem at once, one line each (file:line: key.path: message), including
-    the resource guard's verdict for this machine; exit 2 if there is any.
+    what `run` would refuse for this config (a norm PyTorch refuses on this input,
+    expectations on metrics the config never writes) and the resource guard's verdict for
+    this machine; exit 2 if there is any.
     """
-    from lnexp import resources
+    from lnexp import plan, resources
     from lnexp.errors import ConfigError
 
     try:
         cfg = _load(config, set_, expects=expect_, positional=overrides)
+        # validate = run: the refusals `run` makes for the config alone (lnexp.core.refuse)
+        refused = plan.refusals(cfg)
+        if refused:
+            raise ConfigError([f"{config}: {p}" for p in refused])
         est = resources.check(cfg)
     except ConfigError as exc:
         if json_:
@@ -523,6 +540,88 @@ def _render_sweep_plan(plan: SweepPlan, json_: bool) -> None:
 RunKind = enum.Enum("RunKind", {k: k for k in registry.RUN_KINDS}, type=str)  # type: ignore[misc]
 RunStatus = enum.Enum("RunStatus", {k: k for k in registry.RUN_STATUSES},  # type: ignore[misc]
                       type=str)
+
+
+ModelArg = Annotated[str, typer.Argument(
+    metavar="MODEL",
+    help="minilm (a packaged model, extra lnexp[models]), path/to/file.py:factory, "
+         "package.module:factory, or a local Hugging Face model folder.", show_default=False)]
+
+
+@app.command("inspect")
+@guarded
+def inspect_cmd(
+    model: ModelArg,
+    text: Annotated[list[str] | None, typer.Option(
+        "--text", metavar="TEXT", help="A sentence to feed a text model (repeatable).")
+    ] = None,
+    text_file: Annotated[Path | None, typer.Option(
+        "--text-file", metavar="FILE", help="Sentences, one per line.")] = None,
+    random_: Annotated[str | None, typer.Option(
+        "--random", metavar="SHAPE", help="Random normal inputs, e.g. 8,3,32,32 (8 inputs).")
+    ] = None,
+    tensor: Annotated[Path | None, typer.Option(
+        "--tensor", metavar="FILE", help="A .npy or .pt file; dim 0 indexes the inputs.")
+    ] = None,
+    digits: Annotated[bool, typer.Option(
+        "--digits", help="scikit-learn's 8x8 digits, shape (N, 1, 8, 8).")] = False,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, metavar="N",
+                                              help="Use only the first N inputs.")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, metavar="N", help=(
+        "Inputs per forward call (also BatchNorm's train-mode batch)."))] = 32,
+    top_k: Annotated[int, typer.Option("--top-k", min=1, metavar="K",
+                                       help="Outlier dims and γ/β extremes listed.")] = 5,
+    seed: Annotated[int, typer.Option("--seed", metavar="SEED", help="Seed for --random.")
+                    ] = 0,
+    figures: Annotated[bool, typer.Option("--figures/--no-figures",
+                                          help="Write figures/*.png.")] = True,
+    expect_: Annotated[list[str] | None, typer.Option(
+        "--expect", metavar="'PATH.REDUCER OP VALUE'",
+        help="Check inspect.json, e.g. 'layers.*.quant.per_token_sqnr_db.min >= 20' or "
+             "'layers[encoder.layer.0.output.LayerNorm].pre.outliers.0.ratio.max >= 100'. "
+             "Repeatable; any failure exits 1.")] = None,
+    json_: JsonOpt = False, quiet: QuietOpt = False, output_dir: OutOpt = None,
+) -> None:
+    """Measure what the norm layers do inside a real pretrained model.
+
+    For example `lnexp inspect minilm` (the packaged all-MiniLM-L6-v2). Hooks every
+    normalization layer (LayerNorm, RMSNorm, BatchNorm*, GroupNorm, InstanceNorm*,
+    *Norm classes) and measures its input and output per token and per hidden dim, outlier
+    dims, learned γ/β, int8 SQNR, and BatchNorm train vs eval. Offline: never downloads.
+    Writes OUTPUT_DIR/inspect-<model>/<timestamp>-<id>/ (inspect.json, layers.csv, dims.csv,
+    figures/). Exit 1 when an expectation fails, 2 for a bad model or input.
+    """
+    from lnexp import progress, tables
+    from lnexp.inspect import InputSpec, InspectOptions
+    from lnexp.inspect import expect as inspect_expect
+    from lnexp.inspect import table as inspect_table
+    from lnexp.inspect.files import inspect_into_folder
+    from lnexp.store.files import ensure_output_dir
+
+    inspect_expect.parse(list(expect_ or []))  # a malformed --expect fails before any work
+    root = ensure_output_dir(output_dir or Path("outputs"))
+    spec = InputSpec(texts=tuple(text or ()), text_file=text_file, random=random_,
+                     tensor_file=tensor, digits=digits, limit=limit, seed=seed)
+    options = InspectOptions(batch_size=batch_size, top_k=top_k)
+    with progress.steps("inputs", quiet=quiet) as report:
+        outcome, run_dir, doc = inspect_into_folder(model, spec, options, root, sys.argv,
+                                                    report, figures)
+    results = inspect_expect.evaluate(doc, list(expect_ or []))
+    if json_:
+        _emit({**doc, "run_dir": str(run_dir), "expectations": results})
+    elif quiet:
+        typer.echo(str(run_dir))
+    else:
+        console = tables.make_console()
+        inspect_table.render(console, outcome, str(run_dir))
+        if results:
+            console.print(tables.expectations_table(results))
+    if not all(r["passed"] for r in results):
+        failed = [r["expectation"] for r in results if not r["passed"]]
+        _err(f"{len(failed)} expectation(s) failed: {'; '.join(failed)}")
+        raise typer.Exit(EXIT_EXPECTATION_FAILED)
+
+
 runs_app = typer.Typer(help="List past runs, compares and sweeps (read from the folders).",
                        rich_markup_mode=None)
 app.add_typer(runs_app, name="runs")

@@ -166,7 +166,7 @@ COMPARATORS: dict[str, str] = {"le": "<=", "ge": ">=", "lt": "<", "gt": ">", "ap
 # --------------------------------------------------------------------------- run folders
 
 # What `lnexp runs --kind/--status` accept (run.json's `kind` and `status`).
-RUN_KINDS = ("run", "compare", "sweep")
+RUN_KINDS = ("run", "compare", "sweep", "inspect")
 RUN_STATUSES = ("completed", "failed", "interrupted", "partial", "running")
 # Where `lnexp sweep` runs its trials (--executor): worker processes here, or Dask.
 EXECUTORS: tuple[str, ...] = ("local", "dask")
