@@ -36,7 +36,8 @@ from lnexp.data import make_inputs
 from lnexp.errors import NotDefinedError
 from lnexp.models import build_model
 from lnexp.models.conv import GlobalAveragePool
-from lnexp.results import LayerStats, RunResult
+from lnexp.models.transformer import LastToken
+from lnexp.results import LayerStats, Precision, RunResult
 from lnexp.training import Progress, TrainResult
 
 
@@ -79,35 +80,79 @@ def _accumulators(cfg: Config, n: int) -> dict[str, stats.StreamingStats]:
             for stage, (axes, groups) in stage_axes(cfg).items()}
 
 
+def device(cfg: Config) -> torch.device:
+    """The configured device; `auto` is cuda when torch sees a GPU. A missing GPU for `cuda`
+    is refused by the core before anything runs (plan.not_defined_reason cannot import torch)."""
+    if cfg.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(cfg.device)
+
+
+def _rows(t: torch.Tensor) -> torch.Tensor:
+    """A sequence-block batch (N, T, C) as N*T token rows (the axis a norm normalizes stays
+    last); an image batch as one row per sample."""
+    if t.dim() == 3:
+        return t.reshape(-1, t.shape[-1])
+    return t.reshape(t.shape[0], -1) if t.dim() > 3 else t
+
+
+def _inputs(cfg: Config) -> torch.Tensor:
+    """The float32 input batch: (N, C), or (N, T, C) for sequence blocks (one draw of N*T
+    rows, so T = 1 would equal the flat batch)."""
+    if registry.BLOCKS[cfg.model.block].sequence:
+        n, t = cfg.data.n_samples, cfg.data.length
+        return make_inputs(cfg.data, cfg.model.in_features, n * t).reshape(n, t, -1)
+    return make_inputs(cfg.data, cfg.model.in_features)  # the layout's shape
+
+
 def _run_whole(cfg: Config, progress: Progress | None) -> RunResult:
-    """Deeper models, other layouts, digits and training: the whole batch at once (draw order
-    in the module doc)."""
+    """Deeper models, other layouts, digits, training, other dtypes and devices: the whole
+    batch at once (draw order in the module doc). The model is built in float32 on the CPU (so
+    every dtype and device draws the same weights), then a float64 copy is kept as the
+    precision reference and the model moves to the configured dtype and device."""
     layout = cfg.data.layout
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, layout)
     fresh = copy.deepcopy(model) if cfg.train is not None else None  # before any forward
-    x = make_inputs(cfg.data, cfg.model.in_features)
-    target = torch.randn(cfg.data.n_samples, *cfg.sample_shape(cfg.model.out_features))
+    reference = copy.deepcopy(model).double()
+    x = _inputs(cfg)
+    seq_block = registry.BLOCKS[cfg.model.block].sequence
+    # The init loss's target has the output's shape: (N, T, C_out) for sequence blocks, else
+    # the layout's (N, C_out), (N, C_out, H, W) or (N, T, C_out); one draw either way.
+    target = (torch.randn(*x.shape[:-1], cfg.model.out_features) if seq_block
+              else torch.randn(cfg.data.n_samples, *cfg.sample_shape(cfg.model.out_features)))
+    dev, dtype = device(cfg), getattr(torch, registry.DTYPES[cfg.model.dtype])
+    model.to(device=dev, dtype=dtype)
+    x_run = x.to(device=dev, dtype=dtype)
     deep = cfg.model.depth > 1
     with torch.set_grad_enabled(deep):
         with _refusals(cfg):
-            trace = model.trace(x)
-        layers = _layer_stats(model, trace, target) if deep else None
-    pre, post = trace.pre.detach(), trace.post.detach()
-    shared = (sharing(model.blocks[0].norm, pre, layout)
+            trace = model.trace(x_run)
+        layers = _layer_stats(model, trace, target.to(device=dev, dtype=dtype)) if deep else None
+    precision = _precision(model, reference, x, x_run, trace)
+    shared = (sharing(model.blocks[0].norm, trace.pre.detach(), layout)
               if layout != "features" and cfg.model.placement == "post" else None)
+    # Sequence blocks (transformer) report tokens as rows; layouts keep their shape and are
+    # reduced per axis (stats.StreamingStats).
+    flat = _rows if seq_block else (lambda t: t)
+    pre, post = flat(trace.pre.detach()).cpu(), flat(trace.post.detach()).cpu()
     training = _train(cfg, fresh, progress) if fresh is not None else None
     i = cfg.sample_index
-    acc = _accumulators(cfg, cfg.data.n_samples)
-    for stage, t in (("input", x), ("pre_norm", pre), ("post_norm", post)):
-        for start in range(0, len(t), rows := _rows(t)):
+    x_rows = flat(x_run).cpu()
+    acc = _accumulators(cfg, len(x_rows))
+    for stage, t in (("input", x_rows), ("pre_norm", pre), ("post_norm", post)):
+        for start in range(0, len(t), rows := _chunk(t)):
             acc[stage].update(t[start:start + rows])
-    return _result(cfg, acc, x.numpy(), pre.numpy(), post.numpy(),
+
+    def f32(t: torch.Tensor) -> np.ndarray:  # figures and results hold float32
+        return t.float().numpy()
+
+    return _result(cfg, acc, f32(x_rows), f32(pre), f32(post),
                    stats.sample_stats(pre, i), stats.sample_stats(post, i),
-                   layers=layers, training=training, sharing=shared)
+                   layers=layers, training=training, precision=precision, sharing=shared)
 
 
-def _rows(t: torch.Tensor) -> int:
+def _chunk(t: torch.Tensor) -> int:
     """Samples per statistics chunk: about plan.CHUNK_VALUES values."""
     return max(1, plan.CHUNK_VALUES // max(1, t[0].numel())) if len(t) else 1
 
@@ -134,7 +179,39 @@ def sharing(norm: nn.Module, pre: torch.Tensor, layout: str) -> np.ndarray:
     block = moved if layout == "image" else moved.transpose(1, 2)  # (N, C, ...)
     block = block.reshape(block.shape[0], block.shape[1], -1)
     k = SHARING_KEEP
-    return block[:k["N"], :k["C"], :k["P"]].numpy().copy()
+    return block[:k["N"], :k["C"], :k["P"]].cpu().numpy().copy()
+
+
+def _precision(model: nn.Module, reference: nn.Module, x: torch.Tensor, x_run: torch.Tensor,
+               trace: Any) -> Precision:
+    """The run's first-norm output and final output against the same weights and inputs in
+    float64 (the reference), and against float64 fed with the run's own rounded inputs and
+    weights (what the run's arithmetic alone gets wrong). The reference runs in the run's
+    mode (bn in train mode uses the batch's statistics, as the run did)."""
+    with torch.no_grad():
+        exact = reference.trace(x.double())
+        rounded = copy.deepcopy(reference)
+        for p_ref, p_run in zip(rounded.parameters(), model.parameters(), strict=True):
+            p_ref.copy_(p_run.detach().double().cpu())
+        same_inputs = rounded.trace(x_run.double().cpu())
+
+    def err(run: torch.Tensor, ref: torch.Tensor) -> tuple[float, float]:
+        d = (run.detach().double().cpu() - ref).abs()
+        return float(d.max()), float(d.mean())
+
+    x_err = (x_run.double().cpu() - x.double()).abs()
+    rows = _rows(x_run.detach().cpu())
+    distinct = [int(torch.unique(r).numel()) for r in rows[:1000]]
+    return Precision(
+        dtype=str(x_run.dtype).removeprefix("torch."),
+        device=str(x_run.device),
+        post_norm=err(trace.post, exact.post),
+        output=err(trace.output, exact.output),
+        post_norm_same_inputs=err(trace.post, same_inputs.post),
+        input_error=(float(x_err.max()), float(x_err.mean())),
+        input_distinct_per_row=float(np.median(distinct)),
+        row_length=int(rows.shape[1]),
+    )
 
 
 def _run_streamed(cfg: Config, rows_per_chunk: int | None,
@@ -149,7 +226,9 @@ def _run_streamed(cfg: Config, rows_per_chunk: int | None,
     applies exactly the train-mode formula).
     """
     torch.manual_seed(cfg.seed)
-    block = build_model(cfg.model, cfg.data.layout).blocks[0]
+    model = build_model(cfg.model, cfg.data.layout)
+    reference = copy.deepcopy(model).double()
+    block = model.blocks[0]
     n, i = cfg.data.n_samples, cfg.sample_index
     rows = plan.chunk_rows(cfg, rows_per_chunk)
     chunks = -(-n // rows)
@@ -200,8 +279,14 @@ def _run_streamed(cfg: Config, rows_per_chunk: int | None,
     def keep(stage: str) -> np.ndarray:
         return torch.cat(kept[stage]).numpy()
 
+    precision = None
+    if chunks == 1:  # the whole batch is kept: compare it with float64 (a cheap second pass)
+        x = kept["input"][0]
+        with torch.no_grad(), _refusals(cfg):
+            precision = _precision(model, reference, x, x, model.trace(x))
     return _result(cfg, acc, keep("input"), keep("pre_norm"), keep("post_norm"),
-                   sample["pre_norm"], sample["post_norm"], chunks=chunks)
+                   sample["pre_norm"], sample["post_norm"], chunks=chunks,
+                   precision=precision)
 
 
 def _result(cfg: Config, acc: dict[str, stats.StreamingStats], inputs: np.ndarray,
@@ -224,17 +309,28 @@ def _result(cfg: Config, acc: dict[str, stats.StreamingStats], inputs: np.ndarra
     )
 
 
+def _norm(ts: list[torch.Tensor]) -> float:
+    """Frobenius norm over several tensors, float64 (one tensor: exactly its own norm)."""
+    norms_ = [t.detach().double().norm() for t in ts]
+    return float(norms_[0] if len(norms_) == 1 else torch.stack(norms_).norm())
+
+
 def _layer_stats(model, trace, target: torch.Tensor) -> LayerStats:  # type: ignore[no-untyped-def]
-    loss = torch.mean((trace.output - target) ** 2)
+    """Per block: output moments and sample spread/cosine (float64), and the norm of the
+    gradient over all of the block's Linear weights after one backward of the init loss."""
+    loss = torch.mean((trace.output.float() - target.float()) ** 2)
     loss.backward()
-    linears = model.linears()
-    moments = [stats.global_stats(b.detach()) for b in trace.blocks]
+    per_block = model.block_linears()
+    outs = [b.detach().cpu() for b in trace.blocks]
+    moments = [stats.global_stats(_rows(b)) for b in outs]
     return LayerStats(
         names=block_names(len(trace.blocks)),
         mean=np.array([m.mean for m in moments]),
         std=np.array([m.std for m in moments]),
-        grad_norm=np.array([float(lin.weight.grad.double().norm()) for lin in linears]),
-        weight_norm=np.array([float(lin.weight.detach().double().norm()) for lin in linears]),
+        spread=np.array([stats.sample_spread(b) for b in outs]),
+        cosine=np.array([stats.sample_cosine(b) for b in outs]),
+        grad_norm=np.array([_norm([lin.weight.grad for lin in lins]) for lins in per_block]),
+        weight_norm=np.array([_norm([lin.weight for lin in lins]) for lins in per_block]),
         loss=float(loss.detach()),
     )
 
@@ -244,10 +340,17 @@ def _train(cfg: Config, model, progress: Progress | None) -> TrainResult:  # typ
 
     assert cfg.train is not None
     head = nn.Linear(cfg.model.out_features, cfg.train.outputs)  # global RNG, after the target
-    # Images: global average pooling over H, W in front of the head (a conv classifier).
-    net = (nn.Sequential(model, GlobalAveragePool(), head) if cfg.data.layout == "image"
+    sequence = registry.BLOCKS[cfg.model.block].sequence
+    # Images: global average pooling over H, W in front of the head (a conv classifier);
+    # sequence blocks read the last token.
+    net = (nn.Sequential(model, LastToken(), head) if sequence
+           else nn.Sequential(model, GlobalAveragePool(), head) if cfg.data.layout == "image"
            else nn.Sequential(model, head))
+    dev, dtype = device(cfg), getattr(torch, registry.DTYPES[cfg.model.dtype])
+    net.to(device=dev, dtype=dtype)
     g = tasks.generator(cfg.seed)
-    task = tasks.make_task(cfg.train, cfg.model.in_features, g, cfg.data.layout)
-    names = [*block_names(len(model.linears())), "head"]
+    task = tasks.make_task(cfg.train, cfg.model.in_features, g,
+                           length=cfg.data.length if sequence else None,
+                           layout=cfg.data.layout).to(dev, dtype)
+    names = [*model.linear_names(), "head"]
     return training.train(cfg, net, [*model.linears(), head], names, task, g, progress)

@@ -97,6 +97,9 @@ class DataConfig(_Section):
     values: list[list[RawFloat]] | None = Field(
         None, description="Explicit input rows, e.g. [[2, 3, 5, 1, 4]]; replaces the random draw "
                           "and sets n_samples and model.in_features from its shape.")
+    length: StrictInt = Field(
+        16, ge=1, le=4096, description="Sequence length T of each sample for model.block: "
+                                       "transformer (inputs are N x T x in_features), e.g. 16.")
 
     def sample_shape(self, channels: int) -> tuple[int, ...]:
         """One sample's shape with `channels` channels: (C,), (C, H, W) or (T, C)."""
@@ -109,6 +112,8 @@ class DataConfig(_Section):
 
 ACTIVATIONS = tuple(registry.ACTIVATIONS)
 PLACEMENTS = tuple(registry.PLACEMENTS)
+BLOCKS = tuple(registry.BLOCKS)
+DTYPES = tuple(registry.DTYPES)
 
 
 class ModelConfig(_Section):
@@ -136,6 +141,13 @@ class ModelConfig(_Section):
         "default", description="Linear weights: default (torch's), xavier (uniform, gain), kaiming (normal, std gain/sqrt(fan_in)); xavier/kaiming zero the biases.")
     gain: Float = Field(1.0, gt=0, description="Gain for init: xavier or kaiming, e.g. 1.4142 (sqrt 2) for kaiming with relu.")
     kernel_size: StrictInt | None = Field(None, ge=1, le=99, description="layout image: Conv2d kernel size, odd (padding kernel_size // 2 keeps H, W); default 3.")
+    block: Literal[BLOCKS] = Field(  # type: ignore[valid-type]
+        registry.DEFAULT_BLOCK, description="What each block computes: " + "; ".join(f"{k}: {b.summary}" for k, b in registry.BLOCKS.items()) + ".")
+    ffn_width: StrictInt | None = Field(
+        None, ge=1, le=MAX_DIM, description="Inner width of the ffn2 / transformer feed-forward branch, e.g. 256; default: the block width.")
+    heads: StrictInt = Field(4, ge=1, description="Attention heads of a transformer block (must divide the width), e.g. 4.")
+    dtype: Literal[DTYPES] = Field(  # type: ignore[valid-type]
+        "float32", description="Parameters, inputs and activations: float32, bfloat16, float16 (statistics are float64 whatever this is).")
 
     @field_validator("norm")
     @classmethod
@@ -161,7 +173,18 @@ class ModelConfig(_Section):
         if not self.linear and (self.depth != 1 or self.placement != registry.DEFAULT_PLACEMENT):
             raise ValueError("model.linear: false feeds the data straight into one norm, so it "
                              "needs model.depth: 1 and model.placement: post")
-        if registry.PLACEMENTS[self.placement].residual and len(set(self.widths())) != 1:
+        kind = registry.BLOCKS[self.block]
+        if kind.residual_only and not registry.PLACEMENTS[self.placement].residual:
+            raise ValueError(f"model.block: {self.block} has residual branches, so "
+                             f"model.placement must be pre_residual (Pre-LN) or post_residual "
+                             f"(Post-LN), not {self.placement}")
+        if self.block != registry.DEFAULT_BLOCK and not self.linear:
+            raise ValueError(f"model.block: {self.block} needs model.linear: true")
+        if kind.sequence and self.hidden_width % self.heads:
+            raise ValueError(f"model.heads ({self.heads}) must divide the width "
+                             f"({self.hidden_width})")
+        if (registry.PLACEMENTS[self.placement].residual or kind.residual_only) \
+                and len(set(self.widths())) != 1:
             raise ValueError(
                 f"model.placement: {self.placement} adds each block's input to its output, so "
                 f"in_features ({self.in_features}), hidden ({self.hidden_width}) and "
@@ -191,9 +214,9 @@ class ModelConfig(_Section):
 class TrainConfig(_Section):
     """Training on a synthetic task drawn from the seed; absent (null) means no training."""
 
-    task: Literal["clusters", "teacher", "digits"] = Field(
-        "clusters", description="clusters: Gaussian-cluster classification (cross-entropy); teacher: regression onto a random tanh teacher (MSE); digits: scikit-learn's handwritten digits, 10 classes, split by seed (needs lnexp[data]).")
-    outputs: StrictInt = Field(4, ge=1, description="Classes (clusters, >= 2; digits: 10) or regression targets (teacher), e.g. 4.")
+    task: Literal["clusters", "teacher", "retrieve", "digits"] = Field(
+        "clusters", description="clusters: Gaussian-cluster classification (cross-entropy); teacher: regression onto a random tanh teacher (MSE); retrieve: name the symbol at the marked position of a sequence, read at the last one (model.block: transformer); digits: scikit-learn's handwritten digits, 10 classes, split by seed (needs lnexp[data]).")
+    outputs: StrictInt = Field(4, ge=1, description="Classes (clusters, retrieve: >= 2; digits: 10) or regression targets (teacher), e.g. 4.")
     n_train: StrictInt = Field(1024, ge=2, description="Training examples, e.g. 1024.")
     n_heldout: StrictInt = Field(512, ge=2, description="Held-out examples, drawn with the training set, e.g. 512.")
     separation: Float = Field(4.0, gt=0, description="clusters: typical distance between class centres, in units of the within-class std (1).")
@@ -216,8 +239,8 @@ class TrainConfig(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
-        if self.task == "clusters" and self.outputs < 2:
-            raise ValueError("train.outputs: clusters needs at least 2 classes")
+        if self.task != "teacher" and self.outputs < 2:
+            raise ValueError(f"train.outputs: {self.task} needs at least 2 classes")
         if self.task == "digits":
             if self.outputs != 10:
                 raise ValueError(f"train.outputs: digits has 10 classes (got {self.outputs})")
@@ -232,6 +255,16 @@ class TrainConfig(_Section):
         if self.epochs is not None:
             # A fixed number of epochs: small batches take more steps (same examples seen).
             self.steps = self.epochs * (self.n_train // self.batch_size)
+        return self
+
+
+    warmup_steps: StrictInt = Field(0, ge=0, description="Linear learning-rate warm-up: step k of the first warmup_steps uses lr * k / warmup_steps, e.g. 100; 0: none.")
+
+    @model_validator(mode="after")
+    def _check_warmup(self) -> TrainConfig:
+        if self.warmup_steps > self.steps:
+            raise ValueError(f"train.warmup_steps ({self.warmup_steps}) is more than "
+                             f"train.steps ({self.steps})")
         return self
 
 
@@ -342,6 +375,8 @@ class Config(_Section):
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig | None = Field(None, description="Training block (see train.*); null: no training, only the snapshot at initialization.")
+    device: Literal[registry.DEVICES] = Field(  # type: ignore[valid-type]
+        "cpu", description="Where the model runs: cpu, cuda (exit 2 without a GPU), auto (cuda when available).")
     output: OutputConfig = Field(default_factory=OutputConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     expect: dict[MetricKey, Bound] = Field(
@@ -379,6 +414,10 @@ class Config(_Section):
         if m.kernel_size is not None and m.kernel_size % 2 == 0:
             problems.append(f"model.kernel_size must be odd, so that padding kernel_size // 2 "
                             f"keeps H and W (got {m.kernel_size})")
+        if m.block != registry.DEFAULT_BLOCK and layout != "features":
+            problems.append(f"model.block: {m.block} does not apply to data.layout: {layout} "
+                            f"(ffn2 and transformer blocks draw their own (N, C) or "
+                            f"(N, data.length, C) inputs); use model.block: linear")
         reason = norms.get(m.norm).not_defined_on(layout)
         if reason:
             problems.append(f"model.norm: {m.norm} is not defined on data.layout: {layout}: "
@@ -468,6 +507,20 @@ class Config(_Section):
             raise ValueError(
                 f"model.linear is false, so model.out_features ({self.model.out_features}) "
                 f"must equal model.in_features ({self.model.in_features})")
+        return self
+
+    @model_validator(mode="after")
+    def _check_sequences(self) -> Config:
+        sequence = registry.BLOCKS[self.model.block].sequence
+        if sequence and self.data.values is not None:
+            raise ValueError("data.values gives flat rows; model.block: transformer draws "
+                             "N x T x in_features sequences (drop data.values)")
+        if self.train is not None and sequence != (self.train.task == "retrieve"):
+            raise ValueError(f"train.task: {self.train.task} does not fit model.block: "
+                             f"{self.model.block}: the sequence task (retrieve) goes with "
+                             f"transformer blocks, clusters/teacher with flat ones")
+        if sequence and self.data.length < 2 and self.train is not None:
+            raise ValueError("data.length: retrieve needs sequences of at least 2 positions")
         return self
 
     @property

@@ -4,12 +4,18 @@ tutorial's SimpleModel. The same stack serves every layout (lnexp.registry.LAYOU
 block's layer is a Conv2d (lnexp/models/conv.py). The norm is built for the layout
 (lnexp.norms), so it always sees the layout's tensor and normalizes its own axes.
 
-Block layouts (`model.placement`), with Act the configured activation (`none` = identity):
+Block layouts (`model.placement`), with F the block's branch and Act the configured
+activation (`none` = identity):
 
-- post:          Linear -> Norm -> Act                 (the tutorial: Linear then the norm)
-- pre:           Norm -> Linear -> Act                 (no residual)
-- pre_residual:  x + Act(Linear(Norm(x))), and one final Norm after the last block (Pre-LN)
-- post_residual: Norm(x + Act(Linear(x)))                                           (Post-LN)
+- post:          F -> Norm -> Act                 (the tutorial: Linear then the norm)
+- pre:           Norm -> F -> Act                 (no residual)
+- pre_residual:  x + Act(F(Norm(x))), and one final Norm after the last block (Pre-LN)
+- post_residual: Norm(x + Act(F(x)))                                        (Post-LN)
+
+`model.block` picks F: `linear` is one Linear (the default); `ffn2` is Linear -> Act ->
+Linear, the transformer's feed-forward branch, and then the activation is used inside the
+branch only (no Act after it), so post_residual / pre_residual are exactly the FFN half of
+Xiong et al.'s Post-LN / Pre-LN layers.
 
 Every Linear is built (and re-initialized, for xavier/kaiming) before the next block, and norms
 draw no random numbers, so with depth 1 and the default init the global RNG is consumed exactly
@@ -29,11 +35,11 @@ from lnexp.config import ModelConfig
 from lnexp.registry import ACTIVATIONS, LAYOUTS, PLACEMENTS
 
 
-def _activation(name: str) -> nn.Module:
+def activation(name: str) -> nn.Module:
     return getattr(nn, ACTIVATIONS[name])()
 
 
-def _linear(d_in: int, d_out: int, cfg: ModelConfig) -> nn.Linear:
+def linear(d_in: int, d_out: int, cfg: ModelConfig) -> nn.Linear:
     """nn.Linear (torch's default init draws first), then re-initialized for xavier/kaiming."""
     layer = nn.Linear(d_in, d_out)
     if cfg.init != "default":
@@ -46,6 +52,22 @@ def _linear(d_in: int, d_out: int, cfg: ModelConfig) -> nn.Linear:
     return layer
 
 
+def norm(width: int, cfg: ModelConfig, layout: str = "features") -> nn.Module:
+    """The configured norm for `width` channels of a `layout` tensor."""
+    return norms.create(cfg.norm, width, eps=cfg.eps, affine=cfg.affine, groups=cfg.groups,
+                        layout=layout)
+
+
+def layer(d_in: int, d_out: int, cfg: ModelConfig, layout: str = "features") -> nn.Module:
+    """The layer of one linear block on `layout`: Linear (features, sequence: per token) or
+    Conv2d (image)."""
+    if LAYOUTS[layout].layer == "conv2d":
+        from lnexp.models.conv import conv2d
+
+        return conv2d(d_in, d_out, cfg)
+    return linear(d_in, d_out, cfg)
+
+
 @dataclass
 class Trace:
     """One forward pass: the final output, the first norm's input/output, every block's output."""
@@ -56,13 +78,18 @@ class Trace:
     blocks: list[torch.Tensor]  # each block's output, first block first
 
 
-def layer(d_in: int, d_out: int, cfg: ModelConfig, layout: str) -> nn.Module:
-    """The layer of one block on `layout`: Linear (features, sequence) or Conv2d (image)."""
-    if LAYOUTS[layout].block == "conv":
-        from lnexp.models.conv import conv2d
+class FFN2(nn.Module):
+    """Linear(d_in -> inner) -> Act -> Linear(inner -> d_out): the feed-forward branch."""
 
-        return conv2d(d_in, d_out, cfg)
-    return _linear(d_in, d_out, cfg)
+    def __init__(self, d_in: int, d_out: int, cfg: ModelConfig):
+        super().__init__()
+        inner = cfg.ffn_width or d_out
+        self.fc1 = linear(d_in, inner, cfg)
+        self.act = activation(cfg.activation)
+        self.fc2 = linear(inner, d_out, cfg)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
 
 
 class Block(nn.Module):
@@ -72,11 +99,12 @@ class Block(nn.Module):
         super().__init__()
         self.placement = cfg.placement
         normed = d_in if PLACEMENTS[cfg.placement].norm_first else d_out
-        # The layer is built first (the tutorial's order); norms consume no random numbers.
-        self.linear: nn.Module = layer(d_in, d_out, cfg, layout) if cfg.linear else nn.Identity()
-        self.norm = norms.create(cfg.norm, normed, eps=cfg.eps, affine=cfg.affine,
-                                 groups=cfg.groups, layout=layout)
-        self.act = _activation(cfg.activation)
+        # The branch is built first (the tutorial's order); norms consume no random numbers.
+        self.linear: nn.Module = (FFN2(d_in, d_out, cfg) if cfg.block == "ffn2"
+                                  else layer(d_in, d_out, cfg, layout) if cfg.linear
+                                  else nn.Identity())
+        self.norm = norm(normed, cfg, layout)
+        self.act = activation("none" if cfg.block == "ffn2" else cfg.activation)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         p = self.placement
@@ -94,6 +122,10 @@ class Block(nn.Module):
         post = self.norm(pre)
         return post, pre, post
 
+    def linears(self) -> list[nn.Module]:
+        """This block's Linear (images: Conv2d) layers, in the order data flows through them."""
+        return [m for m in self.modules() if isinstance(m, nn.Linear | nn.Conv2d)]
+
 
 class Model(nn.Module):
     """`depth` blocks (plus a final norm for pre_residual). `forward` returns the output;
@@ -102,12 +134,15 @@ class Model(nn.Module):
     def __init__(self, cfg: ModelConfig, layout: str = "features"):
         super().__init__()
         w = cfg.widths()
-        self.blocks = nn.ModuleList(Block(w[i], w[i + 1], cfg, layout)
+        self.blocks = nn.ModuleList(_block(w[i], w[i + 1], cfg, layout)
                                     for i in range(len(w) - 1))
-        self.final_norm: nn.Module = (
-            norms.create(cfg.norm, w[-1], eps=cfg.eps, affine=cfg.affine, groups=cfg.groups,
-                         layout=layout)
-            if PLACEMENTS[cfg.placement].final_norm else nn.Identity())
+        final = PLACEMENTS[cfg.placement].final_norm
+        if final and cfg.block == "transformer":
+            from lnexp.models.transformer import TokenNorm
+
+            self.final_norm: nn.Module = TokenNorm(w[-1], cfg)
+        else:
+            self.final_norm = norm(w[-1], cfg, layout) if final else nn.Identity()
 
     def trace(self, x: torch.Tensor) -> Trace:
         outs: list[torch.Tensor] = []
@@ -124,10 +159,32 @@ class Model(nn.Module):
             x = block(x)[0]
         return self.final_norm(x)
 
+    def block_linears(self) -> list[list[nn.Module]]:
+        """The Linear (images: Conv2d) layers of each block, first block first."""
+        return [block.linears() for block in self.blocks]
+
     def linears(self) -> list[nn.Module]:
-        """The Linear (image: Conv2d) layer of every block, first block first (empty when
-        model.linear is off): the weights whose gradient norms are reported."""
-        return [b.linear for b in self.blocks if isinstance(b.linear, nn.Linear | nn.Conv2d)]
+        """Every Linear (images: Conv2d) layer, first block first (empty when linear is off):
+        the weights whose gradient norms are reported."""
+        return [lin for lins in self.block_linears() for lin in lins]
+
+    def linear_names(self) -> list[str]:
+        """A name per Linear of `linears()`: block3 (one per block) or block3.fc1."""
+        out = []
+        for i, block in enumerate(self.blocks, start=1):
+            named = [n for n, m in block.named_modules()
+                     if isinstance(m, nn.Linear | nn.Conv2d)]
+            out += [f"block{i}" if len(named) == 1 else f"block{i}.{n.rpartition('.')[2]}"
+                    for n in named]
+        return out
+
+
+def _block(d_in: int, d_out: int, cfg: ModelConfig, layout: str) -> nn.Module:
+    if cfg.block == "transformer":
+        from lnexp.models.transformer import TransformerBlock
+
+        return TransformerBlock(d_in, cfg)
+    return Block(d_in, d_out, cfg, layout)
 
 
 def build_model(cfg: ModelConfig, layout: str = "features") -> Model:
@@ -135,4 +192,3 @@ def build_model(cfg: ModelConfig, layout: str = "features") -> Model:
     model = Model(cfg, layout)
     model.train(cfg.mode == "train")
     return model
-
