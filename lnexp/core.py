@@ -70,7 +70,7 @@ class CompareOutcome:
 def _figure_jobs(result: RunResult, path: Path) -> list[FigureJob]:
     specs = registry.run_figures(result.config)
     if specs:
-        (path / "figures").mkdir()
+        files.make_dir(path / "figures")
     return [FigureJob(f.name, result, path / f.file, result.config.output.dpi) for f in specs]
 
 
@@ -192,7 +192,7 @@ def _write_compare(cmp: CompareResult, path: Path, argv: list[str],
             if o.result is None:
                 continue
             sub = path / o.name
-            sub.mkdir()
+            files.make_dir(sub)
             stack.enter_context(files.RunFolder(sub, "run", argv).tracking())
             jobs += _prepare(o.result, sub, argv)
             runs.append((o.result, sub))

@@ -12,7 +12,8 @@ from typing import Any
 from lnexp import expect
 from lnexp.errors import RunFolderError
 from lnexp.numbers import finite_or_none
-from lnexp.registry import LISTED_METRICS
+from lnexp.procs import effective_status
+from lnexp.registry import LISTED_METRICS, RUN_KINDS, RUN_STATUSES
 from lnexp.store.files import read_json_or_none as _json
 
 
@@ -35,14 +36,44 @@ class RunRecord:
         return asdict(self)
 
 
+class MalformedFolder(ValueError):
+    """A run folder whose run.json or main document does not have the expected shape."""
+
+
+def _text(info: dict[str, Any], key: str, required: bool = False) -> str | None:
+    value = info.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        raise MalformedFolder(f"run.json `{key}` is {value!r}, not a string")
+    return value
+
+
 def record(folder: Path) -> RunRecord | None:
-    """The record of one folder, or None when it holds no readable run.json."""
+    """The record of one folder, or None when it holds no readable run.json. MalformedFolder
+    when run.json (or the folder's main document) is there but not of the expected shape;
+    a running folder whose process is gone gets status `killed` (lnexp.procs)."""
     info = _json(folder / "run.json")
     if info is None or "kind" not in info:
         return None
-    rec = RunRecord(path=str(folder), name=folder.parent.name, kind=str(info["kind"]),
-                    status=str(info.get("status")), started=info.get("started"),
-                    finished=info.get("finished"), norm=None, error=info.get("error"))
+    kind = _text(info, "kind", required=True)
+    if kind not in RUN_KINDS:
+        raise MalformedFolder(f"run.json `kind` is {kind!r}, not one of {', '.join(RUN_KINDS)}")
+    if _text(info, "status", required=True) not in RUN_STATUSES:
+        raise MalformedFolder(f"run.json `status` is {info['status']!r}")
+    rec = RunRecord(path=str(folder), name=folder.parent.name, kind=str(kind),
+                    status=effective_status(info), started=_text(info, "started"),
+                    finished=_text(info, "finished"), norm=None, error=_text(info, "error"))
+    try:
+        _fill(rec, folder)
+    except (AttributeError, TypeError, ValueError, KeyError) as exc:
+        raise MalformedFolder(f"its main document is malformed ({type(exc).__name__}: "
+                              f"{exc})") from None
+    return rec
+
+
+def _fill(rec: RunRecord, folder: Path) -> None:
+    """Norm(s), detail and listed metrics from the folder's main document."""
     if rec.kind == "run":
         doc = _json(folder / "metrics.json")
         if doc is not None:
@@ -66,15 +97,21 @@ def record(folder: Path) -> RunRecord | None:
             rec.norm = ",".join(sorted(norms)) if norms else base.get("norm", "ln")
             counts = doc.get("counts") or {}
             rec.detail = f"{counts.get('completed', 0)}/{counts.get('total', len(trials))} trials"
-    return rec
 
 
-def scan(root: Path) -> list[RunRecord]:
-    """Every run, compare and sweep folder directly under root/<name>/, newest first."""
+def scan(root: Path, skipped: list[str] | None = None) -> list[RunRecord]:
+    """Every run, compare and sweep folder directly under root/<name>/, newest first. A
+    malformed folder never breaks the listing: it is left out, and one line saying which
+    and why is appended to `skipped` (the CLI prints them as warnings)."""
     records = []
     if root.is_dir():
         for run_json in root.glob("*/*/run.json"):
-            rec = record(run_json.parent)
+            try:
+                rec = record(run_json.parent)
+            except MalformedFolder as exc:
+                if skipped is not None:
+                    skipped.append(f"{run_json.parent}: skipped: {exc}")
+                continue
             if rec is not None:
                 records.append(rec)
     # started has 1 s resolution; within a second, the later-written run.json is newer
@@ -126,7 +163,10 @@ def find(root: Path, ref: str) -> Path:
 def details(folder: Path) -> dict[str, Any]:
     """Everything `lnexp runs show` prints: the record, run.json, and the folder's main
     document (metrics.json without its long per-index lists, comparison.json or sweep.json)."""
-    rec = record(folder)
+    try:
+        rec = record(folder)
+    except MalformedFolder as exc:
+        raise RunFolderError(f"{folder}: {exc}") from None
     if rec is None:
         raise RunFolderError(f"{folder}: no readable run.json; not an lnexp run folder")
     out: dict[str, Any] = {"record": rec.as_dict(), "run": _json(folder / "run.json")}

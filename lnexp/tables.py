@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shlex
 import sys
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -35,9 +37,17 @@ def make_console(stderr: bool = False) -> Console:
     ci = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
     plain = not tty or "NO_COLOR" in os.environ or ci
     if plain:
-        return Console(file=stream, no_color=True, highlight=False, width=120,
-                       force_terminal=False, emoji=False, soft_wrap=False)
-    return Console(file=stream, highlight=False)
+        return _Console(file=stream, no_color=True, highlight=False, width=120,
+                        force_terminal=False, emoji=False, soft_wrap=False)
+    return _Console(file=stream, highlight=False)
+
+
+class _Console(Console):
+    """A Console that lets a closed pipe reach the CLI (which exits 141, quietly) instead of
+    rich's own exit 1, the "expectation failed" code."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
 
 
 def fmt(x: float) -> str:
@@ -454,7 +464,8 @@ def render_run_details(console: Console, info: dict[str, Any]) -> None:
             t.add_row(key, str(rec[key]))
     run = info.get("run") or {}
     if run.get("argv"):
-        t.add_row("command", " ".join(["lnexp", *run["argv"][1:]]))
+        # shell-quoted: pasted into a shell it runs the same command
+        t.add_row("command", shlex.join(["lnexp", *map(str, run["argv"][1:])]))
     for k, v in (rec.get("metrics") or {}).items():
         t.add_row(k, fmt(v))
     console.print(t)

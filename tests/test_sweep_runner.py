@@ -241,5 +241,6 @@ def test_resume_reruns_a_completed_trial_whose_resolved_config_changed(cfg: Path
     assert res.exit_code == 0, res.output
     folder = SweepFolder.load(Path(json.loads(res.stdout)["sweep_dir"]))
     (entry,) = folder.trials
-    assert folder.trial_done(entry, entry["hash"])
-    assert not folder.trial_done(entry, "0" * 16)  # e.g. a default changed in a new lnexp
+    assert folder.trial_done(entry, entry["hash"], 1)
+    assert not folder.trial_done(entry, "0" * 16, 1)  # e.g. a default changed in a new lnexp
+    assert not folder.trial_done(entry, entry["hash"], 2)  # computed on another thread count

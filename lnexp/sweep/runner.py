@@ -137,13 +137,15 @@ def run_sweep(plan: SweepPlan, argv: list[str], *, fail_fast: bool = False,
         root = files.ensure_output_dir(plan.root)
         sweep_dir = files.create_run_dir(root, f"{plan.name}-sweep")
         run_folder = files.RunFolder(sweep_dir, "sweep", argv)
-        folder = SweepFolder.create(sweep_dir, d, trials, argv, plan.metrics, plan.jobs)
+        folder = SweepFolder.create(sweep_dir, d, trials, argv, plan.metrics, plan.jobs,
+                                    workers.TRIAL_THREADS)
     else:
         folder = plan.resume
-        run_folder = files.RunFolder(folder.path, "sweep", argv)
-        folder.resumed(argv, plan.jobs)
+        folder.resumed(argv, plan.jobs)  # refused while another session still runs it
+        run_folder = files.RunFolder.resume(folder.path, "sweep", argv)
     by_index = {t.index: t for t in trials}
-    todo = [t for t in trials if not folder.trial_done(folder.trials[t.index], t.hash)]
+    todo = [t for t in trials if not folder.trial_done(folder.trials[t.index], t.hash,
+                                                       workers.TRIAL_THREADS)]
     skipped = len(trials) - len(todo)
     with run_folder.tracking():
         tasks = [workers.Task(t.index, to_dict(t.config), str(folder.reset_trial(t.index)),
