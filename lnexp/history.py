@@ -14,6 +14,7 @@ from lnexp.errors import RunFolderError
 from lnexp.numbers import finite_or_none
 from lnexp.procs import effective_status
 from lnexp.registry import LISTED_METRICS, RUN_KINDS, RUN_STATUSES
+from lnexp.store.files import read_json
 from lnexp.store.files import read_json_or_none as _json
 
 
@@ -53,7 +54,12 @@ def record(folder: Path) -> RunRecord | None:
     """The record of one folder, or None when it holds no readable run.json. MalformedFolder
     when run.json (or the folder's main document) is there but not of the expected shape;
     a running folder whose process is gone gets status `killed` (lnexp.procs)."""
-    info = _json(folder / "run.json")
+    try:
+        info = read_json(folder / "run.json")
+    except RunFolderError as exc:
+        if not (folder / "run.json").is_file():
+            return None
+        raise MalformedFolder(str(exc).removeprefix(f"{folder}: ")) from None
     if info is None or "kind" not in info:
         return None
     kind = _text(info, "kind", required=True)

@@ -26,6 +26,9 @@ from typing import Any
 PR_SET_PDEATHSIG = 1
 WATCHDOG_PERIOD_S = 0.2
 KILLED = "killed"  # the status shown for a `running` folder whose process is gone
+# Set for the sweep's forkserver: the pid of the lnexp process it must die with
+# (lnexp.sweep.forkserver_guard).
+FORKSERVER_PARENT_ENV = "LNEXP_FORKSERVER_PARENT"
 
 
 def start_time(pid: int) -> int | None:
@@ -83,7 +86,8 @@ def effective_status(info: dict[str, Any]) -> str:
 
 # --------------------------------------------------------------------------- children
 
-def _set_pdeathsig(sig: int) -> bool:
+def set_pdeathsig(sig: int) -> bool:
+    """Ask Linux to send `sig` to this process when the thread that forked it ends."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         return bool(libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0) == 0)
@@ -96,7 +100,7 @@ def die_with_parent(parent: dict[str, Any]) -> None:
     process `parent` ({pid, pid_start}, the lnexp command) is gone (a watchdog thread)."""
     pid = parent["pid"]
     if os.getppid() == pid:
-        _set_pdeathsig(signal.SIGKILL)
+        set_pdeathsig(signal.SIGKILL)
     if alive({**parent, "host": platform.node()}) is False:  # died before prctl took hold
         os._exit(1)
 

@@ -39,6 +39,11 @@ def save_figure(fig: Figure, path: Path, dpi: int) -> None:
     write_atomic(path, buf.getvalue())
 
 
+# Test hook (documented in the README): seconds each figure job waits before drawing, so a
+# test can interrupt a real run while its figures render.
+FIGURE_HOLD_ENV = "LNEXP_TEST_FIGURE_HOLD_S"
+
+
 @dataclass(frozen=True)
 class FigureJob:
     """One PNG to render: lnexp.plots.FIGURES[make](arg) builds the Figure, saved atomically
@@ -52,6 +57,9 @@ class FigureJob:
     def __call__(self) -> None:
         from lnexp import plots
 
+        hold = float(os.environ.get(FIGURE_HOLD_ENV) or 0)
+        if hold > 0:
+            time.sleep(hold)
         save_figure(plots.FIGURES[self.make](self.arg), self.path, self.dpi)
 
 

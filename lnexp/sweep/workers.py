@@ -38,7 +38,7 @@ HOLD_ENV = "LNEXP_TEST_TRIAL_HOLD_S"
 INTERRUPT_GRACE_S = 10.0
 INTERRUPT_SIGNAL = signal.SIGUSR1  # parent -> worker: stop the running trial
 TRIAL_THREADS = 1
-PRELOAD = ["torch", "lnexp.experiment", "lnexp.core"]
+PRELOAD = ["lnexp.sweep.forkserver_guard", "torch", "lnexp.experiment", "lnexp.core"]
 
 
 # A finished trial, as a worker returns it: {index, status (completed | failed |
@@ -67,12 +67,20 @@ def default_jobs() -> int:
 _busy = False  # in a worker: True while a trial runs
 
 
+_terminated = False  # in a worker: SIGTERM came; end once the running trial is recorded
+
+
 def _on_interrupt(signum: int, frame: Any) -> None:
-    # Interrupt a running trial (its folder is marked interrupted); the parent's SIGUSR1 to
-    # an idle worker is ignored (the pool shuts it down), anyone's SIGTERM ends it quietly.
+    # The parent's SIGUSR1 interrupts a running trial (its folder is marked interrupted) and
+    # is ignored by an idle worker (the pool shuts it down). Anyone's SIGTERM (e.g. the pool
+    # terminating its workers) interrupts the running trial too, then ends the worker
+    # quietly: a worker that went on would wait for work that never comes.
+    global _terminated
+    if signum == signal.SIGTERM:
+        _terminated = True
     if _busy:
         raise KeyboardInterrupt
-    if signum == signal.SIGTERM:
+    if _terminated:
         os._exit(128 + signum)
 
 
@@ -123,6 +131,8 @@ def run_trial(task: Task) -> Outcome:
         error = str(exc) if isinstance(exc, LnexpError) else f"{type(exc).__name__}: {exc}"
     finally:
         _busy = False
+    if _terminated:
+        os._exit(128 + signal.SIGTERM)
     return {"index": task.index, "status": status, "error": error,
             "seconds": time.perf_counter() - start, "pid": os.getpid()}
 
@@ -135,7 +145,11 @@ def _context() -> multiprocessing.context.BaseContext:
     except ValueError:
         return multiprocessing.get_context("spawn")
     # The server imports torch once (it computes nothing, so no thread pools exist to be
-    # broken by fork); each worker forked from it starts with torch already loaded.
+    # broken by fork); each worker forked from it starts with torch already loaded. Its
+    # first import ties it and its children to this process (forkserver_guard).
+    from lnexp.procs import FORKSERVER_PARENT_ENV
+
+    os.environ[FORKSERVER_PARENT_ENV] = str(os.getpid())
     ctx.set_forkserver_preload(PRELOAD)
     return ctx
 
