@@ -8,6 +8,8 @@ between medians of the same invocation.
     python benchmarks/bench.py                 # ~1 minute
     python benchmarks/bench.py --reps 9 --out results.json
     python benchmarks/bench.py --large         # streaming-stats throughput vs torch.var_mean
+    python benchmarks/bench.py --only sweep    # 100, 1,000, 2,000 tiny sweep trials
+    python benchmarks/bench.py --only listing  # `lnexp runs` over 10,000 run folders
 
 Peak RSS is the main process's (ru_maxrss, as /usr/bin/time reports it). lnexp renders figures
 in worker processes whose memory that number leaves out, so one more, untimed round samples
@@ -175,13 +177,129 @@ def large(gib: float) -> dict[str, object]:
             "ratio": (t_torch / t_lnexp), "limit": 0.5, "met": t_torch / t_lnexp >= 0.5}
 
 
+TINY = ("name: tiny\ndata:\n  n_samples: 8\nmodel:\n  in_features: 6\n  out_features: 4\n"
+        "output:\n  figures: false\n")
+SWEEP_SIZES = (100, 1000, 2000)
+
+
+def sweep_scale(sizes: tuple[int, ...] = SWEEP_SIZES, jobs: int = 2,
+                env: dict[str, str] | None = None) -> dict[str, object]:
+    """Tiny sweeps of growing size on `jobs` local workers: wall time against the trials' own
+    CPU time (summed from sweep.json) divided by the workers. A 2-trial sweep measures the
+    fixed cost (process start, imports, worker start); `net` is what remains per trial."""
+    out = Path(tempfile.mkdtemp(prefix="lnexp-bench-sweep-"))
+    try:
+        (out / "tiny.yaml").write_text(TINY)
+
+        def one(n: int) -> dict[str, float]:
+            argv = [*LNEXP, "sweep", str(out / "tiny.yaml"), "--grid", f"seed=0:{n}", "-j",
+                    str(jobs), "-q", "--no-figure", "-o", str(out / str(n))]
+            t0 = time.perf_counter()
+            proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT,
+                                  env={**os.environ, "NO_COLOR": "1", **(env or {})})
+            wall = time.perf_counter() - t0
+            if proc.returncode != 0:
+                raise SystemExit(f"sweep of {n} failed: {proc.stderr[-2000:]}")
+            doc = json.loads((Path(proc.stdout.strip()) / "sweep.json").read_text())
+            cpu = sum(t.get("cpu_seconds") or 0.0 for t in doc["trials"])
+            return {"wall_s": wall, "cpu_s": cpu}
+
+        one(2)  # warm-up: page cache, .pyc files
+        fixed = min(one(2)["wall_s"] for _ in range(2))
+        rows = []
+        for n in sizes:
+            r = one(n)
+            ideal = r["cpu_s"] / jobs
+            net = r["wall_s"] - fixed
+            rows.append({"trials": n, "wall_s": r["wall_s"], "per_trial_ms": r["wall_s"] / n * 1e3,
+                         "net_per_trial_ms": net / n * 1e3, "cpu_s": r["cpu_s"],
+                         "cpu_over_workers_s": ideal, "ratio": r["wall_s"] / ideal if ideal
+                         else None, "net_ratio": net / ideal if ideal else None})
+            print(f"  sweep of {n} done ({r['wall_s']:.1f} s)", file=sys.stderr)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    flat = rows[-1]["net_per_trial_ms"] / rows[0]["net_per_trial_ms"]
+    return {"jobs": jobs, "fixed_s": fixed, "rows": rows, "flatness": flat,
+            "flat_met": flat <= 1.2,
+            "total_met": all(r["net_ratio"] is not None and r["net_ratio"] <= 1.2
+                             for r in rows)}
+
+
+def listing(n: int = 10_000) -> dict[str, object]:
+    """`lnexp runs` over n synthetic run folders (copies of one real tiny run): with run.json
+    carrying the listing fields (today), and with them stripped (folders from before, which
+    make listing parse metrics.json)."""
+    out = Path(tempfile.mkdtemp(prefix="lnexp-bench-runs-"))
+    try:
+        (out / "tiny.yaml").write_text(TINY)
+        proc = subprocess.run([*LNEXP, "run", str(out / "tiny.yaml"), "-q", "-o",
+                               str(out / "seed")], capture_output=True, text=True, cwd=ROOT,
+                              check=True)
+        src = Path(proc.stdout.strip())
+        info = json.loads((src / "run.json").read_text())
+        metrics = (src / "metrics.json").read_text()
+        old = {k: v for k, v in info.items() if k not in ("name", "norm", "shape", "metrics")}
+        result: dict[str, object] = {"runs": n, "metrics_json_bytes": len(metrics)}
+        for label, doc in (("run.json listing fields", info),
+                           ("before: metrics.json parsed", old)):
+            root = out / label.split(":")[0].replace(" ", "_")
+            for i in range(n):
+                d = root / "tiny" / f"20260101-{i // 60 % 60:02d}{i % 60:02d}00-{i:06x}"
+                d.mkdir(parents=True)
+                (d / "run.json").write_text(json.dumps({**doc, "started":
+                                                        f"2026-01-01T00:{i % 60:02d}:00"}))
+                (d / "metrics.json").write_text(metrics)
+            subprocess.run(["sync"], check=False)
+            cmd = [*LNEXP, "runs", "-o", str(root), "--json", "-n", "50"]
+            measure(cmd)  # warm the page cache
+            walls = sorted(measure(cmd)[0] for _ in range(3))
+            code = ("import sys, time; from pathlib import Path; from lnexp import history; "
+                    "t = time.perf_counter(); r = history.scan(Path(sys.argv[1])); "
+                    "print(time.perf_counter() - t, len(r))")
+            scans = sorted(float(subprocess.run([PY, "-c", code, str(root)], capture_output=True,
+                                                text=True, check=True).stdout.split()[0])
+                           for _ in range(3))
+            result[label] = {"command_wall_s": walls[1], "scan_s": scans[1]}
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    now = result["run.json listing fields"]
+    result["met"] = now["command_wall_s"] <= 0.5  # type: ignore[index]
+    return result
+
+
+def print_sweep(sw: dict[str, object]) -> None:
+    print(f"sweep scale: tiny trials on {sw['jobs']} local workers; fixed cost (a 2-trial "
+          f"sweep) {sw['fixed_s']:.2f} s")
+    print(f"{'trials':>7s} {'wall s':>8s} {'ms/trial':>9s} {'net ms/trial':>13s} "
+          f"{'trial CPU s':>12s} {'CPU/workers s':>14s} {'wall/ideal':>11s} {'net/ideal':>10s}")
+    for r in sw["rows"]:  # type: ignore[attr-defined]
+        print(f"{r['trials']:7d} {r['wall_s']:8.2f} {r['per_trial_ms']:9.2f} "
+              f"{r['net_per_trial_ms']:13.2f} {r['cpu_s']:12.2f} {r['cpu_over_workers_s']:14.2f} "
+              f"{r['ratio']:11.2f} {r['net_ratio']:10.2f}")
+    print(f"net per trial, largest / smallest sweep: {sw['flatness']:.2f} (target <= 1.2: "
+          f"{'met' if sw['flat_met'] else 'MISSED'}); net wall / (CPU / workers) <= 1.2 at "
+          f"every size: {'met' if sw['total_met'] else 'MISSED'}")
+
+
+def print_listing(ls: dict[str, object]) -> None:
+    print(f"listing {ls['runs']} runs (`lnexp runs --json -n 50`, median of 3, warm cache):")
+    for label in ("run.json listing fields", "before: metrics.json parsed"):
+        r = ls[label]
+        print(f"  {label:30s} command {r['command_wall_s']:.3f} s, history.scan "  # type: ignore[index]
+              f"{r['scan_s']:.3f} s")  # type: ignore[index]
+    print(f"  target: command <= 0.5 s: {'met' if ls['met'] else 'MISSED'}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=5, help="measured rounds (default 5)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bench.json")
     ap.add_argument("--large", action="store_true", help="only the streaming-stats benchmark")
     ap.add_argument("--gib", type=float, default=1.0, help="tensor size for --large")
+    ap.add_argument("--only", choices=["commands", "sweep", "listing"], action="append",
+                    help="run only these parts (repeatable; default: all three)")
     args = ap.parse_args()
+    parts = set(args.only or ["commands", "sweep", "listing"])
 
     info = {"python": platform.python_version(), "platform": platform.platform(),
             "cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
@@ -193,8 +311,10 @@ def main() -> None:
               f"{lg['lnexp_gb_s']:.2f} GB/s, ratio {lg['ratio']:.2f} (target >= 0.5: "
               f"{'met' if lg['met'] else 'MISSED'})")
     else:
+        doc = {"machine": info, "reps": args.reps}
+    if not args.large and "commands" in parts:
         res = run_suite(args.reps)
-        doc = {"machine": info, "reps": args.reps, "commands": res, "ratios": ratios(res)}
+        doc.update(commands=res, ratios=ratios(res))
         print(f"{'command':28s} {'median wall s':>14s} {'min wall s':>11s} {'peak RSS MiB':>13s}"
               f" {'tree PSS MiB':>13s}")
         for name, r in res.items():
@@ -205,6 +325,14 @@ def main() -> None:
         for row in doc["ratios"]:
             print(f"{row['target']:25s} {row['ratio']:6.3f}  (target <= {row['limit']}: "
                   f"{'met' if row['met'] else 'MISSED'})  {row['of']}")
+    if not args.large and "sweep" in parts:
+        doc["sweep"] = sweep_scale()
+        print()
+        print_sweep(doc["sweep"])
+    if not args.large and "listing" in parts:
+        doc["listing"] = listing()
+        print()
+        print_listing(doc["listing"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"\nwritten: {args.out}")

@@ -398,6 +398,10 @@ MetricOpt = Annotated[list[str] | None, typer.Option(
          "spread, post_norm.per_sample.mean.abs_max.")]
 
 
+ExecutorKind = enum.Enum("ExecutorKind", {k: k for k in registry.EXECUTORS},  # type: ignore[misc]
+                         type=str)
+
+
 @app.command("sweep")
 @guarded
 def sweep_cmd(config: Annotated[Path | None, typer.Argument(
@@ -407,7 +411,21 @@ def sweep_cmd(config: Annotated[Path | None, typer.Argument(
           seeds: Annotated[int | None, typer.Option(
               "--seeds", min=1, help="Short for --grid seed=0:N.")] = None,
           jobs: Annotated[int | None, typer.Option(
-              "--jobs", "-j", min=1, help="Worker processes (default: number of CPUs).")] = None,
+              "--jobs", "-j", min=1, help="Worker processes (default: number of CPUs); on an "
+                                          "existing Dask cluster, at most this many trials "
+                                          "at once (default: its worker threads).")] = None,
+          executor: Annotated[ExecutorKind | None, typer.Option(
+              "--executor",
+              help="Where trials run: local (worker processes here, the default) or dask "
+                   "(a Dask LocalCluster of -j workers, or the cluster of --scheduler / "
+                   "LNEXP_DASK_SCHEDULER). Needs pip install 'lnexp[dask]'.")] = None,
+          scheduler: Annotated[str | None, typer.Option(
+              "--scheduler", metavar="tcp://HOST:PORT",
+              help="Run the trials on this existing Dask cluster (implies --executor "
+                   "dask).")] = None,
+          collect: Annotated[bool, typer.Option(
+              "--collect", help="Dask workers send each trial folder back and this process "
+                                "writes it (workers without the shared filesystem).")] = False,
           dry_run: Annotated[bool, typer.Option(
               "--dry-run", help="Validate every trial, print the count and the trials, run "
                                 "nothing.")] = False,
@@ -435,10 +453,12 @@ def sweep_cmd(config: Annotated[Path | None, typer.Argument(
     others still run unless --fail-fast), 2 for a bad grid or trial (nothing runs).
     """
     from lnexp import tables
-    from lnexp.sweep import runner
+    from lnexp.sweep import executors, runner
 
     plan = runner.plan_sweep(config, list(grid or []), list(set_ or []), seeds,
-                             list(metric or []), resume, output_dir, jobs, x)
+                             list(metric or []), resume, output_dir, jobs, x,
+                             executors.choose(executor and executor.value, scheduler,
+                                              collect))
     if dry_run:
         _render_sweep_plan(plan, json_)
         return
@@ -489,8 +509,9 @@ def _render_sweep_plan(plan: SweepPlan, json_: bool) -> None:
                                                       f"(dry run, nothing ran)"))
     where = (plan.root if plan.resume is not None
              else f"{plan.root}/{plan.name}-sweep/<timestamp>-<id>/")
-    console.print(f"{len(trials)} trials are valid; would run on "
-                  f"{min(plan.jobs, len(trials))} worker process(es) into {where}")
+    on = (f"{min(plan.jobs, len(trials))} worker process(es)" if plan.executor.kind == "local"
+          else f"Dask ({plan.executor.scheduler or f'a LocalCluster of {plan.jobs} workers'})")
+    console.print(f"{len(trials)} trials are valid; would run on {on} into {where}")
 
 
 RunKind = enum.Enum("RunKind", {k: k for k in registry.RUN_KINDS}, type=str)  # type: ignore[misc]
@@ -515,6 +536,9 @@ def runs_cmd(ctx: typer.Context,
          name: Annotated[str | None, typer.Option("--name", help="Only this config name.")] = None,
          limit: Annotated[int, typer.Option("--limit", "-n", min=0,
                                             help="Show at most this many (0: all).")] = 50,
+         all_: Annotated[bool, typer.Option(
+             "--all", "-a", help="Also the runs inside sweeps and compares (trial folders, "
+                                 "per-norm folders).")] = False,
          output_dir: RootOpt = Path("outputs"), json_: JsonOpt = False) -> None:
     """List the run, compare and sweep folders under OUTPUT_DIR, newest first, e.g. `lnexp
     runs --norm ln --status failed`; `lnexp runs show RUN` prints one."""
@@ -523,7 +547,7 @@ def runs_cmd(ctx: typer.Context,
     from lnexp import history, tables
 
     skipped: list[str] = []
-    records = history.scan(output_dir, skipped)
+    records = history.scan(output_dir, nested=all_, skipped=skipped)
     for line in skipped:
         _warn(line)
     picked = history.select(records, norm=norm, status=status and status.value,

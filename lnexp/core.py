@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lnexp import config, explain, plan, registry
+from lnexp import config, explain, history, plan, registry
 from lnexp.errors import NotDefinedError
 from lnexp.store import documents, files
 from lnexp.store.figures import FigureJob, FigurePool, render_figures
@@ -120,7 +120,7 @@ def _compute_into(cfg: Config, run_dir: Path, argv: list[str], progress: Progres
                   check: bool) -> RunOutcome:
     from lnexp import experiment  # torch: imported only when something is computed
 
-    folder = files.RunFolder(run_dir, "run", argv)
+    folder = files.RunFolder(run_dir, "run", argv, name=cfg.name, norm=cfg.model.norm)
     with folder.tracking():
         if check:
             _require_defined(cfg)
@@ -129,6 +129,7 @@ def _compute_into(cfg: Config, run_dir: Path, argv: list[str], progress: Progres
         result = experiment.run(cfg, progress)
         render_figures(_prepare(result, run_dir, argv), cfg.output.workers, pool)
         doc, lines, results = _finish(result, run_dir)
+        folder.describe(**history.listed(doc))
         if result.training is not None and result.training.interrupted:
             raise RunInterrupted(run_dir)
     return RunOutcome(result, run_dir, doc, lines, results)
@@ -166,9 +167,13 @@ def compare(cfg: Config, configs: dict[str, Config], root: Path, argv: list[str]
     from lnexp import compare as comparing
 
     compare_dir = files.create_run_dir(root, f"{cfg.name}-compare")
-    folder = files.RunFolder(compare_dir, "compare", argv)
+    folder = files.RunFolder(compare_dir, "compare", argv, name=cfg.name,
+                             norm=",".join(configs))
     with folder.tracking():
         cmp = comparing.compare(cfg, configs=configs)
+        folder.describe(norm=",".join(o.name for o in cmp.outcomes),
+                        norms={"completed": sum(o.result is not None for o in cmp.outcomes),
+                               "total": len(cmp.outcomes)})
         if cmp.not_computed:
             folder.mark_partial("not computed: " + "; ".join(
                 o.reason or o.name for o in cmp.not_computed))
@@ -187,20 +192,21 @@ def _write_compare(cmp: CompareResult, path: Path, argv: list[str],
         # parallel), then each folder gets its metrics.json last and is marked completed.
         jobs = [FigureJob(f.name, cmp, path / f.file, cfg.output.dpi)
                 for f in registry.compare_figures(cfg)]
-        runs: list[tuple[RunResult, Path]] = []
+        runs: list[tuple[RunResult, Path, files.RunFolder]] = []
         for o in cmp.outcomes:
             if o.result is None:
                 continue
             sub = path / o.name
             files.make_dir(sub)
-            stack.enter_context(files.RunFolder(sub, "run", argv).tracking())
+            run_folder = stack.enter_context(files.RunFolder(
+                sub, "run", argv, name=cfg.name, norm=o.name).tracking())
             jobs += _prepare(o.result, sub, argv)
-            runs.append((o.result, sub))
+            runs.append((o.result, sub, run_folder))
         files.write_atomic(path / "config.yaml", config.to_yaml(cfg))
         files.write_atomic(path / "env.json", files.dumps(files.env_info(cfg, argv)))
         render_figures(jobs, cfg.output.workers, pool)
-        for result, sub in runs:
-            _finish(result, sub)
+        for result, sub, run_folder in runs:
+            run_folder.describe(**history.listed(_finish(result, sub)[0]))
     doc = documents.comparison(cmp, explanations, axes)
     files.write_atomic(path / "comparison.csv", documents.comparison_csv(doc))
     files.write_atomic(path / "comparison.json", files.dumps(doc))

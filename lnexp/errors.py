@@ -45,3 +45,7 @@ class OutputError(LnexpError):
 
 class RunFolderError(LnexpError):
     """A run folder `lnexp check` cannot trust: missing, not a run, or not completed."""
+
+
+class ClusterError(LnexpError):
+    """A Dask cluster that cannot be started or reached (exit 2: nothing ran)."""

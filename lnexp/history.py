@@ -1,6 +1,11 @@
 """Run history: the run, compare and sweep folders under an output folder, read from the
-folders themselves (run.json, metrics.json, comparison.json, sweep.json); there is no index to
-lose. Reads only, never imports torch.
+folders themselves; there is no index to lose. Reads only, never imports torch.
+
+run.json carries what a listing shows (name, norm, shape, the listed metrics, trial or norm
+counts: see `listed`), so listing opens one small file per folder: parsing metrics.json made
+listing 10,000 runs take 3.7 s, reading run.json alone 0.15 s. Folders written before run.json
+carried these fall back to metrics.json, comparison.json and sweep.json; a running sweep is
+read from sweep.json and its journal (its run.json counts are written when it ends).
 """
 
 from __future__ import annotations
@@ -32,9 +37,32 @@ class RunRecord:
     error: str | None
     detail: str = ""
     metrics: dict[str, float | None] = field(default_factory=dict)
+    parent: str | None = None  # the sweep or compare folder holding this run (runs --all)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def id(self) -> str:
+        """What `lnexp runs` shows as the id: the folder's hex id, or for a run inside a
+        sweep or compare, the parent's id / the folder's name."""
+        own = Path(self.path).name
+        if self.parent is not None:
+            return f"{self.parent.rsplit('-', 1)[-1]}/{own}"
+        return own.rsplit("-", 1)[-1]
+
+
+def listed(metrics_doc: dict[str, Any]) -> dict[str, Any]:
+    """The fields a run's run.json carries for listing, from its metrics.json document."""
+    shape = metrics_doc.get("shape") or {}
+    return {"shape": {"n_samples": shape.get("n_samples"), "features": shape.get("features")},
+            "metrics": {m: finite_or_none(expect.metric_value(metrics_doc, m))
+                        for m in LISTED_METRICS}}
+
+
+def _counts(done: dict[str, Any] | None, unit: str) -> str:
+    done = done or {}
+    return f"{done.get('completed', 0)}/{done.get('total', 0)} {unit}"
 
 
 class MalformedFolder(ValueError):
@@ -50,36 +78,54 @@ def _text(info: dict[str, Any], key: str, required: bool = False) -> str | None:
     return value
 
 
-def record(folder: Path) -> RunRecord | None:
-    """The record of one folder, or None when it holds no readable run.json. MalformedFolder
-    when run.json (or the folder's main document) is there but not of the expected shape;
-    a running folder whose process is gone gets status `killed` (lnexp.procs)."""
+def record(folder: Path, parent: Path | None = None) -> RunRecord | None:
+    """The record of one folder, or None when it holds no run.json. MalformedFolder when
+    run.json (or the folder's main document) is there but unreadable or not of the expected
+    shape; a running folder whose process is gone gets status `killed` (lnexp.procs)."""
     try:
         info = read_json(folder / "run.json")
     except RunFolderError as exc:
         if not (folder / "run.json").is_file():
             return None
         raise MalformedFolder(str(exc).removeprefix(f"{folder}: ")) from None
-    if info is None or "kind" not in info:
+    if "kind" not in info:
         return None
     kind = _text(info, "kind", required=True)
     if kind not in RUN_KINDS:
         raise MalformedFolder(f"run.json `kind` is {kind!r}, not one of {', '.join(RUN_KINDS)}")
     if _text(info, "status", required=True) not in RUN_STATUSES:
         raise MalformedFolder(f"run.json `status` is {info['status']!r}")
-    rec = RunRecord(path=str(folder), name=folder.parent.name, kind=str(kind),
+    top = parent if parent is not None else folder
+    rec = RunRecord(path=str(folder), name=top.parent.name, kind=str(kind),
                     status=effective_status(info), started=_text(info, "started"),
-                    finished=_text(info, "finished"), norm=None, error=_text(info, "error"))
+                    finished=_text(info, "finished"), norm=_text(info, "norm"),
+                    error=_text(info, "error"),
+                    parent=str(parent) if parent is not None else None)
     try:
-        _fill(rec, folder)
+        _fill(rec, info, folder)
     except (AttributeError, TypeError, ValueError, KeyError) as exc:
-        raise MalformedFolder(f"its main document is malformed ({type(exc).__name__}: "
+        raise MalformedFolder(f"its listing fields are malformed ({type(exc).__name__}: "
                               f"{exc})") from None
     return rec
 
 
-def _fill(rec: RunRecord, folder: Path) -> None:
-    """Norm(s), detail and listed metrics from the folder's main document."""
+def _fill(rec: RunRecord, info: dict[str, Any], folder: Path) -> None:
+    """Detail and listed metrics from run.json, else from the folder's main document."""
+    if rec.kind == "run" and "metrics" in info:
+        shape = info.get("shape") or {}
+        rec.detail = f"{shape.get('n_samples')} × {shape.get('features')}"
+        rec.metrics = {m: (info["metrics"] or {}).get(m) for m in LISTED_METRICS}
+    elif rec.kind == "compare" and "norms" in info:
+        rec.detail = _counts(info["norms"], "norms")
+    elif rec.kind == "sweep" and "trials" in info and rec.status != "running":
+        rec.detail = _counts(info["trials"], "trials")
+    else:
+        _record_from_documents(rec, folder)
+
+
+def _record_from_documents(rec: RunRecord, folder: Path) -> None:
+    """Fill a record from the folder's main document (folders from before run.json carried
+    the listing fields, and running sweeps)."""
     if rec.kind == "run":
         doc = _json(folder / "metrics.json")
         if doc is not None:
@@ -94,32 +140,49 @@ def _fill(rec: RunRecord, folder: Path) -> None:
             done = sum(n.get("status") == "completed" for n in doc.get("norms") or [])
             rec.detail = f"{done}/{len(doc.get('norms') or [])} norms"
     elif rec.kind == "sweep":
-        doc = _json(folder / "sweep.json")
+        from lnexp.sweep.folder import SweepFolder  # folds the journal of a running sweep
+
+        try:
+            doc: dict[str, Any] | None = SweepFolder.load(folder).doc
+        except RunFolderError:
+            doc = None
         if doc is not None:
             trials = doc.get("trials") or []
             norms = {str(t.get("params", {}).get("model.norm")) for t in trials
                      if "model.norm" in t.get("params", {})}
             base = ((doc.get("definition") or {}).get("base") or {}).get("model") or {}
             rec.norm = ",".join(sorted(norms)) if norms else base.get("norm", "ln")
-            counts = doc.get("counts") or {}
-            rec.detail = f"{counts.get('completed', 0)}/{counts.get('total', len(trials))} trials"
+            done = sum(t.get("status") == "completed" for t in trials)
+            rec.detail = f"{done}/{len(trials)} trials"
 
 
-def scan(root: Path, skipped: list[str] | None = None) -> list[RunRecord]:
-    """Every run, compare and sweep folder directly under root/<name>/, newest first. A
-    malformed folder never breaks the listing: it is left out, and one line saying which
-    and why is appended to `skipped` (the CLI prints them as warnings)."""
+def scan(root: Path, nested: bool = False, skipped: list[str] | None = None
+         ) -> list[RunRecord]:
+    """Every run, compare and sweep folder directly under root/<name>/, newest first; with
+    `nested` also the runs inside compare and sweep folders (`lnexp runs --all`). A malformed
+    folder never breaks the listing: it is left out, and one line saying which and why is
+    appended to `skipped` (the CLI prints them as warnings)."""
+
+    def safe(folder: Path, parent: Path | None = None) -> RunRecord | None:
+        try:
+            return record(folder, parent)
+        except MalformedFolder as exc:
+            if skipped is not None:
+                skipped.append(f"{folder}: skipped: {exc}")
+            return None
+
     records = []
     if root.is_dir():
         for run_json in root.glob("*/*/run.json"):
-            try:
-                rec = record(run_json.parent)
-            except MalformedFolder as exc:
-                if skipped is not None:
-                    skipped.append(f"{run_json.parent}: skipped: {exc}")
+            rec = safe(run_json.parent)
+            if rec is None:
                 continue
-            if rec is not None:
-                records.append(rec)
+            records.append(rec)
+            if nested and rec.kind in ("sweep", "compare"):
+                for inner in run_json.parent.glob("*/run.json"):
+                    sub = safe(inner.parent, parent=run_json.parent)
+                    if sub is not None:
+                        records.append(sub)
     # started has 1 s resolution; within a second, the later-written run.json is newer
     records.sort(key=lambda r: (r.started or "", _mtime(Path(r.path) / "run.json")),
                  reverse=True)

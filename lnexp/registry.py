@@ -127,3 +127,5 @@ COMPARATORS: dict[str, str] = {"le": "<=", "ge": ">=", "lt": "<", "gt": ">", "ap
 # never written: it is how a `running` folder whose process is gone reads (lnexp.procs).
 RUN_KINDS = ("run", "compare", "sweep")
 RUN_STATUSES = ("completed", "failed", "interrupted", "partial", "running", "killed")
+# Where `lnexp sweep` runs its trials (--executor): worker processes here, or Dask.
+EXECUTORS: tuple[str, ...] = ("local", "dask")

@@ -448,7 +448,7 @@ def runs_table(records: list[RunRecord], root: str, total: int) -> Table:
         t.add_row((r.started or "")[5:19].replace("T", " "), r.kind, r.status, r.name,
                   r.norm or "", r.detail,
                   *[fmt(m[k]) if k in m else "" for k in LISTED_METRICS],
-                  r.path.rsplit("-", 1)[-1])
+                  r.id)
     return t
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -49,3 +51,102 @@ def run_json(invoke, tmp_path: Path, config: str | Path, *sets: str,
     result = invoke(*args)
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
+
+
+# --------------------------------------------------------------------------- Dask clusters
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class DaskCluster:
+    """A real Dask cluster on 127.0.0.1: `dask scheduler` plus single-threaded `dask worker`
+    processes (each a nanny and its worker child), started as the CLI would be on a cluster
+    and stopped by pid, children included."""
+
+    def __init__(self, workers: int = 2):
+        import subprocess
+        import sys
+
+        bin_dir = Path(sys.executable).parent
+        self.address = f"tcp://127.0.0.1:{_free_port()}"
+        # No engine retries, as the README tells users to start theirs.
+        env = {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}
+        common = {"env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL,
+                  "start_new_session": True}  # a Ctrl-C in the test run does not reach them
+        self.procs = [subprocess.Popen(
+            [str(bin_dir / "dask"), "scheduler", "--host", "127.0.0.1", "--port",
+             self.address.rsplit(":", 1)[1], "--no-dashboard"], **common)]
+        self.workers = [subprocess.Popen(
+            [str(bin_dir / "dask"), "worker", self.address, "--nthreads", "1", "--nworkers",
+             "1", "--host", "127.0.0.1", "--no-dashboard"], **common) for _ in range(workers)]
+        self.procs += self.workers
+        try:
+            from distributed import Client
+
+            with Client(self.address, timeout=30) as client:
+                client.wait_for_workers(workers, timeout=60)
+        except BaseException:
+            self.stop()
+            raise
+
+    def worker_children(self, nanny: Any) -> list[int]:
+        """pids of the worker processes a `dask worker` (nanny) process runs."""
+        import psutil
+
+        return [c.pid for c in psutil.Process(nanny.pid).children(recursive=True)]
+
+    def stop(self) -> None:
+        """SIGTERM every process and its children by pid; SIGKILL what is left after 10 s."""
+        import psutil
+
+        tree = []
+        for p in self.procs:
+            try:
+                parent = psutil.Process(p.pid)
+                tree += [parent, *parent.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                pass
+        for proc in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.terminate()
+        _, alive = psutil.wait_procs(tree, timeout=10)
+        for proc in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+        for p in self.procs:
+            with contextlib.suppress(Exception):
+                p.wait(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def dask_cluster():
+    """One real two-worker cluster for the whole session (starting one costs seconds)."""
+    pytest.importorskip("distributed")
+    cluster = DaskCluster(workers=2)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+# Executors a sweep test runs on: (name, extra sweep arguments); "cluster" ones need the
+# session's real cluster (its address is filled in by executor_args).
+EXECUTORS = ["local", "dask-local", "dask-cluster", "dask-cluster-collect"]
+
+
+@pytest.fixture(params=EXECUTORS)
+def executor_args(request: pytest.FixtureRequest) -> list[str]:
+    """`lnexp sweep` arguments selecting each executor in turn."""
+    name = request.param
+    if name == "local":
+        return []
+    pytest.importorskip("distributed")
+    if name == "dask-local":
+        return ["--executor", "dask"]
+    cluster = request.getfixturevalue("dask_cluster")
+    return ["--scheduler", cluster.address, *(["--collect"] if name.endswith("collect") else [])]

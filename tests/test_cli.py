@@ -158,8 +158,8 @@ def test_python_dash_m_and_version():
 def test_help_does_not_import_torch_or_matplotlib():
     code = ("import sys\nfrom lnexp.cli import app\n"
             "try:\n    app(['--help'], prog_name='lnexp')\nexcept SystemExit:\n    pass\n"
-            "heavy = [m for m in ('torch', 'matplotlib', 'numpy', 'pydantic')\n"
-            "         if m in sys.modules]\n"
+            "heavy = [m for m in ('torch', 'matplotlib', 'numpy', 'pydantic', 'dask',\n"
+            "                     'distributed') if m in sys.modules]\n"
             "print('HEAVY', heavy)\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, cwd=ROOT)

@@ -78,3 +78,41 @@ def test_folders_are_the_source_of_truth(tmp_path: Path) -> None:
     (tmp_path / "x" / "20250101-000000-aaaaaa").mkdir(parents=True)
     (tmp_path / "x" / "20250101-000000-aaaaaa" / "run.json").write_text("{broken")
     assert history.scan(tmp_path) == []  # unreadable folders are skipped, not fatal
+
+
+def test_run_json_carries_the_listing_so_metrics_json_is_not_read(tmp_path: Path) -> None:
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(SMALL)
+    out = str(tmp_path / "out")
+    run_dir = Path(_invoke("run", str(cfg), "-o", out, "-q", "--set",
+                           "model.norm=bn").stdout.strip())
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["name"] == "tiny" and info["norm"] == "bn"
+    assert info["shape"] == {"n_samples": 8, "features": 4}
+    want = json.loads(_invoke("runs", "-o", out, "--json").stdout)["runs"][0]
+    assert want["metrics"]["post_norm.per_feature.var.spread"] < 1e-2
+    # listing does not open metrics.json: the same record without it
+    (run_dir / "metrics.json").rename(run_dir / "metrics.json.away")
+    assert json.loads(_invoke("runs", "-o", out, "--json").stdout)["runs"][0] == want
+    # a folder from before run.json carried the listing falls back to metrics.json
+    (run_dir / "metrics.json.away").rename(run_dir / "metrics.json")
+    old = {k: v for k, v in info.items() if k not in ("name", "norm", "shape", "metrics")}
+    (run_dir / "run.json").write_text(json.dumps(old))
+    assert json.loads(_invoke("runs", "-o", out, "--json").stdout)["runs"][0] == want
+
+
+def test_runs_all_lists_runs_inside_compares_and_sweeps(tmp_path: Path) -> None:
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(SMALL)
+    out = str(tmp_path / "out")
+    cmp_dir = Path(_invoke("compare", "ln", "bn", "-c", str(cfg), "-o", out, "-q"
+                           ).stdout.strip())
+    top = json.loads(_invoke("runs", "-o", out, "--json").stdout)
+    assert [r["kind"] for r in top["runs"]] == ["compare"]
+    assert top["runs"][0]["norm"] == "ln,bn" and top["runs"][0]["detail"] == "2/2 norms"
+    every = json.loads(_invoke("runs", "-o", out, "--json", "--all").stdout)
+    inner = [r for r in every["runs"] if r["parent"] == str(cmp_dir)]
+    assert sorted(r["norm"] for r in inner) == ["bn", "ln"]
+    assert all(r["kind"] == "run" and r["name"] == "tiny-compare" for r in inner)
+    shown = _invoke("runs", "-o", out, "--all", "--norm", "bn").stdout
+    assert f"{cmp_dir.name.rsplit('-', 1)[-1]}/bn" in shown

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from lnexp import expect
 from lnexp.cli import app
+from lnexp.errors import RunFolderError
 from lnexp.sweep import summary
 from lnexp.sweep.folder import SweepFolder
 from lnexp.sweep.workers import HOLD_ENV
@@ -70,10 +71,25 @@ def _read(sweep_dir: Path) -> dict:
     return json.loads((sweep_dir / "sweep.json").read_text())
 
 
+AGGREGATE = ["--grid", "model.norm=bn,ln", "--grid", "data.n_samples=2,8", "--seeds", "3",
+             "-j", "2", "--no-figure"]
+
+
+@pytest.fixture(scope="module")
+def local_summary(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """summary.csv of the AGGREGATE sweep on the local executor: every executor must match."""
+    tmp = tmp_path_factory.mktemp("reference")
+    (tmp / "tiny.yaml").write_text(SMALL)
+    res = _invoke("sweep", str(tmp / "tiny.yaml"), *AGGREGATE, "-q", "-o", str(tmp))
+    assert res.exit_code == 0, res.output
+    return (Path(res.stdout.strip()) / "summary.csv").read_text()
+
+
 @pytest.mark.slow  # starts real processes
-def test_two_workers_aggregate_matches_the_trials(cfg: Path, tmp_path: Path) -> None:
-    res = _invoke("sweep", str(cfg), "--grid", "model.norm=bn,ln",
-                  "--grid", "data.n_samples=2,8", "--seeds", "3", "-j", "2", "--json",
+def test_two_workers_aggregate_matches_the_trials(cfg: Path, tmp_path: Path,
+                                                  executor_args: list[str],
+                                                  local_summary: str) -> None:
+    res = _invoke("sweep", str(cfg), *AGGREGATE, *executor_args, "--json",
                   "-o", str(tmp_path / "out"))
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
@@ -107,15 +123,21 @@ def test_two_workers_aggregate_matches_the_trials(cfg: Path, tmp_path: Path) -> 
     # bn on a batch of 2 maps every feature to ±d/sqrt(d²+eps): per-feature variance ~1
     bn2 = next(r for r in rows if r["model.norm"] == "bn" and r["data.n_samples"] == "2")
     assert float(bn2["post_norm.per_feature.var.spread.mean"]) < 0.05
-    # two long-lived worker processes took all 12 trials
+    # two long-lived worker processes took all 12 trials, one torch thread each (2 CPUs)
     pids = {t["worker_pid"] for t in stored["trials"]}
     assert 1 <= len(pids) <= 2 and os.getpid() not in pids
+    assert all(t["cpu_seconds"] > 0 and t["threads"] >= 1 for t in stored["trials"])
+    # the same numbers wherever the trials ran
+    assert (sweep_dir / "summary.csv").read_text() == local_summary
+    assert not (sweep_dir / "journal.jsonl").exists()  # folded into sweep.json
 
 
 @pytest.mark.slow  # starts real processes
-def test_partial_failure_exits_3_and_others_complete(cfg: Path, tmp_path: Path) -> None:
+def test_partial_failure_exits_3_and_others_complete(cfg: Path, tmp_path: Path,
+                                                     executor_args: list[str]) -> None:
     res = _invoke("sweep", str(cfg), "--grid", "model.norm=bn,ln",
-                  "--grid", "data.n_samples=1,4", "-j", "2", "-o", str(tmp_path / "out"))
+                  "--grid", "data.n_samples=1,4", "-j", "2", *executor_args,
+                  "-o", str(tmp_path / "out"))
     assert res.exit_code == 3, res.output
     assert "FAILED t000-bn_1" in res.stderr and "not defined for a batch of 1" in res.stderr
     assert "1 of 4 trials not completed" in res.stderr
@@ -157,10 +179,10 @@ def test_killed_sweep_resumes_without_rerunning_completed_trials(cfg: Path, tmp_
         found = list(out.glob("tiny-sweep/*/sweep.json"))
         if found:
             sweep_json = found[0]
-            try:
-                if json.loads(sweep_json.read_text())["counts"].get("completed", 0) >= 2:
+            try:  # trial events are in the journal until the sweep ends: load folds them
+                if SweepFolder.load(sweep_json.parent).counts()["completed"] >= 2:
                     break
-            except ValueError:
+            except (ValueError, RunFolderError):
                 pass
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)

@@ -123,6 +123,7 @@ def env_info(cfg: Config, argv: list[str]) -> dict[str, Any]:
     }
 
 
+@functools.cache  # once per process: a subprocess per sweep trial cost more than the trial
 def _git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
@@ -177,7 +178,9 @@ class RunFolder:
     removed, so no folder is left without a truthful run.json."""
 
     def __init__(self, path: Path, kind: str, argv: list[str],
-                 resumed: dict[str, Any] | None = None):
+                 resumed: dict[str, Any] | None = None, **listed: Any):
+        """`listed`: what `lnexp runs` shows that is known from the start (name, norm);
+        `resumed`: the run.json of a folder running again (its `started` is kept)."""
         from lnexp import procs
 
         self.path = path
@@ -187,7 +190,7 @@ class RunFolder:
         self.info: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION, "kind": kind, "status": "running", "argv": argv,
             "started": started if isinstance(started, str) else now(), "finished": None,
-            "error": None, **procs.identity()}
+            "error": None, **procs.identity(), **listed}
         self._final: tuple[str, str | None] = ("completed", None)
         try:
             self._write_status()
@@ -196,9 +199,10 @@ class RunFolder:
             raise
 
     @classmethod
-    def resume(cls, path: Path, kind: str, argv: list[str]) -> RunFolder:
+    def resume(cls, path: Path, kind: str, argv: list[str], **listed: Any) -> RunFolder:
         """An existing folder running again (sweep --resume): its first `started` is kept."""
-        return cls(path, kind, argv, resumed=read_json_or_none(path / "run.json") or {})
+        return cls(path, kind, argv, resumed=read_json_or_none(path / "run.json") or {},
+                   **listed)
 
     def _discard(self) -> None:
         """Remove a new run/compare folder whose run.json cannot be written (its partial files
@@ -207,6 +211,11 @@ class RunFolder:
             import shutil
 
             shutil.rmtree(self.path, ignore_errors=True)
+
+    def describe(self, **fields: Any) -> None:
+        """Add what `lnexp runs` lists (name, norm, shape, metrics, trials) to run.json; written
+        with the next status change, so listing never has to open metrics.json."""
+        self.info.update(fields)
 
     def mark_partial(self, error: str) -> None:
         """End as 'partial' (some part was not computed) instead of 'completed' on success."""

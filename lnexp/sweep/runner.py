@@ -18,7 +18,7 @@ from lnexp import resources
 from lnexp.config import read_raw, to_dict
 from lnexp.errors import ConfigError
 from lnexp.store import documents, files
-from lnexp.sweep import grid, summary, workers
+from lnexp.sweep import executors, grid, summary, workers
 from lnexp.sweep.folder import SweepFolder
 
 
@@ -39,6 +39,8 @@ class SweepPlan:
     jobs: int
     resume: SweepFolder | None
     x: str | None
+    executor: executors.Executor = executors.LOCAL
+    jobs_given: bool = False  # -j given (on an existing Dask cluster it caps trials in flight)
 
     @property
     def name(self) -> str:
@@ -69,7 +71,8 @@ class SweepOutcome:
 
 def plan_sweep(config: Path | None, grid_options: list[str], sets: list[str],
                seeds: int | None, metric: list[str], resume: Path | None,
-               output_dir: Path | None, jobs: int | None, x: str | None) -> SweepPlan:
+               output_dir: Path | None, jobs: int | None, x: str | None,
+               executor: executors.Executor | None = None) -> SweepPlan:
     """Everything `lnexp sweep` checks before it runs: the definition (from CONFIG, or the one
     stored in a --resume folder), that a resumed definition is unchanged, every trial's config,
     the memory guard on each trial, the metrics and --x."""
@@ -104,7 +107,8 @@ def plan_sweep(config: Path | None, grid_options: list[str], sets: list[str],
     trials = grid.expand(d, output_dir=str(root))
     guard(trials, d.size)
     summary.x_key(d, x)  # a bad --x is an error before anything runs
-    return SweepPlan(d, trials, metrics, root, jobs or workers.default_jobs(), folder, x)
+    return SweepPlan(d, trials, metrics, root, jobs or workers.default_jobs(), folder, x,
+                     executor or executors.LOCAL, jobs is not None)
 
 
 def guard(trials: list[grid.Trial], size: int) -> None:
@@ -132,39 +136,66 @@ def run_sweep(plan: SweepPlan, argv: list[str], *, fail_fast: bool = False,
     and rerun the others on worker processes, keep sweep.json current, then write the
     summary. `progress(total, skipped)` gives the reporter for finished trials. On Ctrl-C the
     sweep is marked interrupted and KeyboardInterrupt propagates."""
-    d, trials = plan.definition, plan.trials
+    figures = any(t.config.output.figures for t in plan.trials)
+    # The executor first: a Dask cluster that cannot be reached fails before any folder exists
+    with executors.session(plan.executor, plan.jobs, jobs_given=plan.jobs_given,
+                           figures=figures) as execute:
+        folder, run_folder = _open_folder(plan, argv)
+        return _run(plan, folder, run_folder, execute, fail_fast, figure, progress)
+
+
+def _open_folder(plan: SweepPlan, argv: list[str]) -> tuple[SweepFolder, files.RunFolder]:
+    """A new sweep folder (sweep.json, run.json), or the resumed one with a new session."""
+    where = plan.executor.describe()
     if plan.resume is None:
         root = files.ensure_output_dir(plan.root)
         sweep_dir = files.create_run_dir(root, f"{plan.name}-sweep")
-        run_folder = files.RunFolder(sweep_dir, "sweep", argv)
-        folder = SweepFolder.create(sweep_dir, d, trials, argv, plan.metrics, plan.jobs,
-                                    workers.TRIAL_THREADS)
+        run_folder = files.RunFolder(sweep_dir, "sweep", argv, name=plan.name,
+                                     norm=_norms(plan))
+        folder = SweepFolder.create(sweep_dir, plan.definition, plan.trials, argv,
+                                    plan.metrics, plan.jobs, where,
+                                    threads=workers.TRIAL_THREADS)
     else:
         folder = plan.resume
-        folder.resumed(argv, plan.jobs)  # refused while another session still runs it
-        run_folder = files.RunFolder.resume(folder.path, "sweep", argv)
+        folder.resumed(argv, plan.jobs, where)  # refused while another session runs it
+        run_folder = files.RunFolder.resume(folder.path, "sweep", argv, name=plan.name,
+                                            norm=_norms(plan))
+    return folder, run_folder
+
+
+def _norms(plan: SweepPlan) -> str:
+    """The norms a sweep covers, as `lnexp runs` lists them (bn,ln,rms)."""
+    return ",".join(sorted({t.config.model.norm for t in plan.trials}))
+
+
+def _run(plan: SweepPlan, folder: SweepFolder, run_folder: files.RunFolder,
+         execute: executors.Run, fail_fast: bool, figure: bool,
+         progress: Callable[[int, int], contextlib.AbstractContextManager[
+             TrialProgress | None]]) -> SweepOutcome:
+    d, trials = plan.definition, plan.trials
     by_index = {t.index: t for t in trials}
     todo = [t for t in trials if not folder.trial_done(folder.trials[t.index], t.hash,
                                                        workers.TRIAL_THREADS)]
     skipped = len(trials) - len(todo)
+    hold = workers.hold_s()
     with run_folder.tracking():
         tasks = [workers.Task(t.index, to_dict(t.config), str(folder.reset_trial(t.index)),
-                              argv) for t in todo]
+                              argv=run_folder.info["argv"], hold_s=hold) for t in todo]
         with progress(len(trials), skipped) as reporter:
             def started(task: workers.Task) -> None:
                 folder.update(task.index, status="running", error=None)
 
             def done(task: workers.Task, outcome: workers.Outcome) -> None:
                 folder.update(task.index, status=outcome["status"], error=outcome["error"],
-                              seconds=outcome["seconds"], worker_pid=outcome["pid"])
+                              seconds=outcome["seconds"], cpu_seconds=outcome["cpu_seconds"],
+                              threads=outcome["threads"], worker_pid=outcome["pid"],
+                              worker_host=outcome["host"])
                 if reporter is not None:
                     reporter.trial_done(f"{folder.trials[task.index]['run_dir']} "
                                         f"({by_index[task.index].label})", outcome)
 
             try:
-                workers.execute(tasks, plan.jobs,
-                                figures=any(t.config.output.figures for t in trials),
-                                fail_fast=fail_fast, on_start=started, on_done=done)
+                execute(tasks, fail_fast, started, done)
             except KeyboardInterrupt:
                 folder.finish("interrupted")
                 raise
@@ -172,6 +203,8 @@ def run_sweep(plan: SweepPlan, argv: list[str], *, fail_fast: bool = False,
                              figure)
         counts = folder.counts()
         bad = counts["total"] - counts["completed"]
+        run_folder.describe(trials={"completed": counts["completed"],
+                                    "total": counts["total"]})
         if bad:
             run_folder.mark_partial(f"{bad} of {counts['total']} trials not completed")
         folder.finish("partial" if bad else "completed", rows)

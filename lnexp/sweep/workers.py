@@ -42,7 +42,8 @@ PRELOAD = ["lnexp.sweep.forkserver_guard", "torch", "lnexp.experiment", "lnexp.c
 
 
 # A finished trial, as a worker returns it: {index, status (completed | failed |
-# interrupted), error, seconds, pid}; pid None when its worker process died.
+# interrupted), error, seconds, cpu_seconds, threads, pid, host}; pid None when its worker
+# process died (then cpu_seconds, threads and host are None too).
 Outcome = dict[str, Any]
 
 
@@ -54,6 +55,18 @@ class Task:
     config: dict[str, Any]
     run_dir: str
     argv: list[str]
+    hold_s: float = 0.0  # the HOLD_ENV test hook, read by the parent so remote workers see it
+
+
+def hold_s() -> float:
+    """The HOLD_ENV test hook's value in this process (0: no hold)."""
+    return float(os.environ.get(HOLD_ENV) or 0)
+
+
+def lost(task: Task, why: str, status: str = "failed") -> Outcome:
+    """The outcome of a trial whose worker gave no answer (died, or was cancelled)."""
+    return {"index": task.index, "status": status, "error": why, "seconds": None,
+            "cpu_seconds": None, "threads": None, "pid": None, "host": None}
 
 
 def default_jobs() -> int:
@@ -107,21 +120,37 @@ def init_worker(threads: int, figures: bool, parent: dict[str, Any] | None = Non
 def run_trial(task: Task) -> Outcome:
     """Run one trial in a worker and write its run folder; never raises for a failed trial.
 
-    Returns {index, status (completed | failed | interrupted), error, seconds, pid}.
+    Returns an Outcome: {index, status, error, seconds, cpu_seconds, threads, pid, host}.
     """
     global _busy
+    import platform
+
+    import torch
+
     from lnexp import config, core
 
     _busy = True
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     status, error = "completed", None
     run_dir = Path(task.run_dir)
     try:
         cfg = config.from_mapping(task.config)
-        run_dir.mkdir()
-        hold = float(os.environ.get(HOLD_ENV) or 0)
+        try:
+            run_dir.mkdir()
+        except FileExistsError:
+            # The parent removed it before handing out the trial: an earlier attempt ran here
+            # (a Dask scheduler retrying the trial of a dead worker). A failed trial stays
+            # failed until --resume, so refuse rather than run it twice.
+            raise RuntimeError(f"{run_dir} already exists: an earlier attempt of this trial "
+                               f"was lost with its worker; not retried (lnexp sweep --resume "
+                               f"reruns it)") from None
+        except FileNotFoundError:
+            raise RuntimeError(f"{run_dir.parent} does not exist on worker host "
+                               f"{platform.node()}: the workers do not share the sweep "
+                               f"folder's filesystem; use --collect") from None
         core.run_in_folder(cfg, run_dir, task.argv,
-                           before=(lambda: time.sleep(hold)) if hold > 0 else None)
+                           before=(lambda: time.sleep(task.hold_s)) if task.hold_s > 0
+                           else None)
     except KeyboardInterrupt:
         status, error = "interrupted", "interrupted (Ctrl-C / SIGINT or SIGTERM)"
     except Exception as exc:  # isolated: the sweep goes on
@@ -134,7 +163,8 @@ def run_trial(task: Task) -> Outcome:
     if _terminated:
         os._exit(128 + signal.SIGTERM)
     return {"index": task.index, "status": status, "error": error,
-            "seconds": time.perf_counter() - start, "pid": os.getpid()}
+            "seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu,
+            "threads": torch.get_num_threads(), "pid": os.getpid(), "host": platform.node()}
 
 
 def _context() -> multiprocessing.context.BaseContext:
@@ -185,11 +215,10 @@ def execute(tasks: Sequence[Task], jobs: int, *, figures: bool = True, fail_fast
         try:
             outcome = fut.result()
         except BrokenProcessPool as exc:
-            outcome = {"index": task.index, "status": "failed", "seconds": None, "pid": None,
-                       "error": f"its worker process died ({exc or 'BrokenProcessPool'})"}
+            outcome = lost(task, f"its worker process died ({exc or 'BrokenProcessPool'})")
         except KeyboardInterrupt:  # SIGTERM landed just as the trial ended
-            outcome = {"index": task.index, "status": "interrupted", "seconds": None,
-                       "pid": -1, "error": "interrupted (Ctrl-C / SIGINT or SIGTERM)"}
+            outcome = {**lost(task, "interrupted (Ctrl-C / SIGINT or SIGTERM)",
+                              "interrupted"), "pid": -1}
         if on_done:
             on_done(task, outcome)
         return outcome

@@ -1,0 +1,186 @@
+"""The Dask executor: sweep trials on a Dask cluster, a LocalCluster started for the sweep or
+an existing one reached through its scheduler.
+
+Imported only when `--executor dask` runs (it imports distributed). Each trial is one Dask
+task calling run_on_worker, which runs the same workers.run_trial as the local pool.
+
+- One trial per worker process: the LocalCluster has one thread per worker, and at most as
+  many trials are in flight as the cluster has worker threads. torch's RNG and thread pool
+  are per process, so two trials sharing a process change results (seen when trying Dask:
+  one worker with two threads gave different numbers).
+- No engine retries: the LocalCluster's scheduler runs with allowed-failures 0, so a trial
+  whose worker dies fails at once (KilledWorker) and stays failed until --resume. An existing
+  scheduler should be started the same way (README); if it retries anyway, the retried attempt
+  finds the trial folder its first attempt created and refuses (workers.run_trial).
+- Folders: with a shared filesystem the workers write each trial folder where the parent
+  expects it, and the parent checks it is there; with collect the worker runs the trial in a
+  temporary folder and returns its files, which the parent writes and renames into place.
+- Ctrl-C cancels every future, reports the running trials interrupted and closes the client
+  (and the LocalCluster, whose worker processes end with it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import platform
+import secrets
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from lnexp import __version__
+from lnexp.errors import ClusterError
+from lnexp.store import files
+from lnexp.sweep import workers
+
+# Test hook (documented in the README): a worker reports this lnexp version instead of its
+# own, so a test can exercise the version check with a real worker process.
+VERSION_ENV = "LNEXP_TEST_WORKER_VERSION"
+CONNECT_TIMEOUT_S = 20
+
+
+# ----------------------------------------------------------------------------- worker side
+
+def run_on_worker(task: workers.Task, version: str, threads: int, collect: bool
+                  ) -> workers.Outcome:
+    """One trial on a Dask worker: refuse it if this worker's lnexp is not the parent's
+    version, fix torch's threads, run it; with `collect` run it in a temporary folder and
+    return the folder's files under outcome['files'] ({relative path: bytes})."""
+    mine = os.environ.get(VERSION_ENV) or __version__
+    if mine != version:
+        return workers.lost(task, f"worker {platform.node()} (pid {os.getpid()}) runs lnexp "
+                                  f"{mine}, this sweep runs lnexp {version}: install the same "
+                                  f"lnexp version on every worker; trial not run")
+    import torch
+
+    torch.set_num_threads(threads)
+    if not collect:
+        return workers.run_trial(task)
+    tmp = Path(tempfile.mkdtemp(prefix="lnexp-trial-"))
+    try:
+        run_dir = tmp / Path(task.run_dir).name
+        outcome = workers.run_trial(replace(task, run_dir=str(run_dir)))
+        outcome["files"] = {str(p.relative_to(run_dir)): p.read_bytes()
+                            for p in sorted(run_dir.rglob("*")) if p.is_file()}
+        return outcome
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- parent side
+
+@contextlib.contextmanager
+def connect(scheduler: str | None, jobs: int | None) -> Iterator[tuple[Any, int, int]]:
+    """(client, slots, threads per trial): a client on the given scheduler, or on a
+    LocalCluster of `jobs` single-threaded worker processes on 127.0.0.1 (its dashboard on
+    a free loopback port),
+    closed with everything it started on exit. slots: trials in flight at once (`jobs`, or
+    on an existing cluster without `jobs` its worker threads)."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        if scheduler is None:
+            jobs = jobs or workers.default_jobs()
+            try:
+                cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
+                                       host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                                       silence_logs=logging.ERROR)
+            except Exception as exc:
+                raise ClusterError(f"could not start a Dask LocalCluster: {exc}") from None
+            with cluster, Client(cluster) as client:
+                # threads per trial fixed (not cores // jobs): results must not depend on -j
+                yield client, jobs, workers.TRIAL_THREADS
+            return
+        try:
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise ClusterError(f"Dask scheduler {scheduler}: cannot connect ({exc})") from None
+        with client:
+            threads = sum(client.nthreads().values())
+            if threads == 0:
+                raise ClusterError(f"Dask scheduler {scheduler}: no workers connected")
+            # One torch thread per trial on an existing cluster: its workers' core counts are
+            # not ours to know; a trial gets what its worker thread was given.
+            yield client, min(jobs or threads, threads), 1
+
+
+def execute(client: Any, slots: int, threads: int, tasks: Sequence[workers.Task], *,
+            collect: bool, fail_fast: bool,
+            on_start: Callable[[workers.Task], None],
+            on_done: Callable[[workers.Task, workers.Outcome], None]) -> None:
+    """Run the tasks on a connected client (the same contract as workers.execute), at most
+    `slots` in flight, each with `threads` torch threads."""
+    from distributed import as_completed
+
+    queue = list(tasks)[::-1]
+    running: dict[Any, workers.Task] = {}
+    pending = as_completed()
+    stopped = False
+
+    def submit() -> None:
+        task = queue.pop()
+        on_start(task)
+        # pure=False: a resumed trial is a new task; retries=0: an exception is final
+        fut = client.submit(run_on_worker, task, __version__, threads, collect,
+                            key=f"lnexp-trial-{task.index}-{secrets.token_hex(4)}",
+                            pure=False, retries=0)
+        running[fut] = task
+        pending.add(fut)
+
+    try:
+        while queue and len(running) < slots:
+            submit()
+        for fut in pending:
+            task = running.pop(fut)
+            outcome = _outcome(fut, task, collect)
+            on_done(task, outcome)
+            if fail_fast and outcome["status"] != "completed":
+                stopped = True
+            while queue and not stopped and len(running) < slots:
+                submit()
+    except KeyboardInterrupt:
+        client.cancel(list(running))
+        for task in running.values():
+            on_done(task, workers.lost(task, "interrupted (Ctrl-C / SIGINT or SIGTERM)",
+                                       "interrupted"))
+        raise
+
+
+def _outcome(fut: Any, task: workers.Task, collect: bool) -> workers.Outcome:
+    """The trial's outcome from its future; its folder written (collect) or checked."""
+    try:
+        outcome: workers.Outcome = fut.result()
+    except Exception as exc:  # KilledWorker, a worker that cannot unpickle lnexp, ...
+        return workers.lost(task, f"its Dask worker failed it ({type(exc).__name__}: {exc})")
+    run_dir = Path(task.run_dir)
+    if collect:
+        shipped = outcome.pop("files", None)
+        if shipped:
+            write_folder(run_dir, shipped)
+    elif outcome["pid"] is not None and not run_dir.is_dir():
+        return {**outcome, "status": "failed",
+                "error": f"worker {outcome['host']} wrote {run_dir}, which this machine does "
+                         f"not see: the workers do not share this filesystem; use --collect"}
+    return outcome
+
+
+def write_folder(run_dir: Path, shipped: dict[str, bytes]) -> None:
+    """Write a shipped trial folder: each file atomically into a hidden staging folder beside
+    it, then one rename, so the folder appears whole or not at all."""
+    staging = run_dir.with_name(f".{run_dir.name}.{secrets.token_hex(3)}.tmp")
+    staging.mkdir()
+    try:
+        for rel, data in shipped.items():
+            path = staging / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            files.write_atomic(path, data)
+        os.rename(staging, run_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
