@@ -106,6 +106,13 @@ def wait_for(what: Callable[[], Any], proc: Lnexp, timeout: float = 60) -> Any:
     pytest.fail("the moment never came")
 
 
+def _ppid(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def one_error(err: str, *needles: str) -> str:
     """Exactly one `error:` line, no traceback; return it."""
     assert "Traceback" not in err, err
@@ -315,16 +322,21 @@ def test_sweep_idle_worker_obeys_sigterm(tmp_path: Path, configs: Path) -> None:
                  "-o", tmp_path / "out", cwd=tmp_path, env={"LNEXP_TEST_TRIAL_HOLD_S": "3"})
 
     def idle_worker() -> int | None:
-        sweep_json = next(iter((tmp_path / "out").glob("*/*/sweep.json")), None)
-        if sweep_json is None:
+        """Trials 0 and 1 completed and trial 2 running (each trial's own run.json, written
+        by its worker): the worker process (forked by the forkserver, not lnexp's direct
+        child) that is not trial 2's."""
+        infos = {}
+        for run_json in (tmp_path / "out").glob("*/*/*/run.json"):
+            with contextlib.suppress(OSError, ValueError):
+                infos[run_json.parent.name[:4]] = json.loads(run_json.read_text())
+        if [infos.get(k, {}).get("status") for k in ("t000", "t001", "t002")] != [
+                "completed", "completed", "running"]:
             return None
-        trials = json.loads(sweep_json.read_text())["trials"]
-        if [t["status"] for t in trials] != ["completed", "completed", "running"]:
-            return None
-        busy = json.loads((sweep_json.parent / trials[2]["run_dir"] / "run.json")
-                          .read_text())["pid"]
-        done = {t["worker_pid"] for t in trials[:2]} - {busy}
-        return done.pop() if done else None
+        busy = infos["t002"]["pid"]
+        workers = [int(line.split()[0]) for line in marked(proc.marker)
+                   if "forkserver" in line and _ppid(int(line.split()[0])) != proc.pid]
+        idle = [pid for pid in workers if pid != busy]
+        return idle[0] if len(idle) == 1 else None
 
     idle = wait_for(idle_worker, proc)
     os.kill(idle, signal.SIGTERM)
