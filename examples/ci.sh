@@ -2,10 +2,20 @@
 # How a CI job uses lnexp: run a config with expectations, branch on the exit code, re-check
 # the saved run later without recomputing. Exit codes: 0 ok, 1 an expectation failed,
 # 2 usage/config error, 3 partly done, 130 interrupted.
-# Run from the repository root: examples/ci.sh [OUTPUT_DIR]   (LNEXP=path/to/lnexp to override)
+# Run it from anywhere, after `make test` or `make run`: examples/ci.sh [OUTPUT_DIR]
+# lnexp is $LNEXP if set, else `lnexp` on PATH (an activated venv), else .venv/bin/lnexp.
 set -u
 cd "$(dirname "$0")/.."
-LNEXP="${LNEXP:-lnexp}"
+if [ -z "${LNEXP:-}" ]; then
+    if command -v lnexp >/dev/null 2>&1; then
+        LNEXP=lnexp
+    elif [ -x .venv/bin/lnexp ]; then
+        LNEXP=.venv/bin/lnexp
+    else
+        echo "ci.sh: lnexp not found; run 'make test' first (it creates .venv), or set LNEXP" >&2
+        exit 2
+    fi
+fi
 OUT="${1:-outputs/ci-example}"
 CONFIG=configs/ci_ln_invariants.yaml
 

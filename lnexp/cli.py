@@ -46,10 +46,25 @@ EXIT_CODES_HELP = (
 )
 JSON_SCHEMA_VERSION = 1
 
+
+def _metavar_alone(display_type: Callable[..., str | None]) -> Callable[..., str | None]:
+    """typer prints an argument's Python type beside its metavar (`CONFIG <path>`,
+    `KEY=VALUE <list[str]>`); an argument with a metavar already says what it takes."""
+
+    @functools.wraps(display_type)
+    def shown(self: Any, ctx: Any) -> str | None:
+        return None if self.metavar else display_type(self, ctx)
+
+    return shown
+
+
+if hasattr(typer.core.TyperArgument, "display_type_rich"):  # typer >= 0.20's help records
+    typer.core.TyperArgument.display_type_rich = _metavar_alone(  # type: ignore[method-assign]
+        typer.core.TyperArgument.display_type_rich)
+
 app = typer.Typer(
     name="lnexp",
     help="See and measure how normalization layers behave.\n\n" + EXIT_CODES_HELP,
-    epilog=EXIT_CODES_HELP,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -176,11 +191,19 @@ def guarded(func: F) -> F:
 
 
 ConfigArg = Annotated[Path, typer.Argument(help="YAML config file, e.g. configs/default.yaml.",
-                                           show_default=False)]
+                                           metavar="CONFIG", show_default=False)]
+OverridesArg = Annotated[list[str] | None, typer.Argument(
+    metavar="KEY=VALUE", show_default=False,
+    help="Config overrides as Hydra users type them, e.g. model.norm=bn seed=3; the same as "
+         "--set. Quote text YAML would read otherwise: 'name=\"123\"'.")]
 SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", metavar="KEY=VALUE",
     help="Override a config key; VALUE is read as YAML. Repeatable: --set model.norm=bn "
          "--set seed=3.")]
+CompareSetOpt = Annotated[list[str] | None, typer.Option(
+    "--set", metavar="KEY=VALUE",
+    help="Override a config key for every norm; VALUE is read as YAML. Repeatable: --set "
+         "data.n_samples=8 --set model.depth=3.")]
 JsonOpt = Annotated[bool, typer.Option(
     "--json", help="Print only a JSON document (with schema_version) to stdout; messages go "
                    "to stderr.")]
@@ -189,19 +212,33 @@ ExpectOpt = Annotated[list[str] | None, typer.Option(
     help="Add an expectation, e.g. --expect 'post_norm.per_sample.mean.abs_max <= 1e-6' or "
          "'post_norm.per_sample.var.mean approx 1 tol 1e-3'. OP: <= >= < > ~= (or le ge lt gt "
          "approx); REDUCER: abs_max min max mean spread. Repeatable; any failure exits 1.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the run folder.")]
-OutOpt = Annotated[Path | None, typer.Option("--output-dir", "-o",
+QuietOpt = Annotated[bool, typer.Option(
+    "--quiet", "-q", help="Print only the run folder; no progress.")]
+OutOpt = Annotated[Path | None, typer.Option("--output-dir", "-o", metavar="DIR",
                                              help="Parent folder of run folders (output.dir).")]
 
 
-def _load(config: Path, sets: list[str] | None, output_dir: Path | None = None,
-          expects: list[str] | None = None) -> Config:
-    from lnexp.config import load_config
+def _overrides(sets: list[str] | None, positional: list[str] | None) -> list[str]:
+    """KEY=VALUE arguments after the config, then --set items (later wins)."""
+    from lnexp import overrides
 
-    overrides = list(sets or [])
+    return [*overrides.positional(list(positional or [])), *(sets or [])]
+
+
+def _load(config: Path, sets: list[str] | None, output_dir: Path | None = None,
+          expects: list[str] | None = None, positional: list[str] | None = None) -> Config:
+    from lnexp import overrides
+    from lnexp.config import load_config
+    from lnexp.errors import ConfigError
+
+    items = _overrides(sets, positional)
     if output_dir is not None:
-        overrides.append(f"output.dir={json.dumps(str(output_dir))}")
-    return load_config(config, overrides, list(expects or []))
+        items.append(f"output.dir={json.dumps(str(output_dir))}")
+    try:
+        return load_config(config, items, list(expects or []))
+    except ConfigError as exc:
+        raise ConfigError(overrides.annotate(exc.problems, list(sets or []),
+                                             list(positional or []))) from None
 
 
 # Test hook (documented in the README): seconds to wait after the run folder is marked
@@ -229,11 +266,13 @@ def _warn(message: str) -> None:
         typer.echo(f"warning: {message}", err=True)
 
 
-@app.command("run")
+@app.command("run", short_help="Run one experiment from a YAML config.")
 @guarded
-def run_cmd(config: ConfigArg, set_: SetOpt = None, expect_: ExpectOpt = None,
-            json_: JsonOpt = False, quiet: QuietOpt = False, output_dir: OutOpt = None) -> None:
-    """Run one experiment from a YAML config, e.g. `lnexp run configs/default.yaml`.
+def run_cmd(config: ConfigArg, overrides: OverridesArg = None, set_: SetOpt = None,
+            expect_: ExpectOpt = None, json_: JsonOpt = False, quiet: QuietOpt = False,
+            output_dir: OutOpt = None) -> None:
+    """Run one experiment from a YAML config, e.g. `lnexp run configs/default.yaml
+    model.norm=bn`.
 
     Prints the tables, and writes config.yaml, metrics.json, stats.csv, env.json, run.json and
     figures/*.png into a new folder OUTPUT_DIR/<name>/<timestamp>-<id>/ (metrics.json last).
@@ -241,20 +280,21 @@ def run_cmd(config: ConfigArg, set_: SetOpt = None, expect_: ExpectOpt = None,
     the activations does not change the exit code: a warning goes to stderr and metrics.json
     carries numeric_trouble (add an expectation such as
     'numeric_trouble.post_norm.nonfinite.max <= 0' to fail on it).
-    With a train: block it also writes history.csv and shows training progress on stderr.
+    With a train: block it also writes history.csv. Training and runs streamed in several
+    chunks show progress on stderr (a bar on a terminal; --quiet hides it).
     """
-    from lnexp import core, registry, resources, tables
+    from lnexp import core, progress, registry, resources, tables
     from lnexp.store import figures, files
 
-    cfg = _load(config, set_, output_dir, expect_)
+    cfg = _load(config, set_, output_dir, expect_, overrides)
     resources.check(cfg)
     root = files.ensure_output_dir(Path(cfg.output.dir))
     # Figure workers start now, before torch is imported: matplotlib loads in parallel.
     with contextlib.ExitStack() as stack:
         pool = stack.enter_context(figures.figure_pool(cfg.output,
                                                        len(registry.run_figures(cfg))))
-        report = (None if quiet or cfg.train is None else
-                  stack.enter_context(tables.progress(tables.make_console(stderr=True))))
+        report = stack.enter_context(progress.steps(
+            "training step" if cfg.train is not None else "samples", quiet=quiet))
         try:
             outcome = core.run(cfg, root, sys.argv, report, _hold, pool)
         except core.RunInterrupted as exc:
@@ -274,20 +314,23 @@ def run_cmd(config: ConfigArg, set_: SetOpt = None, expect_: ExpectOpt = None,
 
 
 # compare's choices come from the registry (norms imports no torch, so --help stays fast).
-NormName = enum.Enum("NormName", {name: name for name in norms.names()}, type=str)  # type: ignore[misc]
-NamesArg = Annotated[list[NormName] | None, typer.Argument(
-    help="Norms to compare, in this order (default: all): " + " ".join(norms.names()) + ".",
-    show_default=False)]
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c",
+NamesArg = Annotated[list[str] | None, typer.Argument(
+    metavar="NORM|KEY=VALUE", show_default=False,
+    help="Norms to compare, in this order (default: all): " + " ".join(norms.names()) + "; "
+         "KEY=VALUE items are config overrides, as --set.")]
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", metavar="FILE",
                                          help="YAML config file; its model.norm is ignored.")]
 
 
-@app.command("compare")
+@app.command("compare", short_help="Run several norms on the same inputs and weights.")
 @guarded
 def compare_cmd(names: NamesArg = None, config: ConfigOpt = Path("configs/default.yaml"),
-                set_: SetOpt = None, json_: JsonOpt = False, quiet: QuietOpt = False,
+                set_: CompareSetOpt = None, json_: JsonOpt = False,
+                quiet: Annotated[bool, typer.Option(
+                    "--quiet", "-q", help="Print only the compare folder.")] = False,
                 output_dir: OutOpt = None) -> None:
-    """Run several norms on the same inputs and weights, e.g. `lnexp compare bn ln`.
+    """Run several norms on the same inputs and weights, e.g. `lnexp compare bn ln
+    data.n_samples=8`.
 
     Each norm's run equals `lnexp run CONFIG --set model.norm=NAME`. Writes a folder
     OUTPUT_DIR/<name>-compare/<timestamp>-<id>/ with one run folder per norm plus
@@ -298,8 +341,10 @@ def compare_cmd(names: NamesArg = None, config: ConfigOpt = Path("configs/defaul
     from lnexp.compare import norm_configs
     from lnexp.store import figures, files
 
-    cfg = _load(config, set_, output_dir)
-    selected = [n.value for n in names] if names else None
+    items = list(names or [])
+    positional = [i for i in items if "=" in i]
+    selected = [i for i in items if "=" not in i] or None
+    cfg = _load(config, set_, output_dir, positional=positional)
     resources.check(cfg, runs=len(selected) if selected else len(norms.names()))
     root = files.ensure_output_dir(Path(cfg.output.dir))
     configs = norm_configs(cfg, selected, str(config))  # config errors before any folder
@@ -319,11 +364,11 @@ def compare_cmd(names: NamesArg = None, config: ConfigOpt = Path("configs/defaul
         raise typer.Exit(EXIT_PARTIAL)
 
 
-@app.command("check")
+@app.command("check", short_help="Re-check a saved run's expectations without recomputing.")
 @guarded
 def check_cmd(run_dir: Annotated[Path, typer.Argument(
               help="A run folder, e.g. outputs/default/20250101-120000-abc123.",
-              show_default=False)],
+              metavar="RUN_DIR", show_default=False)],
           expect_: ExpectOpt = None, json_: JsonOpt = False) -> None:
     """Re-evaluate a saved run's expectations on its metrics.json without recomputing, e.g.
     `lnexp check outputs/ci_ln_invariants/<run>`; --expect adds more.
@@ -357,11 +402,11 @@ def check_cmd(run_dir: Annotated[Path, typer.Argument(
         raise typer.Exit(EXIT_EXPECTATION_FAILED)
 
 
-@app.command("validate")
+@app.command("validate", short_help="Check a config without running it.")
 @guarded
-def validate_cmd(config: ConfigArg, set_: SetOpt = None, expect_: ExpectOpt = None,
-                 json_: JsonOpt = False) -> None:
-    """Check a config without running it, e.g. `lnexp validate configs/bn.yaml`.
+def validate_cmd(config: ConfigArg, overrides: OverridesArg = None, set_: SetOpt = None,
+                 expect_: ExpectOpt = None, json_: JsonOpt = False) -> None:
+    """Check a config without running it, e.g. `lnexp validate configs/bn.yaml seed=3`.
 
     Reports every problem at once, one line each (file:line: key.path: message), including
     the resource guard's verdict for this machine; exit 2 if there is any.
@@ -370,7 +415,7 @@ def validate_cmd(config: ConfigArg, set_: SetOpt = None, expect_: ExpectOpt = No
     from lnexp.errors import ConfigError
 
     try:
-        cfg = _load(config, set_, expects=expect_)
+        cfg = _load(config, set_, expects=expect_, positional=overrides)
         est = resources.check(cfg)
     except ConfigError as exc:
         if json_:
@@ -402,18 +447,19 @@ ExecutorKind = enum.Enum("ExecutorKind", {k: k for k in registry.EXECUTORS},  # 
                          type=str)
 
 
-@app.command("sweep")
+@app.command("sweep", short_help="Run a grid of trials in parallel and aggregate over seeds.")
 @guarded
 def sweep_cmd(config: Annotated[Path | None, typer.Argument(
               help="YAML config (its sweep: block, if any, adds grid axes); optional with "
-                   "--resume.", show_default=False)] = None,
+                   "--resume.", metavar="CONFIG", show_default=False)] = None,
+          overrides: OverridesArg = None,
           grid: GridOpt = None, set_: SetOpt = None,
           seeds: Annotated[int | None, typer.Option(
-              "--seeds", min=1, help="Short for --grid seed=0:N.")] = None,
+              "--seeds", min=1, metavar="N", help="Short for --grid seed=0:N.")] = None,
           jobs: Annotated[int | None, typer.Option(
-              "--jobs", "-j", min=1, help="Worker processes (default: number of CPUs); on an "
-                                          "existing Dask cluster, at most this many trials "
-                                          "at once (default: its worker threads).")] = None,
+              "--jobs", "-j", min=1, metavar="N",
+              help="Worker processes (default: number of CPUs); on an existing Dask cluster, "
+                   "at most this many trials at once (default: its worker threads).")] = None,
           executor: Annotated[ExecutorKind | None, typer.Option(
               "--executor",
               help="Where trials run: local (worker processes here, the default) or dask "
@@ -442,7 +488,11 @@ def sweep_cmd(config: Annotated[Path | None, typer.Argument(
           figure: Annotated[bool, typer.Option(
               "--figure/--no-figure", help="Draw summary.png (per-trial figures follow "
                                            "output.figures).")] = True,
-          json_: JsonOpt = False, quiet: QuietOpt = False, output_dir: OutOpt = None) -> None:
+          json_: JsonOpt = False,
+          quiet: Annotated[bool, typer.Option(
+              "--quiet", "-q", help="Print only the sweep folder; stderr keeps one line per "
+                                    "trial, no bar.")] = False,
+          output_dir: OutOpt = None) -> None:
     """Run a grid of trials in parallel worker processes and aggregate them over seeds, e.g.
     `lnexp sweep configs/sweep_batch.yaml` or `lnexp sweep configs/default.yaml --grid
     model.norm=bn,ln --grid data.n_samples=2,8,32 --seeds 3`.
@@ -452,13 +502,19 @@ def sweep_cmd(config: Annotated[Path | None, typer.Argument(
     per combination of the other keys) and summary.png. Exit 3 when some trials failed (the
     others still run unless --fail-fast), 2 for a bad grid or trial (nothing runs).
     """
+    from lnexp import overrides as hints
     from lnexp import tables
+    from lnexp.errors import ConfigError
     from lnexp.sweep import executors, runner
 
-    plan = runner.plan_sweep(config, list(grid or []), list(set_ or []), seeds,
-                             list(metric or []), resume, output_dir, jobs, x,
-                             executors.choose(executor and executor.value, scheduler,
-                                              collect))
+    try:
+        plan = runner.plan_sweep(config, list(grid or []), _overrides(set_, overrides), seeds,
+                                 list(metric or []), resume, output_dir, jobs, x,
+                                 executors.choose(executor and executor.value, scheduler,
+                                                  collect))
+    except ConfigError as exc:
+        raise ConfigError(hints.annotate(exc.problems, list(set_ or []),
+                                         list(overrides or []))) from None
     if dry_run:
         _render_sweep_plan(plan, json_)
         return
@@ -468,7 +524,7 @@ def sweep_cmd(config: Annotated[Path | None, typer.Argument(
         if skipped and not quiet and not json_:
             typer.echo(f"resuming {plan.root}: {skipped} of {total} trials already "
                        f"completed, running {total - skipped}", err=True)
-        with tables.SweepProgress(total, skipped) as bar:
+        with tables.SweepProgress(total, skipped, bar=not quiet) as bar:
             yield bar
 
     outcome = runner.run_sweep(plan, list(sys.argv), fail_fast=fail_fast, figure=figure,
@@ -520,7 +576,7 @@ RunStatus = enum.Enum("RunStatus", {k: k for k in registry.RUN_STATUSES},  # typ
 runs_app = typer.Typer(help="List past runs, compares and sweeps (read from the folders).",
                        rich_markup_mode=None)
 app.add_typer(runs_app, name="runs")
-RootOpt = Annotated[Path, typer.Option("--output-dir", "-o",
+RootOpt = Annotated[Path, typer.Option("--output-dir", "-o", metavar="DIR",
                                        help="The output folder to read.")]
 
 
@@ -528,13 +584,15 @@ RootOpt = Annotated[Path, typer.Option("--output-dir", "-o",
 @guarded
 def runs_cmd(ctx: typer.Context,
          norm: Annotated[str | None, typer.Option(
-             "--norm", help="Only runs of this norm (or sweeps/compares with it).")] = None,
+             "--norm", metavar="NORM",
+             help="Only runs of this norm (or sweeps/compares with it).")] = None,
          status: Annotated[RunStatus | None, typer.Option(
              "--status", help="Only runs with this status.")] = None,
          kind: Annotated[RunKind | None, typer.Option(
              "--kind", help="Only this kind of folder.")] = None,
-         name: Annotated[str | None, typer.Option("--name", help="Only this config name.")] = None,
-         limit: Annotated[int, typer.Option("--limit", "-n", min=0,
+         name: Annotated[str | None, typer.Option("--name", metavar="NAME",
+                                                  help="Only this config name.")] = None,
+         limit: Annotated[int, typer.Option("--limit", "-n", min=0, metavar="N",
                                             help="Show at most this many (0: all).")] = 50,
          all_: Annotated[bool, typer.Option(
              "--all", "-a", help="Also the runs inside sweeps and compares (trial folders, "
@@ -557,14 +615,14 @@ def runs_cmd(ctx: typer.Context,
         _emit({"kind": "runs", "output_dir": str(output_dir), "total": len(records),
                "matched": len(picked), "runs": [r.as_dict() for r in shown]})
     else:
-        tables.make_console().print(tables.runs_table(shown, str(output_dir), len(records)))
+        tables.render_runs(tables.make_console(), shown, str(output_dir), len(records))
 
 
-@runs_app.command("show")
+@runs_app.command("show", short_help="Print one run, compare or sweep folder.")
 @guarded
 def runs_show_cmd(run: Annotated[str, typer.Argument(
                   help="A run folder, or its <timestamp>-<id> or <id> under OUTPUT_DIR.",
-                  show_default=False)],
+                  metavar="RUN", show_default=False)],
               output_dir: RootOpt = Path("outputs"), json_: JsonOpt = False) -> None:
     """Print one run, compare or sweep folder: status, command, key metrics or the sweep
     summary, e.g. `lnexp runs show 20250101-120000-abc123`."""
@@ -578,23 +636,126 @@ def runs_show_cmd(run: Annotated[str, typer.Argument(
         tables.render_run_details(tables.make_console(), info)
 
 
-config_app = typer.Typer(help="Inspect configs.", no_args_is_help=True, rich_markup_mode=None)
+config_app = typer.Typer(help="Inspect configs; the JSON Schema for editors.",
+                         no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(config_app, name="config")
 
 
-@config_app.command("show")
+@config_app.command("show", short_help="Print the resolved config as YAML.")
 @guarded
-def config_show_cmd(config: ConfigArg, set_: SetOpt = None, expect_: ExpectOpt = None,
-                json_: JsonOpt = False) -> None:
-    """Print the resolved config (defaults, --set and --expect applied) as YAML: what would
-    run, e.g. `lnexp config show configs/default.yaml --set model.norm=bn`."""
+def config_show_cmd(config: ConfigArg, overrides: OverridesArg = None, set_: SetOpt = None,
+                    expect_: ExpectOpt = None, json_: JsonOpt = False) -> None:
+    """Print the resolved config (defaults, overrides and --expect applied) as YAML: what would
+    run, e.g. `lnexp config show configs/default.yaml model.norm=bn`."""
     from lnexp.config import to_dict, to_yaml
 
-    cfg = _load(config, set_, expects=expect_)
+    cfg = _load(config, set_, expects=expect_, positional=overrides)
     if json_:
         _emit({"kind": "config", "source": str(config), "config": to_dict(cfg)})
     else:
         typer.echo(to_yaml(cfg), nl=False)
+
+
+@config_app.command("schema", short_help="Print the config's JSON Schema (for editors).")
+@guarded
+def config_schema_cmd(output: Annotated[Path | None, typer.Option(
+                      "--output", "-o", metavar="FILE",
+                      help="Write the schema to FILE instead of stdout.")] = None) -> None:
+    """Print the JSON Schema of a config (every key, its description, the norm names, the
+    sweep: block), e.g. `lnexp config schema -o lnexp-config.schema.json`.
+
+    Editors with a YAML language server complete keys and values, show each key's description
+    and flag typos when a config starts with
+    `# yaml-language-server: $schema=../lnexp-config.schema.json` (the shipped configs do).
+    """
+    from lnexp.config.json_schema import schema_text
+
+    text = schema_text()
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        _write(output, text)
+        typer.echo(f"wrote {output}", err=True)
+
+
+@app.command("report", short_help="Write one self-contained HTML page for a result folder.")
+@guarded
+def report_cmd(folder: Annotated[Path, typer.Argument(
+               metavar="FOLDER", show_default=False,
+               help="A run, compare or sweep folder, e.g. outputs/default/<timestamp>-<id>.")],
+               output: Annotated[Path | None, typer.Option(
+                   "--output", "-o", metavar="FILE",
+                   help="Where to write the page (default: FOLDER/report.html).")] = None,
+               markdown: Annotated[bool, typer.Option(
+                   "--markdown", help="Print the tables as Markdown to stdout instead (for a "
+                                      "CI job summary; no images).")] = False) -> None:
+    """Write one HTML page for a run, compare or sweep folder, e.g. `lnexp report
+    outputs/default/<timestamp>-<id>`: verdict, tables, expectations, figures (embedded), the
+    resolved config and the environment.
+
+    The page is self-contained (inline CSS and images, no JavaScript, no network), so a CI
+    system can keep it as an artifact. Prints the path it wrote. Exit 2 when FOLDER is not an
+    lnexp folder.
+    """
+    from lnexp import report
+
+    doc = report.read_folder(folder)
+    if markdown:
+        sys.stdout.write(report.to_markdown(doc))
+        return
+    target = output if output is not None else folder / "report.html"
+    _write(target, report.to_html(doc))
+    typer.echo(str(target))
+
+
+def _write(path: Path, text: str) -> None:
+    """Write a file a command was asked for, atomically; an OSError becomes exit 2."""
+    from lnexp.errors import OutputError
+    from lnexp.store.files import write_atomic
+
+    try:
+        write_atomic(path, text)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
+
+
+export_app = typer.Typer(help="Copy result folders into other tools.", no_args_is_help=True,
+                         rich_markup_mode=None)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("mlflow", short_help="Copy run, compare and sweep folders into MLflow.")
+@guarded
+def export_mlflow_cmd(paths: Annotated[list[Path], typer.Argument(
+                      metavar="FOLDER", show_default=False,
+                      help="Run, compare or sweep folders.")],
+                      tracking_uri: Annotated[str | None, typer.Option(
+                          "--tracking-uri", metavar="URI",
+                          help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
+                               "sqlite:///OUTPUT_DIR/mlflow.db).")] = None,
+                      experiment: Annotated[str, typer.Option(
+                          "--experiment", metavar="NAME",
+                          help="MLflow experiment to log into.")] = "lnexp",
+                      output_dir: RootOpt = Path("outputs"), json_: JsonOpt = False) -> None:
+    """Log each folder as an MLflow run, e.g. `lnexp export mlflow outputs/default/<run>`:
+    the config as params, its metrics, history.csv as step metrics, figures and metrics.json
+    as artifacts; a compare or sweep becomes a parent run with nested children.
+
+    Exporting again updates the same runs (tagged with the lnexp run id). Needs the extra:
+    pip install 'lnexp[mlflow]'. Exit 2 when MLflow is missing or a folder is not lnexp's.
+    """
+    from lnexp.export import mlflow
+
+    uri = mlflow.tracking_uri(tracking_uri, output_dir)
+    exported = mlflow.export(list(paths), uri, experiment)
+    if json_:
+        _emit({"kind": "export", "tracking_uri": uri, "experiment": experiment,
+               "runs": [e.as_dict() for e in exported]})
+        return
+    for e in exported:
+        nested = f" ({len(e.children)} nested runs)" if e.children else ""
+        typer.echo(f"{e.action}: {e.kind} {e.folder} -> MLflow run {e.mlflow_run_id}{nested}")
+    typer.echo(f"tracking URI: {uri} (experiment {experiment})", err=True)
 
 
 def _sigterm(signum: int, frame: Any) -> None:

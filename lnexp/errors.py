@@ -49,3 +49,8 @@ class RunFolderError(LnexpError):
 
 class ClusterError(LnexpError):
     """A Dask cluster that cannot be started or reached (exit 2: nothing ran)."""
+
+
+class ExportError(LnexpError):
+    """An export cannot start: the tool is not installed, the folder is not lnexp's, or the
+    tracking store is unreachable."""

@@ -54,7 +54,7 @@ def run(cfg: Config, progress: Progress | None = None,
     """Run one experiment (see the module docstring for the draw order). The config must be
     defined for its norm (plan.not_defined_reason is None): the core checks that first."""
     if plan.streams(cfg):
-        return _run_streamed(cfg, rows_per_chunk)
+        return _run_streamed(cfg, rows_per_chunk, progress)
     return _run_whole(cfg, progress)
 
 
@@ -80,7 +80,8 @@ def _run_whole(cfg: Config, progress: Progress | None) -> RunResult:
                    layers=layers, training=training)
 
 
-def _run_streamed(cfg: Config, rows_per_chunk: int | None) -> RunResult:
+def _run_streamed(cfg: Config, rows_per_chunk: int | None,
+                  progress: Progress | None = None) -> RunResult:
     """Run one experiment. Draw order is fixed: manual_seed(seed) -> build model -> draw data.
 
     The batch is streamed in row chunks (one chunk for the default config, so this is exactly
@@ -100,6 +101,12 @@ def _run_streamed(cfg: Config, rows_per_chunk: int | None) -> RunResult:
     acc = {stage: stats.StreamingStats(n) for stage in ("input", "pre_norm", "post_norm")}
     kept: dict[str, list[torch.Tensor]] = {"input": [], "pre_norm": [], "post_norm": []}
     sample: dict[str, stats.SampleStats] = {}
+    passes = 2 if bn_two_pass else 1
+
+    def advance(done: int) -> None:  # rows through the norm, over both passes for bn
+        if progress is not None and chunks > 1:
+            progress(done, passes * n, f"pass {1 + (done - 1) // n}/{passes}" if passes > 1
+                     else "")
 
     def feed(stage: str, start: int, t: torch.Tensor) -> None:
         acc[stage].update(t)
@@ -120,6 +127,7 @@ def _run_streamed(cfg: Config, rows_per_chunk: int | None) -> RunResult:
             feed("pre_norm", start, pre)
             if not bn_two_pass:
                 feed("post_norm", start, forward(block.norm, pre))
+            advance(start + x.shape[0])
         if bn_two_pass:
             pre_stats = acc["pre_norm"].result().per_feature
             bn = block.norm
@@ -130,6 +138,7 @@ def _run_streamed(cfg: Config, rows_per_chunk: int | None) -> RunResult:
             for start in range(0, n, rows):
                 x = make_inputs(cfg.data, cfg.model.in_features, min(rows, n - start), start)
                 feed("post_norm", start, forward(bn, forward(block.linear, x)))
+                advance(n + start + x.shape[0])
 
     def keep(stage: str) -> np.ndarray:
         return torch.cat(kept[stage]).numpy()

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import os
 import shlex
-import sys
-from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -15,6 +10,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from lnexp.console import make_console
 from lnexp.explain import standardizes
 from lnexp.numbers import show_value
 from lnexp.registry import COMPARATORS, LISTED_METRICS
@@ -27,27 +23,6 @@ if TYPE_CHECKING:  # stats imports torch; `lnexp check` renders tables without i
     from lnexp.sweep.grid import Trial
     from lnexp.sweep.runner import SweepOutcome
     from lnexp.sweep.workers import Outcome
-
-
-def make_console(stderr: bool = False) -> Console:
-    """A Console that uses colour only on a terminal without NO_COLOR or CI; otherwise plain
-    text at a fixed width of 120 columns (no terminal-width tricks in pipes and CI logs)."""
-    stream = sys.stderr if stderr else sys.stdout
-    tty = stream.isatty() and os.environ.get("TERM") != "dumb"
-    ci = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
-    plain = not tty or "NO_COLOR" in os.environ or ci
-    if plain:
-        return _Console(file=stream, no_color=True, highlight=False, width=120,
-                        force_terminal=False, emoji=False, soft_wrap=False)
-    return _Console(file=stream, highlight=False)
-
-
-class _Console(Console):
-    """A Console that lets a closed pipe reach the CLI (which exits 141, quietly) instead of
-    rich's own exit 1, the "expectation failed" code."""
-
-    def on_broken_pipe(self) -> None:
-        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
 
 
 def fmt(x: float) -> str:
@@ -225,44 +200,92 @@ def _short_span(a: np.ndarray) -> str:
     return a_ if a_ == b_ else f"{a_}…{b_}"
 
 
-def compare_table(cmp: CompareResult) -> Table:
-    """One column per norm; rows: per-feature and per-sample spreads, output mean / RMS and
-    which axis ends up standardized."""
+def compare_table(cmp: CompareResult, outcomes: list[Any] | None = None,
+                  title: str | None = None) -> Table:
+    """One column per norm (all of them, or `outcomes`); rows: per-feature and per-sample
+    spreads, output mean / RMS and which axis ends up standardized."""
     cfg = cmp.config
     n, c = cfg.data.n_samples, cfg.features
-    t = Table(title=f"After each norm ({n} samples × {c} features)", box=box.SIMPLE_HEAD,
-              title_justify="left", pad_edge=False)
-    t.add_column("after the norm", no_wrap=True)
-    for o in cmp.outcomes:
-        t.add_column(f"{o.name}\n{o.spec.title}", justify="right", overflow="fold",
-                     max_width=16)
+    shown = cmp.outcomes if outcomes is None else outcomes
+    t = Table(title=title or f"After each norm ({n} samples × {c} features)",
+              box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
+    t.add_column("after the norm", min_width=12)
+    for o in shown:
+        # numbers never fold: the column is at least as wide as its widest number
+        t.add_column(f"{o.name}\n{o.spec.title}", justify="right",
+                     min_width=_number_width(o), max_width=max(16, _number_width(o)))
 
     def row(label: str, cell: Any) -> None:
-        t.add_row(label, *["—" if o.result is None else cell(o.result) for o in cmp.outcomes])
+        t.add_row(label, *["—" if o.result is None else cell(o.result) for o in shown])
 
-    for axis in ("per_feature", "per_sample"):
-        label = axis.replace("_", "-")
-        row(f"{label} mean", lambda r, a=axis: _short_span(getattr(r.post_stats, a).mean))
-        row(f"{label} var (biased)",
-            lambda r, a=axis: _short_span(getattr(r.post_stats, a).var))
-        row(f"{label} var (unbiased)",
-            lambda r, a=axis: _short_span(getattr(r.post_stats, a).var_unbiased))
-        t.add_section()
-    row("output mean", lambda r: _short(r.post_stats.global_.mean))
-    row("output RMS", lambda r: _short(r.post_stats.global_.rms))
-    if any(o.result is not None and o.result.layers is not None for o in cmp.outcomes):
-        t.add_section()
-        row("grad norm, first / last block", lambda r: _short(r.layers.first_over_last))
-        row("activation std, last block", lambda r: _short(float(r.layers.std[-1])))
+    for label, cell in _compare_rows(_has_layers(cmp)):
+        if label is None:
+            t.add_section()
+        else:
+            row(label, cell)
     t.add_section()
     tol = next((o.result.verdicts["per_feature"].tolerance for o in cmp.outcomes
                 if o.result is not None), None)
     label = "standardizes" + (f" (tol {tol:g})" if tol is not None else "")
-    t.add_row(label, *[(o.standardizes or "not computed") for o in cmp.outcomes])
+    t.add_row(label, *[(o.standardizes or "not computed") for o in shown])
     if cmp.not_computed:
-        t.add_row("not computed because", *[
-            o.why or "" for o in cmp.outcomes])
+        t.add_row("not computed because", *[o.why or "" for o in shown])
     return t
+
+
+def _compare_rows(layers: bool) -> list[tuple[str | None, Any]]:
+    """(label, cell function) per row of the comparison; (None, None) starts a section."""
+    rows: list[tuple[str | None, Any]] = []
+    for axis in ("per_feature", "per_sample"):
+        label = axis.replace("_", "-")
+        rows.append((f"{label} mean",
+                     lambda r, a=axis: _short_span(getattr(r.post_stats, a).mean)))
+        rows.append((f"{label} var (biased)",
+                     lambda r, a=axis: _short_span(getattr(r.post_stats, a).var)))
+        rows.append((f"{label} var (unbiased)",
+                     lambda r, a=axis: _short_span(getattr(r.post_stats, a).var_unbiased)))
+        rows.append((None, None))
+    rows.append(("output mean", lambda r: _short(r.post_stats.global_.mean)))
+    rows.append(("output RMS", lambda r: _short(r.post_stats.global_.rms)))
+    if layers:
+        rows.append((None, None))
+        rows.append(("grad norm, first / last block", lambda r: _short(r.layers.first_over_last)))
+        rows.append(("activation std, last block", lambda r: _short(float(r.layers.std[-1]))))
+    return rows
+
+
+def _number_width(o: Any) -> int:
+    """The widest number in a norm's column (its name and title wrap; numbers must not)."""
+    if o.result is None:
+        return 6
+    rows = _compare_rows(o.result.layers is not None)
+    cells = [cell(o.result) for label, cell in rows if label is not None]
+    return max([len(o.name), 6, *(len(c) for c in cells)])
+
+
+def _has_layers(cmp: CompareResult) -> bool:
+    return any(o.result is not None and o.result.layers is not None for o in cmp.outcomes)
+
+
+def compare_tables(cmp: CompareResult, width: int) -> list[Table]:
+    """The comparison split into tables that each fit `width` columns: as many norms side by
+    side as fit, the rest in further tables with the same rows (numbers never fold)."""
+    n, c = cmp.config.data.n_samples, cmp.config.features
+    title = f"After each norm ({n} samples × {c} features)"
+    label = 24  # the row labels wrap within this
+    groups: list[list[Any]] = [[]]
+    used = label
+    for o in cmp.outcomes:
+        need = max(_number_width(o), 10) + 2
+        if groups[-1] and used + need > width:
+            groups.append([])
+            used = label
+        groups[-1].append(o)
+        used += need
+    if len(groups) == 1:
+        return [compare_table(cmp, title=title)]
+    return [compare_table(cmp, g, f"{title}, norms {', '.join(o.name for o in g)}")
+            for g in groups]
 
 
 def render_compare(console: Console, outcome: CompareOutcome) -> None:
@@ -276,7 +299,8 @@ def render_compare(console: Console, outcome: CompareOutcome) -> None:
                   f"per-feature = over the {n} samples (dim 0), per-sample = over the {c} "
                   f"features (dim 1); var biased = ÷n (what the norms use), unbiased = ÷(n−1) "
                   f"(torch.var's default).\n")
-    console.print(compare_table(cmp))
+    for table in compare_tables(cmp, console.width):
+        console.print(table)
     console.print(f"Axes: {outcome.axes}")
     for _name, norm_lines in outcome.explanations:
         console.print(f"• {norm_lines[0]}", soft_wrap=False)
@@ -302,29 +326,6 @@ def expectations_table(results: list[Result]) -> Table:
         t.add_row(f"{r['metric']}.{r['reducer']}", bound, value,
                   mark + (f" ({r['note']})" if r.get("note") and not r["passed"] else ""))
     return t
-
-
-@contextlib.contextmanager
-def progress(console: Console) -> Iterator[Callable[[int, int, float], None]]:
-    """A training progress callback: a rich bar (steps, loss) on a terminal, otherwise a plain
-    line every tenth of the steps, both on `console` (stderr)."""
-    if console.is_terminal:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-        bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(),
-                       TextColumn("loss {task.fields[loss]}"), console=console, transient=True)
-        task = bar.add_task("train", total=None, loss="…")
-        with bar:
-            yield lambda step, total, loss: bar.update(task, completed=step, total=total,
-                                                       loss=fmt(loss))
-        return
-
-    def plain(step: int, total: int, loss: float) -> None:
-        every = max(1, total // 10)
-        if step % every == 0 or step == total:
-            console.print(f"training step {step}/{total}  loss {fmt(loss)}")
-
-    yield plain
 
 
 # --------------------------------------------------------------------------- sweep
@@ -368,12 +369,14 @@ def sweep_summary_table(rows: list[dict[str, Any]], group_keys: list[str],
 
 class SweepProgress:
     """Trial progress on stderr: a rich bar (done / failed / remaining, ETA) on a terminal,
-    one plain line per finished trial otherwise. Failures are printed as they happen."""
+    one plain line per finished trial otherwise or with bar=False (--quiet). Failures are
+    printed as they happen."""
 
-    def __init__(self, total: int, skipped: int = 0, console: Console | None = None):
+    def __init__(self, total: int, skipped: int = 0, console: Console | None = None,
+                 bar: bool = True):
         self.console = console or make_console(stderr=True)
         self.total, self.done, self.failed = total, skipped, 0
-        self.live = self.console.is_terminal
+        self.live = bar and self.console.is_terminal
         self._progress: Any = None
         self._task: Any = None
 
@@ -426,30 +429,64 @@ class SweepProgress:
 
 # --------------------------------------------------------------------------- runs
 
-def runs_table(records: list[RunRecord], root: str, total: int) -> Table:
-    """`lnexp runs`: one row per folder, newest first."""
+# `lnexp runs` columns, most important first: what fits the width is shown, in table order.
+_RUNS_PRIORITY = ("id", "status", "name", "kind", "started", "norm")
+
+
+def runs_title(records: list[RunRecord], root: str, total: int) -> str:
     shown = f"{len(records)} of {total}" if len(records) != total else f"{total}"
-    t = Table(title=f"{shown} runs under {root}, newest first (lnexp runs show ID prints "
-                    f"one)", box=box.SIMPLE_HEAD,
-              title_justify="left", pad_edge=False)
-    for col in ("started", "kind", "status"):
-        t.add_column(col, no_wrap=True)
-    # name, norm(s) and shape may wrap; the id (what `runs show` takes) never shrinks
-    t.add_column("name", overflow="fold", max_width=24)
-    t.add_column("norm", overflow="fold", max_width=14)
-    t.add_column("shape / trials", overflow="fold", max_width=16)
+    return f"{shown} runs under {root}, newest first (lnexp runs show ID prints one)"
+
+
+def runs_table(records: list[RunRecord], width: int = 120) -> Table:
+    """`lnexp runs`: one row per folder, newest first. Columns that do not fit `width` are
+    left out, least important first (metrics, shape, norm, ...); the id, which `runs show`
+    takes, always stays, and no column is squeezed until its values fold."""
+    cols: dict[str, tuple[str, str, list[str]]] = {}  # key -> (header, justify, cells)
+    cols["started"] = ("started", "left",
+                       [(r.started or "")[5:19].replace("T", " ") for r in records])
+    cols["kind"] = ("kind", "left", [r.kind for r in records])
+    cols["status"] = ("status", "left", [r.status for r in records])
+    cols["name"] = ("name", "left", [r.name for r in records])
+    cols["norm"] = ("norm", "left", [(r.norm or "").replace(",", ", ") for r in records])
+    cols["shape"] = ("shape / trials", "left", [r.detail for r in records])
     for key in LISTED_METRICS:  # e.g. post_norm.per_feature.var.spread
         _, axis, stat, reducer = key.split(".")
-        t.add_column(f"{axis.replace('_', '-')}\n{stat} {reducer}", justify="right",
-                     min_width=11)
-    t.add_column("id", no_wrap=True, min_width=6)
-    for r in records:
-        m = r.metrics
-        t.add_row((r.started or "")[5:19].replace("T", " "), r.kind, r.status, r.name,
-                  r.norm or "", r.detail,
-                  *[fmt(m[k]) if k in m else "" for k in LISTED_METRICS],
-                  r.id)
+        cols[key] = (f"{axis.replace('_', '-')}\n{stat} {reducer}", "right",
+                     [fmt(r.metrics[key]) if key in r.metrics else "" for r in records])
+    cols["id"] = ("id", "left", [r.id for r in records])
+
+    def natural(key: str) -> int:
+        header, _, cells = cols[key]
+        longest = max((len(c) for c in cells), default=0)
+        if key in ("name", "norm"):  # these wrap at word boundaries within 24 characters
+            longest = min(longest, 24)
+        return max(longest, *(len(line) for line in header.split("\n")))
+
+    order = [*_RUNS_PRIORITY, *LISTED_METRICS, "shape"]
+    chosen: set[str] = set()
+    used = -1  # SIMPLE_HEAD, pad_edge=False: a space at each edge, 3 between columns
+    for key in order:
+        need = natural(key) + 3
+        if used + need <= width or key == "id":
+            chosen.add(key)
+            used += need
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for key, (header, justify, _) in cols.items():
+        if key in chosen:
+            wraps = key in ("name", "norm")
+            t.add_column(header, justify=justify, no_wrap=not wraps,  # type: ignore[arg-type]
+                         overflow="fold", max_width=24 if wraps else None,
+                         min_width=natural(key))
+    for i in range(len(records)):
+        t.add_row(*[cells[i] for key, (_, _, cells) in cols.items() if key in chosen])
     return t
+
+
+def render_runs(console: Console, records: list[RunRecord], root: str, total: int) -> None:
+    """Everything `lnexp runs` prints for a person."""
+    console.print(runs_title(records, root, total))
+    console.print(runs_table(records, console.width))
 
 
 def render_run_details(console: Console, info: dict[str, Any]) -> None:

@@ -39,7 +39,7 @@ from lnexp.config import Config
 from lnexp.results import Evaluation, TrainResult
 from lnexp.tasks import Task
 
-Progress = Callable[[int, int, float], None]  # (steps done, total steps, last loss)
+Progress = Callable[[int, int, str], None]  # (done, total, note), as lnexp.progress.steps gives
 
 
 def _loss(out: torch.Tensor, y: torch.Tensor, classification: bool) -> torch.Tensor:
@@ -123,7 +123,7 @@ def _train(cfg: Config, net: nn.Module, linears: list[nn.Linear], layer_names: l
             if step % tc.eval_every == 0 or step == tc.steps:
                 evals.append(_evaluate(net, task, tc.batch_size, step))
             if progress is not None:
-                progress(step, tc.steps, value)
+                progress(step, tc.steps, f"loss {value:.4g}")
     except KeyboardInterrupt:
         interrupted = True
     k = len(linears)

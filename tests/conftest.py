@@ -150,3 +150,49 @@ def executor_args(request: pytest.FixtureRequest) -> list[str]:
         return ["--executor", "dask"]
     cluster = request.getfixturevalue("dask_cluster")
     return ["--scheduler", cluster.address, *(["--collect"] if name.endswith("collect") else [])]
+
+
+# A small default.yaml: the report and export tests need folders, not numbers.
+SMALL = ["--set", "data.n_samples=16", "--set", "model.in_features=8",
+         "--set", "model.out_features=6"]
+
+
+def _cli(*args: str) -> Any:
+    return CliRunner().invoke(app, list(args), catch_exceptions=False)
+
+
+def _folder(stdout: str) -> Path:
+    return Path(stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Real folders written by the CLI, once per session, one of each kind: run (with figures
+    and a failing expectation), training run, deep compare, partial compare, and a sweep with
+    failed trials (the report and export tests read them)."""
+    out = tmp_path_factory.mktemp("report")
+    o = ["-o", str(out), "-q"]
+    got: dict[str, Path] = {}
+    res = _cli("run", str(CONFIGS / "default.yaml"), *SMALL, *o,
+               "--expect", "post_norm.per_sample.var.min >= 0.99",
+               "--expect", "post_norm.per_feature.var.spread <= 0.01")
+    assert res.exit_code == 1, res.output  # the second expectation fails
+    got["run"] = _folder(res.stdout)
+    res = _cli("run", str(CONFIGS / "batch_size.yaml"), "--set", "train.steps=20",
+               "--set", "train.eval_every=10", "--set", "output.figures=false", *o)
+    assert res.exit_code == 0, res.output
+    got["train"] = _folder(res.stdout)
+    res = _cli("compare", "bn", "ln", "none", "--config", str(CONFIGS / "default.yaml"), *SMALL,
+               "--set", "model.depth=3", "--set", "output.workers=1", *o)
+    assert res.exit_code == 0, res.output
+    got["compare"] = _folder(res.stdout)
+    res = _cli("compare", "bn", "ln", "--config", str(CONFIGS / "single_sample.yaml"),
+               "--set", "output.figures=false", *o)
+    assert res.exit_code == 3, res.output
+    got["partial"] = _folder(res.stdout)
+    res = _cli("sweep", str(CONFIGS / "default.yaml"), *SMALL, "--set", "output.figures=false",
+               "--grid", "model.norm=bn,ln", "--grid", "data.n_samples=1,4", "--seeds", "2",
+               "-j", "1", *o)
+    assert res.exit_code == 3, res.output  # bn on one sample in train mode fails
+    got["sweep"] = next((out / "default-sweep").iterdir())
+    return got

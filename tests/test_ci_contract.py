@@ -108,10 +108,15 @@ def test_every_shipped_config_validates() -> None:
 
 @pytest.mark.slow  # starts real processes
 def test_examples_ci_sh(tmp_path: Path) -> None:
-    """examples/ci.sh shows a passing (exit 0) and failing (exit 1) expectation."""
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "CI": "true"}
+    """examples/ci.sh shows a passing (exit 0) and failing (exit 1) expectation, as a new user
+    runs it after `make test`: no venv on PATH, started from another folder."""
+    path = os.pathsep.join(d for d in os.environ["PATH"].split(os.pathsep)
+                           if d and Path(d).resolve() != BIN.resolve()
+                           and not (Path(d) / "lnexp").exists())
+    env = {**os.environ, "PATH": path, "CI": "true"}
+    env.pop("VIRTUAL_ENV", None)
     res = subprocess.run([str(ROOT / "examples" / "ci.sh"), str(tmp_path / "out")], env=env,
-                         capture_output=True, text=True, timeout=300)
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "passing run: exit 0" in res.stdout
     assert "failing run (model.norm=bn): exit 1" in res.stdout

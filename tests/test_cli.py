@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,10 @@ from pathlib import Path
 import pytest
 
 from lnexp import __version__
+from lnexp.cli import app
 from tests.conftest import CONFIGS, ROOT, run_json
+
+SMALL_CONFIG = CONFIGS / "default.yaml"
 
 
 def test_run_json_reproduces_the_tutorial(invoke, tmp_path):
@@ -155,14 +159,138 @@ def test_python_dash_m_and_version():
 
 
 @pytest.mark.slow  # starts real processes
-def test_help_does_not_import_torch_or_matplotlib():
+def test_help_does_not_import_torch_matplotlib_or_the_optional_tools():
     code = ("import sys\nfrom lnexp.cli import app\n"
             "try:\n    app(['--help'], prog_name='lnexp')\nexcept SystemExit:\n    pass\n"
-            "heavy = [m for m in ('torch', 'matplotlib', 'numpy', 'pydantic', 'dask',\n"
-            "                     'distributed') if m in sys.modules]\n"
+            "heavy = [m for m in ('torch', 'matplotlib', 'numpy', 'pydantic', 'mlflow',\n"
+            "                     'dask', 'distributed',\n"
+            "                     'jsonschema', 'lnexp.report', 'lnexp.export',\n"
+            "                     'lnexp.config', 'lnexp.overrides')\n"
+            "         if m in sys.modules]\n"
             "print('HEAVY', heavy)\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert "Usage: lnexp" in proc.stdout and "Exit codes" in proc.stdout
     assert proc.stdout.strip().endswith("HEAVY []")
+
+
+# --------------------------------------------------------------------------- help text
+
+def _commands() -> list[list[str]]:
+    import typer.main
+
+    group = typer.main.get_command(app)
+    out = []
+    for name, cmd in group.commands.items():  # type: ignore[attr-defined]
+        subs = getattr(cmd, "commands", None)
+        out += [[name, sub] for sub in subs] if subs else [[name]]
+    return out
+
+
+def test_help_summaries_are_whole_sentences_and_exit_codes_print_once(invoke):
+    text = invoke("--help", env={"COLUMNS": "200"}).stdout
+    assert text.count("Exit codes:") == 1
+    listed = text.split("Commands:")[1].strip().splitlines()
+    assert len(listed) >= 9
+    for line in listed:
+        summary = line.split(None, 1)[1]
+        assert summary.endswith(".") and "e.g" not in summary and "..." not in summary, line
+
+
+@pytest.mark.parametrize("command", _commands(), ids=" ".join)
+def test_help_shows_no_python_types(invoke, command):
+    text = invoke(*command, "--help", env={"COLUMNS": "100"}).stdout
+    assert "Usage: lnexp" in text
+    assert not re.search(r"<(list\[|int|str|float|path|bool|text|integer)", text), text
+
+
+def test_help_wording_per_command(invoke):
+    def options(*cmd: str) -> str:
+        return " ".join(invoke(*cmd, "--help", env={"COLUMNS": "200"}).stdout.split())
+
+    assert "Print only the run folder" in options("run")
+    assert "Print only the compare folder" in options("compare")
+    assert "Print only the sweep folder" in options("sweep")
+    compare_set = options("compare").split("--set KEY=VALUE")[1].split("--json")[0]
+    assert "model.norm" not in compare_set and "data.n_samples=8" in compare_set
+
+
+# --------------------------------------------------------------------------- overrides
+
+def test_positional_overrides_equal_set(invoke):
+    a = invoke("config", "show", str(SMALL_CONFIG), "model.norm=bn", "seed=3", "--json")
+    b = invoke("config", "show", str(SMALL_CONFIG), "--set", "model.norm=bn", "--set", "seed=3",
+               "--json")
+    assert a.exit_code == b.exit_code == 0, a.output
+    assert json.loads(a.stdout)["config"] == json.loads(b.stdout)["config"]
+    assert json.loads(a.stdout)["config"]["model"]["norm"] == "bn"
+    assert invoke("validate", str(SMALL_CONFIG), "seed=3").exit_code == 0
+
+
+def test_hydra_forms_and_yaml_surprises_get_hints(invoke):
+    res = invoke("validate", str(SMALL_CONFIG), "+seed=3", "~train")
+    assert res.exit_code == 2
+    assert "so write seed=3" in res.stderr and "cannot delete a key" in res.stderr
+    res = invoke("validate", str(SMALL_CONFIG), "name=123", "--set", "model.norm=no")
+    assert res.exit_code == 2
+    assert "quote it for the text: 'name=\"123\"'" in res.stderr
+    assert "quote it for the text: --set 'model.norm=\"no\"'" in res.stderr
+    res = invoke("run", str(SMALL_CONFIG), "model.norm=bn,ln")
+    assert res.exit_code == 2 and "--grid model.norm=bn,ln" in res.stderr
+
+
+def test_compare_takes_norms_and_overrides_positionally(invoke, tmp_path):
+    res = invoke("compare", "bn", "ln", "data.n_samples=8", "output.figures=false",
+                 "--config", str(SMALL_CONFIG), "--json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert [n["name"] for n in doc["norms"]] == ["bn", "ln"]
+    assert doc["config"]["data"]["n_samples"] == 8
+    res = invoke("compare", "bn", "lnn", "--config", str(SMALL_CONFIG))
+    assert res.exit_code == 2 and "lnn" in res.stderr
+
+
+# --------------------------------------------------------------------------- narrow output
+
+def _lines(text: str) -> list[str]:
+    return text.splitlines()
+
+
+def _rows(text: str, label: str) -> list[list[str]]:
+    return [re.split(r"\s{2,}", line.strip())[1:] for line in _lines(text)
+            if line.strip().startswith(label)]
+
+
+def test_compare_at_60_columns_keeps_numbers_whole(invoke, tmp_path):
+    args = ("compare", "--config", str(SMALL_CONFIG), "output.figures=false")
+    narrow = invoke(*args, env={"COLUMNS": "60"})
+    wide = invoke(*args, env={"COLUMNS": "250"})
+    assert narrow.exit_code == wide.exit_code == 0, narrow.output
+    assert max(map(len, _lines(narrow.stdout))) <= 60
+    for label in ("per-feature var (biased)", "per-sample mean", "output RMS"):
+        whole = [cell for row in _rows(wide.stdout, label) for cell in row]
+        split = [cell for row in _rows(narrow.stdout, label) for cell in row]
+        assert split == whole and len(whole) == 6, (label, split, whole)
+
+
+def test_runs_at_60_columns_keeps_the_id(invoke, tmp_path):
+    out = tmp_path / "out"
+    invoke("run", str(SMALL_CONFIG), "-q", "output.figures=false",
+           "name=a-rather-long-config-name-for-the-table")
+    invoke("compare", "--config", str(SMALL_CONFIG), "-q", "output.figures=false")
+    res = invoke("runs", "-o", str(out), env={"COLUMNS": "60"})
+    assert res.exit_code == 0, res.output
+    assert max(map(len, _lines(res.stdout))) <= 60
+    ids = [p.name.rsplit("-", 1)[-1] for p in sorted(out.glob("*/*"))]
+    assert len(ids) == 2 and all(re.search(rf"\s{i}$", res.stdout, re.M) for i in ids)
+
+
+def test_piped_output_honours_columns_without_trailing_spaces(invoke):
+    for columns in ("60", "90"):
+        res = invoke("run", str(SMALL_CONFIG), "output.figures=false",
+                     env={"COLUMNS": columns})
+        assert res.exit_code == 0, res.output
+        lines = _lines(res.stdout)
+        assert not [line for line in lines if line != line.rstrip()]
+        assert max(map(len, lines)) <= int(columns)

@@ -20,8 +20,11 @@ def test_there_are_shipped_configs():
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
 def test_every_shipped_config_validates_and_explains_itself(path: Path):
     assert isinstance(load_config(path), Config)
-    header = path.read_text().splitlines()[0]
-    assert header.startswith("# "), "configs start with a comment saying what they show"
+    first, header = path.read_text().splitlines()[:2]
+    assert first == "# yaml-language-server: $schema=../lnexp-config.schema.json", \
+        "configs point editors at the JSON Schema"
+    assert header.startswith("# ") and "$schema" not in header, \
+        "then a comment saying what they show"
     assert f"configs/{path.name}" in path.read_text(), "the header names the command"
 
 

@@ -171,3 +171,16 @@ def test_chunk_rows_keep_randn_blocks_whole():
 
     rows = chunk_rows(cfg, 50)
     assert rows * 100 % 16 == 0
+
+
+def test_streamed_runs_report_progress_per_chunk():
+    calls: list[tuple[int, int, str]] = []
+    small = {"data": {"n_samples": 64}, "model": {"in_features": 16, "out_features": 8}}
+    run(from_mapping({**small, "model": {**small["model"], "norm": "ln"}}),
+        lambda *a: calls.append(a), rows_per_chunk=16)
+    assert calls == [(16, 64, ""), (32, 64, ""), (48, 64, ""), (64, 64, "")]
+    calls.clear()
+    run(from_mapping({**small, "model": {**small["model"], "norm": "bn"}}),
+        lambda *a: calls.append(a), rows_per_chunk=32)
+    assert calls == [(32, 128, "pass 1/2"), (64, 128, "pass 1/2"), (96, 128, "pass 2/2"),
+                     (128, 128, "pass 2/2")]

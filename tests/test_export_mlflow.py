@@ -1,0 +1,206 @@
+"""lnexp.export.mlflow: folders into a real sqlite MLflow store, read back with MLflow's
+client. The store is created once (about 5 s of schema migrations)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lnexp.errors import ExportError
+from lnexp.export import mlflow as ex
+
+mlflow = pytest.importorskip("mlflow")
+
+
+# --------------------------------------------------------------------------- pure parts
+
+def test_tracking_uri_option_then_environment_then_output_folder(tmp_path: Path) -> None:
+    env = {"MLFLOW_TRACKING_URI": "http://mlflow.example:5000"}
+    assert ex.tracking_uri("sqlite:///x.db", tmp_path, env) == "sqlite:///x.db"
+    assert ex.tracking_uri(None, tmp_path, env) == "http://mlflow.example:5000"
+    uri = ex.tracking_uri(None, tmp_path / "out", {})
+    assert uri == f"sqlite:///{tmp_path}/out/mlflow.db"
+    assert ex.artifact_root(uri) == (tmp_path / "out" / "mlartifacts").as_uri()
+    assert ex.artifact_root("http://mlflow.example:5000") is None
+
+
+def test_ids_params_and_metrics_come_from_the_folder(folders: dict[str, Path]) -> None:
+    run, sweep = folders["run"], folders["sweep"]
+    assert ex.lnexp_id(run) == f"default/{run.name}"
+    trial = next(p for p in sorted(sweep.iterdir()) if p.name.startswith("t000"))
+    assert ex.lnexp_id(trial) == f"default-sweep/{sweep.name}/{trial.name}"
+    doc = json.loads((run / "metrics.json").read_text())
+    params = ex.params_of(doc["config"])
+    assert params["model.norm"] == "ln" and params["data.n_samples"] == "16"
+    assert params["train"] == "null"
+    assert params["expect.post_norm.per_sample.var.min.ge"] == "0.99"
+    scalars, series = ex.metrics_of(doc)
+    assert scalars["stages.post_norm.global.var"] == doc["stages"]["post_norm"]["global"]["var"]
+    assert scalars["verdict.per_sample.standardized"] == 1.0
+    assert scalars["expectations.failed"] == 1.0 and scalars["expectations.passed"] == 1.0
+    assert not any(k.startswith(("config.", "labels.")) for k in scalars)
+    assert series == {}  # depth 1: no per-block lists
+
+
+def test_a_missing_mlflow_is_a_clear_error(monkeypatch: pytest.MonkeyPatch,
+                                           folders: dict[str, Path],
+                                           tmp_path: Path) -> None:
+    monkeypatch.setitem(sys.modules, "mlflow.tracking", None)
+    with pytest.raises(ExportError, match=r"pip install 'lnexp\[mlflow\]'"):
+        ex.export([folders["run"]], f"sqlite:///{tmp_path}/m.db")
+
+
+def test_a_folder_that_is_not_lnexps_is_refused_before_anything_is_written(
+        tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match="not an lnexp folder"):
+        ex.export([tmp_path], f"sqlite:///{tmp_path}/store/m.db")
+    assert not (tmp_path / "store").exists()
+
+
+@pytest.mark.slow
+def test_no_other_module_imports_mlflow() -> None:
+    code = ("import sys, lnexp.cli, lnexp.report, lnexp.export.mlflow; "
+            "print(sorted(m for m in ('mlflow', 'torch', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert "mlflow" not in out
+
+
+# --------------------------------------------------------------------------- a real store
+
+@pytest.fixture(scope="module")
+def store(folders: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+          ) -> dict[str, Any]:
+    """Every kind of folder exported once into a fresh sqlite store, from another cwd."""
+    import os
+
+    root = tmp_path_factory.mktemp("mlflow")
+    cwd = root / "cwd"
+    cwd.mkdir()
+    uri = ex.tracking_uri(None, root / "out", {})
+    old = Path.cwd()
+    os.chdir(cwd)
+    try:
+        results = ex.export([folders[k] for k in ("run", "train", "compare", "sweep")], uri,
+                            experiment="lnexp-test")
+    finally:
+        os.chdir(old)
+    client = mlflow.tracking.MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name("lnexp-test")
+    return {"uri": uri, "root": root, "cwd": cwd, "results": results, "client": client,
+            "exp": exp}
+
+
+def _runs(store: dict[str, Any]) -> list[Any]:
+    return store["client"].search_runs([store["exp"].experiment_id], max_results=1000)
+
+
+@pytest.mark.slow
+def test_a_run_becomes_an_mlflow_run_with_params_metrics_and_artifacts(
+        store: dict[str, Any], folders: dict[str, Path]) -> None:
+    client, result = store["client"], store["results"][0]
+    assert result.action == "created"
+    run = client.get_run(result.mlflow_run_id)
+    doc = json.loads((folders["run"] / "metrics.json").read_text())
+    assert run.info.status == "FINISHED" and run.info.run_name.startswith("default/")
+    assert run.data.tags["lnexp.run_id"] == f"default/{folders['run'].name}"
+    assert run.data.tags["lnexp.expectations"] == "1 of 2 failed"
+    assert run.data.params["model.norm"] == "ln"
+    assert run.data.metrics["stages.post_norm.per_sample.summary.var.max"] == pytest.approx(
+        doc["stages"]["post_norm"]["per_sample"]["summary"]["var"]["max"], rel=1e-12)
+    names = {a.path for a in client.list_artifacts(result.mlflow_run_id)}
+    assert {"metrics.json", "config.yaml", "figures"} <= names
+    figures = {a.path for a in client.list_artifacts(result.mlflow_run_id, "figures")}
+    assert figures == {"figures/overview.png", "figures/heatmap.png"}
+    local = Path(client.download_artifacts(result.mlflow_run_id, "metrics.json",
+                                           str(store["root"])))
+    assert json.loads(local.read_text()) == doc
+    # Artifacts sit next to the database, not in ./mlruns of the folder it ran from.
+    assert store["exp"].artifact_location == (store["root"] / "out" / "mlartifacts").as_uri()
+    assert list(store["cwd"].iterdir()) == []
+
+
+@pytest.mark.slow
+def test_history_and_per_block_lists_become_step_metrics(store: dict[str, Any]) -> None:
+    client, result = store["client"], store["results"][1]
+    loss = client.get_metric_history(result.mlflow_run_id, "loss")
+    assert [m.step for m in loss] == list(range(1, 21))
+    evals = client.get_metric_history(result.mlflow_run_id, "heldout_acc_eval_mode")
+    assert [m.step for m in evals] == [0, 10, 20]
+    grad = client.get_metric_history(result.mlflow_run_id, "layers.grad_norm")
+    assert [m.step for m in grad] == [0, 1, 2]
+
+
+@pytest.mark.slow
+def test_compare_and_sweep_are_parents_of_nested_runs(store: dict[str, Any]) -> None:
+    client = store["client"]
+    cmp, sweep = store["results"][2], store["results"][3]
+    assert [c.folder.name for c in cmp.children] == ["bn", "ln", "none"]
+    assert len(sweep.children) == 8
+    for parent in (cmp, sweep):
+        assert client.get_run(parent.mlflow_run_id).data.tags["lnexp.kind"] == parent.kind
+        for child in parent.children:
+            tags = client.get_run(child.mlflow_run_id).data.tags
+            assert tags["mlflow.parentRunId"] == parent.mlflow_run_id
+    statuses = sorted(client.get_run(c.mlflow_run_id).info.status for c in sweep.children)
+    assert statuses == ["FAILED"] * 2 + ["FINISHED"] * 6
+    params = client.get_run(sweep.mlflow_run_id).data.params
+    assert json.loads(params["sweep.grid.model.norm"]) == ["bn", "ln"]
+    assert client.get_run(sweep.mlflow_run_id).data.metrics["counts.failed"] == 2
+
+
+@pytest.mark.slow
+def test_re_export_is_idempotent_and_a_changed_status_replaces_the_run(
+        store: dict[str, Any], folders: dict[str, Path], tmp_path: Path) -> None:
+    before = len(_runs(store))
+    again = ex.export([folders["run"], folders["sweep"]], store["uri"], experiment="lnexp-test")
+    assert [r.action for r in again] == ["unchanged", "unchanged"]
+    assert {c.action for c in again[1].children} == {"unchanged"}
+    assert again[0].mlflow_run_id == store["results"][0].mlflow_run_id
+    assert len(_runs(store)) == before
+    # The same run (same id), now interrupted: its MLflow run is replaced, not duplicated.
+    moved = tmp_path / "default" / folders["run"].name
+    import shutil
+
+    shutil.copytree(folders["run"], moved)
+    info = json.loads((moved / "run.json").read_text())
+    (moved / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
+    (changed,) = ex.export([moved], store["uri"], experiment="lnexp-test")
+    assert changed.action == "replaced" and changed.lnexp_id == again[0].lnexp_id
+    assert store["client"].get_run(changed.mlflow_run_id).info.status == "KILLED"
+    assert store["client"].get_run(again[0].mlflow_run_id).info.lifecycle_stage == "deleted"
+    assert len(_runs(store)) == before
+
+
+# --------------------------------------------------------------------------- the command
+
+def test_the_command_refuses_a_folder_that_is_not_lnexps(invoke, tmp_path: Path) -> None:
+    res = invoke("export", "mlflow", str(tmp_path), "--tracking-uri",
+                 f"sqlite:///{tmp_path / 'm.db'}")
+    assert res.exit_code == 2 and res.stderr.startswith("error: ")
+    assert not (tmp_path / "m.db").exists()
+
+
+@pytest.mark.slow
+def test_the_command_exports_again_as_unchanged(invoke, store: dict[str, Any],
+                                                folders: dict[str, Path]) -> None:
+    args = ("export", "mlflow", str(folders["run"]), str(folders["sweep"]),
+            "--tracking-uri", store["uri"], "--experiment", "lnexp-test")
+    first = invoke(*args, "--json")  # the run may have been replaced by another test
+    assert first.exit_code == 0, first.output
+    doc = json.loads(first.stdout)
+    assert doc["kind"] == "export" and doc["tracking_uri"] == store["uri"]
+    assert doc["runs"][1]["action"] == "unchanged"
+    again = invoke(*args)
+    assert again.exit_code == 0, again.output
+    ids = [r["mlflow_run_id"] for r in doc["runs"]]
+    assert again.stdout.splitlines() == [
+        f"unchanged: {kind} {folders[kind]} -> MLflow run {i}{nested}"
+        for kind, i, nested in zip(("run", "sweep"), ids,
+                                   ("", f" ({len(doc['runs'][1]['children'])} nested runs)"),
+                                   strict=True)]
