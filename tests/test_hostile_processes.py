@@ -85,9 +85,15 @@ def finish(proc: Lnexp, timeout: float = 90) -> tuple[int, str, str]:
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        left = marked(proc.marker)  # who still holds the pipes, before cleaning up
+        for line in left:
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(line.split()[0]), signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
-        pytest.fail(f"lnexp did not end in {timeout} s: {err.decode()[-2000:]}")
+        pytest.fail(f"lnexp did not end in {timeout} s (exit {proc.returncode}; left: "
+                    f"{left}): {err.decode()[-2000:]}")
     return proc.returncode, (out or b"").decode(), err.decode()
 
 

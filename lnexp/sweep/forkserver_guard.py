@@ -23,10 +23,12 @@ from lnexp import procs
 
 
 def _arm() -> None:
-    if (os.environ.get(procs.FORKSERVER_PARENT_ENV) != str(os.getppid())
-            or "multiprocessing.forkserver" not in sys.modules):
+    expected = os.environ.get(procs.FORKSERVER_PARENT_ENV)
+    if expected is None or "multiprocessing.forkserver" not in sys.modules:
         return
     lnexp_pid = os.getppid()
+    if str(lnexp_pid) != expected:  # lnexp died while this forkserver was starting
+        os._exit(1)
     procs.set_pdeathsig(signal.SIGKILL)
     if os.getppid() != lnexp_pid:  # lnexp died before the signal was armed
         os._exit(1)
