@@ -225,16 +225,21 @@ def _overrides(sets: list[str] | None, positional: list[str] | None) -> list[str
     return [*overrides.positional(list(positional or [])), *(sets or [])]
 
 
-def _load(config: Path, sets: list[str] | None, output_dir: Path | None = None,
+def _load(config: Path | None, sets: list[str] | None, output_dir: Path | None = None,
           expects: list[str] | None = None, positional: list[str] | None = None) -> Config:
+    """The validated config from a file, or from the built-in defaults when `config` is
+    None."""
     from lnexp import overrides
-    from lnexp.config import load_config
+    from lnexp.config import from_mapping, load_config
     from lnexp.errors import ConfigError
 
     items = _overrides(sets, positional)
     if output_dir is not None:
         items.append(f"output.dir={json.dumps(str(output_dir))}")
     try:
+        if config is None:
+            return from_mapping({}, items, source=BUILTIN_CONFIG,
+                                expectations=list(expects or []))
         return load_config(config, items, list(expects or []))
     except ConfigError as exc:
         raise ConfigError(overrides.annotate(exc.problems, list(sets or []),
@@ -287,6 +292,7 @@ def run_cmd(config: ConfigArg, overrides: OverridesArg = None, set_: SetOpt = No
     from lnexp.store import figures, files
 
     cfg = _load(config, set_, output_dir, expect_, overrides)
+    core.refuse(cfg, str(config))  # what validate reports too; before any folder or worker
     resources.check(cfg)
     root = files.ensure_output_dir(Path(cfg.output.dir))
     # Figure workers start now, before torch is imported: matplotlib loads in parallel.
@@ -318,13 +324,18 @@ NamesArg = Annotated[list[str] | None, typer.Argument(
     metavar="NORM|KEY=VALUE", show_default=False,
     help="Norms to compare, in this order (default: all): " + " ".join(norms.names()) + "; "
          "KEY=VALUE items are config overrides, as --set.")]
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", metavar="FILE",
-                                         help="YAML config file; its model.norm is ignored.")]
+ConfigOpt = Annotated[Path | None, typer.Option(
+    "--config", "-c", metavar="FILE", show_default=False,
+    help="YAML config file; its model.norm is ignored. Default: the built-in defaults (the "
+         "tutorial's experiment, equal to configs/default.yaml), from any folder.")]
+# What compare runs without --config: the schema's defaults, which equal configs/default.yaml
+# (tests/test_config.py checks it), so compare works outside the repository too.
+BUILTIN_CONFIG = "<built-in defaults>"
 
 
 @app.command("compare", short_help="Run several norms on the same inputs and weights.")
 @guarded
-def compare_cmd(names: NamesArg = None, config: ConfigOpt = Path("configs/default.yaml"),
+def compare_cmd(names: NamesArg = None, config: ConfigOpt = None,
                 set_: CompareSetOpt = None, json_: JsonOpt = False,
                 quiet: Annotated[bool, typer.Option(
                     "--quiet", "-q", help="Print only the compare folder.")] = False,
@@ -347,7 +358,7 @@ def compare_cmd(names: NamesArg = None, config: ConfigOpt = Path("configs/defaul
     cfg = _load(config, set_, output_dir, positional=positional)
     resources.check(cfg, runs=len(selected) if selected else len(norms.names()))
     root = files.ensure_output_dir(Path(cfg.output.dir))
-    configs = norm_configs(cfg, selected, str(config))  # config errors before any folder
+    configs = norm_configs(cfg, selected, str(config or BUILTIN_CONFIG))  # before any folder
     # Figure workers start before torch is imported (core imports it lazily).
     with figures.figure_pool(cfg.output, core.compare_figure_count(cfg, configs)) as pool:
         outcome = core.compare(cfg, configs, root, sys.argv, pool)
@@ -409,13 +420,19 @@ def validate_cmd(config: ConfigArg, overrides: OverridesArg = None, set_: SetOpt
     """Check a config without running it, e.g. `lnexp validate configs/bn.yaml seed=3`.
 
     Reports every problem at once, one line each (file:line: key.path: message), including
-    the resource guard's verdict for this machine; exit 2 if there is any.
+    what `run` would refuse for this config (a norm PyTorch refuses on this input,
+    expectations on metrics the config never writes) and the resource guard's verdict for
+    this machine; exit 2 if there is any.
     """
-    from lnexp import resources
+    from lnexp import plan, resources
     from lnexp.errors import ConfigError
 
     try:
         cfg = _load(config, set_, expects=expect_, positional=overrides)
+        # validate = run: the refusals `run` makes for the config alone (lnexp.core.refuse)
+        refused = plan.refusals(cfg)
+        if refused:
+            raise ConfigError([f"{config}: {p}" for p in refused])
         est = resources.check(cfg)
     except ConfigError as exc:
         if json_:

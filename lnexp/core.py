@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lnexp import config, explain, history, plan, registry
-from lnexp.errors import NotDefinedError
+from lnexp.errors import ConfigError, NotDefinedError
 from lnexp.store import documents, files
 from lnexp.store.figures import FigureJob, FigurePool, render_figures
 
@@ -98,10 +98,22 @@ def _finish(result: RunResult, path: Path) -> tuple[dict[str, Any], list[str], l
     return doc, lines, results
 
 
+def refuse(cfg: Config, source: str | None = None) -> None:
+    """Raise what `run` refuses for the config alone (plan.refusals; exit 2), one line each,
+    prefixed by `source`: NotDefinedError when the norm is not defined for this input, else
+    ConfigError. `lnexp run` calls it before anything is created, `validate` reports the same
+    lines."""
+    problems = plan.refusals(cfg)
+    if not problems:
+        return
+    lines = [f"{source}: {p}" if source else p for p in problems]
+    if plan.not_defined_reason(cfg):
+        raise NotDefinedError("\n".join(lines))
+    raise ConfigError(lines)
+
+
 def _require_defined(cfg: Config) -> None:
-    reason = plan.not_defined_reason(cfg)
-    if reason:
-        raise NotDefinedError(reason)
+    refuse(cfg)
 
 
 def run_in_folder(cfg: Config, run_dir: Path, argv: list[str],

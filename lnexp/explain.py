@@ -116,7 +116,7 @@ def _training(result: RunResult) -> list[str]:
         out.append(f"Training was interrupted after {tr.steps_done} steps; what was recorded "
                    f"is saved.")
     if tr.diverged:
-        out.append(f"Training diverged (non-finite loss) at step {tr.steps_done}.")
+        out.append(f"Training diverged: {tr.divergence}.")
     if tr.classification and e.acc_eval_mode is not None and e.acc_train_mode is not None:
         gap = e.acc_train_mode - e.acc_eval_mode
         out.append(f"Held-out accuracy at step {e.step}: {e.acc_eval_mode:.3f} in eval mode, "

@@ -1,4 +1,5 @@
-"""How a run is laid out in memory, decided from the config alone (no torch import).
+"""How a run is laid out in memory, and what it refuses, decided from the config alone (no
+torch import).
 
 The single-layer snapshot (depth 1, placement post, no training) streams the batch in row
 chunks; deeper models and training runs hold the whole batch. experiment.py follows this plan
@@ -45,8 +46,17 @@ def chunk_rows(cfg: Config, limit: int | None = None) -> int:
 
 
 def not_defined_reason(cfg: Config) -> str | None:
-    """Why this norm cannot run on this input at all, or None. Checked once, by the core,
-    before a run folder is made (compare records it as the norm's reason instead)."""
+    """Why this norm cannot run on this input at all (what PyTorch would refuse), or None.
+    Part of `refusals`; compare records it as the norm's reason instead of failing."""
+    m = cfg.model
+    trains = m.mode == "train" or cfg.train is not None  # training runs in train mode
+    if m.norm == "bn" and m.eps == 0 and trains:
+        return ("bn: model.eps: 0 is refused by PyTorch in train mode (it divides by the "
+                "batch variance, which can be 0) - use a positive eps or model.mode: eval "
+                "without training")
+    if m.norm == "instance" and min(m.normed_widths()) == 1:
+        return ("instance: not defined for a layer of 1 feature (it normalizes each sample "
+                "over its features; PyTorch refuses one) - use 2 or more features")
     if cfg.model.norm == "bn" and cfg.model.mode == "train" and cfg.data.n_samples == 1:
         return ("bn: not defined for a batch of 1 in train mode — use model.mode: eval or more "
                 "samples (a feature's variance over one sample is 0; PyTorch refuses it)")
@@ -54,3 +64,30 @@ def not_defined_reason(cfg: Config) -> str | None:
         return ("bn is not defined for a batch of 1 in train mode, so it cannot train with "
                 "train.batch_size: 1 - use 2 or more")
     return None
+
+
+# Metrics written only by some configs (metrics.json contract): the prefix of the expectation
+# key, what the config needs, and whether this config has it.
+_CONDITIONAL_METRICS = (
+    ("layers.", "model.depth > 1", lambda cfg: cfg.model.depth > 1),
+    ("training.", "a train: block", lambda cfg: cfg.train is not None),
+)
+
+
+def expectation_problems(cfg: Config) -> list[str]:
+    """Expectations on metrics this config never writes (they could only fail)."""
+    out = []
+    for key in cfg.expect:
+        for prefix, needs, has in _CONDITIONAL_METRICS:
+            if key.startswith(prefix) and not has(cfg):
+                out.append(f"expect.{key}: {prefix}* metrics exist only with {needs}, so this "
+                           f"expectation could never pass - remove it or change the config")
+    return out
+
+
+def refusals(cfg: Config) -> list[str]:
+    """Everything `run` refuses for the config alone, one line each: the one place `validate`
+    and `run` (before any folder or computation) both ask, so validate passes exactly what run
+    accepts."""
+    reason = not_defined_reason(cfg)
+    return ([reason] if reason else []) + expectation_problems(cfg)

@@ -36,8 +36,25 @@ def _new_figure(width: float, height: float) -> Figure:
 
 def _hist(ax: Axes, data: np.ndarray, bins: np.ndarray, color: str, label: str) -> None:
     """A filled histogram drawn as one artist (ax.hist makes one patch per bin)."""
-    counts, edges = np.histogram(data, bins=bins)
+    counts, edges = np.histogram(np.asarray(data, dtype=np.float64), bins=bins)
     ax.stairs(counts, edges, fill=True, color=color, alpha=0.5, label=label)
+
+
+def bin_edges(arrays: list[np.ndarray], bins: int) -> np.ndarray:
+    """`bins` equal bins over the finite values of `arrays`, for any finite data: float64
+    (np.histogram_bin_edges on float32 values near 1e38 overflows their range: "Too many bins
+    for data range"), a constant or a single value gets a unit-wide range around it, no
+    finite value at all gets [-0.5, 0.5]."""
+    flat = np.concatenate([_finite(np.asarray(a, dtype=np.float64)) for a in arrays]
+                          or [np.empty(0)])
+    lo, hi = (float(flat.min()), float(flat.max())) if flat.size else (0.0, 0.0)
+    if not hi > lo or not np.isfinite(hi - lo):
+        if hi > lo:  # hi - lo overflows float64: split it so every step stays finite
+            t = np.linspace(0.0, 1.0, bins + 1)
+            return lo * (1 - t) + hi * t
+        half = max(0.5, abs(lo) * 1e-3)
+        lo, hi = lo - half, hi + half
+    return np.linspace(lo, hi, bins + 1)
 
 
 def _thin(n: int, limit: int) -> tuple[np.ndarray, int]:
@@ -83,8 +100,7 @@ def overview(result: RunResult) -> Figure:
     name = result.config.model.norm
     pre_s, post_s = result.pre_stats, result.post_stats
 
-    bins = np.histogram_bin_edges(
-        np.concatenate([_finite(result.pre), _finite(result.post)]), bins=60)
+    bins = bin_edges([result.pre, result.post], 60)
     for data, color, label, g in ((result.pre, PRE, "before", pre_s.global_),
                                   (result.post, POST, "after", post_s.global_)):
         _hist(ax[0, 0], _finite(data), bins, color,
@@ -149,8 +165,7 @@ def _sample_panel(ax: Axes, result: RunResult) -> None:
         if n <= 20:
             ax.set_xticks(x)
     else:
-        bins = np.histogram_bin_edges(np.concatenate([_finite(pre.values),
-                                                      _finite(post.values)]), bins=40)
+        bins = bin_edges([pre.values, post.values], 40)
         _hist(ax, _finite(pre.values), bins, PRE,
               f"before: mean {_r(pre.mean)}, var {pre.var:.3f}")
         _hist(ax, _finite(post.values), bins, POST,
@@ -399,11 +414,35 @@ def layers(result: RunResult) -> Figure:
 
 
 def _smooth(y: np.ndarray, k: int) -> np.ndarray:
+    """k-step running mean; NaN where the window holds a non-finite value (a cumulative sum
+    would carry one Inf into every later point and blank the whole curve)."""
+    y = np.asarray(y, dtype=np.float64)
     if len(y) < k or k <= 1:
-        return y
-    c = np.cumsum(np.insert(y, 0, 0.0))
-    out = (c[k:] - c[:-k]) / k
+        return np.where(np.isfinite(y), y, np.nan)
+    ok = np.isfinite(y)
+    c = np.cumsum(np.insert(np.where(ok, y, 0.0), 0, 0.0))
+    n = np.cumsum(np.insert(ok, 0, False).astype(np.int64))
+    out = np.where(n[k:] - n[:-k] == k, (c[k:] - c[:-k]) / k, np.nan)
     return np.concatenate([np.full(k - 1, np.nan), out])
+
+
+def _finite_or_nan(values: list[float]) -> np.ndarray:
+    y = np.asarray(values, dtype=np.float64)
+    return np.where(np.isfinite(y), y, np.nan)
+
+
+def _first_nonfinite(y: np.ndarray) -> int | None:
+    """The first step (1-based) at which `y` (steps, or steps x layers) is not finite."""
+    bad = ~np.isfinite(np.asarray(y, dtype=np.float64))
+    rows = bad.reshape(len(bad), -1).any(axis=1) if bad.size else bad
+    return int(np.argmax(rows)) + 1 if rows.any() else None
+
+
+def _note(ax: Axes, lines: list[str]) -> None:
+    """What a panel could not draw, in its lower-left corner."""
+    if lines:
+        ax.text(0.01, 0.02, "\n".join(lines), transform=ax.transAxes, fontsize=9,
+                color="firebrick", va="bottom", ha="left")
 
 
 def training(result: RunResult) -> Figure:
@@ -421,12 +460,19 @@ def training(result: RunResult) -> Figure:
     k = max(1, min(50, tr.steps_done // 20))
 
     a = ax[0, 0]
-    a.plot(steps, tr.loss, color="0.75", linewidth=0.8, label="train loss (each minibatch)")
+    loss = np.where(np.isfinite(tr.loss), tr.loss, np.nan)  # drawn where finite
+    a.plot(steps, loss, color="0.75", linewidth=0.8, label="train loss (each minibatch)",
+           marker="." if tr.steps_done <= 50 else None)  # a step or two is still visible
     if k > 1:
         a.plot(steps, _smooth(tr.loss, k), color="0.2", label=f"train loss ({k}-step mean)")
-    a.plot(ev_steps, [e.loss_eval_mode for e in tr.evals], "o-", color=POST,
+    finite = loss[np.isfinite(loss) & (loss > 0)]
+    if finite.size and finite.max() > 1e3 * finite.min():
+        a.set_yscale("log")  # a blown-up loss would flatten the rest of the curve
+    bad = _first_nonfinite(tr.loss)
+    _note(a, [f"loss non-finite from step {bad} (not drawn)"] if bad else [])
+    a.plot(ev_steps, _finite_or_nan([e.loss_eval_mode for e in tr.evals]), "o-", color=POST,
            label="held-out, eval mode")
-    a.plot(ev_steps, [e.loss_train_mode for e in tr.evals], "s--", color=PRE,
+    a.plot(ev_steps, _finite_or_nan([e.loss_train_mode for e in tr.evals]), "s--", color=PRE,
            label="held-out, train mode")
     a.set_title(f"Loss ({tr.loss_name})")
     a.set_xlabel("step")
@@ -454,16 +500,22 @@ def training(result: RunResult) -> Figure:
         lab = name if j in (0, len(tr.layer_names) - 1) or len(tr.layer_names) <= 8 else None
         ax[1, 0].plot(steps, _positive(_smooth(tr.grad_norm[:, j], k)), label=lab, **kw)
         ax[1, 1].plot(steps, _positive(_smooth(tr.update_ratio[:, j], k)), label=lab, **kw)
+    bad = _first_nonfinite(tr.grad_norm)
+    _note(ax[1, 0], [f"gradient norm non-finite from step {bad} (not drawn)"] if bad else [])
+    bad = _first_nonfinite(tr.update_ratio)
+    _note(ax[1, 1], [f"update ratio non-finite from step {bad} (not drawn)"] if bad else [])
     ax[1, 0].set_title("Gradient norm of each Linear weight (log)")
     ax[1, 1].set_title("Update / weight norm per step (log)")
     for a in (ax[1, 0], ax[1, 1]):
         a.set_yscale("log")
+        a.set_xlim(0, max(1, tr.steps_done))  # every step, even where nothing is drawn
         a.set_xlabel("step")
         a.legend(fontsize=9, title="layer (colour: input → head)", title_fontsize=9)
     for a in ax.flat:
         a.grid(alpha=0.3, which="both")
     smooth = f"; curves of the bottom row are {k}-step means" if k > 1 else ""
-    status = " · INTERRUPTED" if tr.interrupted else " · DIVERGED" if tr.diverged else ""
+    status = (" · INTERRUPTED" if tr.interrupted else
+              f" · DIVERGED: {tr.divergence}" if tr.diverged else "")
     fig.suptitle(f"Training {result.config.model.norm}: {tc.task}, {tc.optimizer} lr {tc.lr:g}, "
                  f"batch {tc.batch_size}, {tr.steps_done}/{tc.steps} steps{status}{smooth}\n"
                  f"{_stack(result)}", fontsize=13)

@@ -121,6 +121,10 @@ class TrainResult:
     evals: list[Evaluation]
     interrupted: bool
     diverged: bool
+    # Why and where training diverged (training.divergence), e.g. "loss non-finite from step
+    # 12"; None when it did not.
+    divergence: str | None = None
+    diverged_step: int | None = None
 
     @property
     def steps_done(self) -> int:

@@ -21,7 +21,11 @@ threads and 0.9 s with 1 on a busy 2-core machine), and history.csv does not dep
 machine's core count.
 
 Ctrl-C (KeyboardInterrupt) ends the loop: what was recorded is returned with interrupted=True.
-A non-finite loss ends it too (diverged=True).
+
+Divergence (diverged=True, with `divergence` saying why and from which step): a non-finite
+minibatch loss or gradient norm, which also ends the loop (the weights are no longer numbers
+worth training), or a finite loss above DIVERGE_FACTOR times the first step's loss, which is
+only recorded (training goes on, the history shows whether it came back).
 """
 
 from __future__ import annotations
@@ -40,6 +44,22 @@ from lnexp.results import Evaluation, TrainResult
 from lnexp.tasks import Task
 
 Progress = Callable[[int, int, str], None]  # (done, total, note), as lnexp.progress.steps gives
+
+# A loss this many times its first value has blown up: cross-entropy starts near log(classes)
+# (1.4 for 4) and MSE near the targets' variance, and a healthy run never rises 1000-fold.
+DIVERGE_FACTOR = 1e3
+
+
+def divergence(step: int, loss: float, first: float, grads: list[float]) -> str | None:
+    """Why training has diverged at `step` (see the module docstring), or None."""
+    if not math.isfinite(loss):
+        return f"loss non-finite from step {step}"
+    if not all(math.isfinite(g) for g in grads):
+        return f"gradient non-finite from step {step}"
+    if first > 0 and loss > DIVERGE_FACTOR * first:
+        return (f"loss above {DIVERGE_FACTOR:g}x its first value ({first:.3g}) from step "
+                f"{step}")
+    return None
 
 
 def _loss(out: torch.Tensor, y: torch.Tensor, classification: bool) -> torch.Tensor:
@@ -99,7 +119,9 @@ def _train(cfg: Config, net: nn.Module, linears: list[nn.Linear], layer_names: l
     grads: list[list[float]] = []
     ratios: list[list[float]] = []
     evals = [_evaluate(net, task, tc.batch_size, 0)]
-    interrupted = diverged = False
+    interrupted = False
+    why: str | None = None
+    when: int | None = None
     batches = _batches(len(task.x_train), tc.batch_size, g)
     try:
         for step in range(1, tc.steps + 1):
@@ -117,8 +139,10 @@ def _train(cfg: Config, net: nn.Module, linears: list[nn.Linear], layer_names: l
             losses.append(value)
             grads.append(grad_row)
             ratios.append(ratio_row)
-            if not math.isfinite(value):
-                diverged = True
+            if why is None:
+                why = divergence(step, value, losses[0], grad_row)
+                when = step if why else None
+            if why and not (math.isfinite(value) and all(map(math.isfinite, grad_row))):
                 break
             if step % tc.eval_every == 0 or step == tc.steps:
                 evals.append(_evaluate(net, task, tc.batch_size, step))
@@ -138,5 +162,7 @@ def _train(cfg: Config, net: nn.Module, linears: list[nn.Linear], layer_names: l
         update_ratio=np.asarray(ratios, dtype=np.float64).reshape(n, k),
         evals=evals,
         interrupted=interrupted,
-        diverged=diverged,
+        diverged=why is not None,
+        divergence=why,
+        diverged_step=when,
     )

@@ -295,3 +295,14 @@ def test_compare_stops_when_a_norm_s_training_was_interrupted(monkeypatch) -> No
     monkeypatch.setattr(experiment, "run", lambda cfg: stopped)
     with pytest.raises(KeyboardInterrupt):
         cmp_mod.compare(config.load_config(DEFAULT), ["bn", "ln"])
+
+
+def test_compare_without_config_uses_the_built_in_defaults_from_any_folder(
+        invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no configs/ here
+    result = invoke("compare", "ln", "rms", "--json", "--set", "output.figures=false")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    expected = config.to_dict(config.load_config(CONFIGS / "default.yaml"))
+    assert {k: v for k, v in doc["config"].items() if k != "output"} == \
+        {k: v for k, v in expected.items() if k != "output"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -140,3 +141,43 @@ def test_resolved_config_round_trips_through_yaml(tmp_path: Path):
     p = tmp_path / "resolved.yaml"
     p.write_text(to_yaml(cfg))
     assert load_config(p) == cfg
+
+
+@pytest.mark.parametrize("key", ["data.loc", "data.scale", "data.df", "model.eps", "model.gain",
+                                 "train.lr", "train.separation", "train.noise",
+                                 "train.momentum", "limits.max_memory_gb",
+                                 "limits.memory_fraction"])
+@pytest.mark.parametrize("value", [".inf", "-.inf", ".nan", "1e400"])
+def test_non_finite_numbers_are_refused(key: str, value: str):
+    (line,) = _problems({"train": {}} if key.startswith("train.") else {},
+                        [f"{key}={value}"])
+    assert line.startswith(f"<config> (--set {key}): {key}: expected a finite number, got ")
+
+
+def test_non_finite_data_values_are_one_problem():
+    (line,) = _problems({"data": {"values": [[math.nan] * 3] * 50}, "model": {"linear": False}})
+    assert "data.values holds NaN or Inf" in line
+
+
+def test_cross_key_rules_blame_the_set_that_made_them_fail():
+    # the rule fails on `model`, but its message names model.groups: blame the --set
+    assert _problems({}, ["model.groups=3", "model.norm=group"])[0].startswith(
+        "<config> (--set model.groups): model.groups: ")
+    assert _problems({"train": {"n_train": 32}}, ["train.batch_size=64"])[0].startswith(
+        "<config> (--set train.batch_size): train.batch_size (64) is larger")
+
+
+def test_cross_key_rules_name_the_line_of_the_key(tmp_path: Path):
+    p = tmp_path / "g.yaml"
+    p.write_text("model:\n  norm: group\n  groups: 7\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(p)
+    assert exc.value.problems[0].startswith(f"{p}:3: model.groups: ")
+    with pytest.raises(ConfigError) as exc:
+        load_config(p, ["model.groups=3"])
+    assert exc.value.problems[0].startswith(f"{p} (--set model.groups): model.groups: ")
+
+
+def test_a_set_section_is_blamed_for_its_keys():
+    (line,) = _problems({}, ["expect={post_norm.global.mean.abs_max: {le: .inf}}"])
+    assert line.startswith("<config> (--set expect): expect.post_norm.global.mean.abs_max.le")

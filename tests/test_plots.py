@@ -55,3 +55,31 @@ def test_figures_handle_a_single_sample_and_nan(tmp_path):
     for name in SNAPSHOT_FIGURES:
         save_figure(plots.FIGURES[name](result), tmp_path / f"{name}.png", dpi=60)
         assert _read(tmp_path / f"{name}.png").std() > 0.05
+
+
+@pytest.mark.parametrize("arrays, lo, hi", [
+    ([np.array([3e38, -3e38], dtype=np.float32)], -3e38, 3e38),  # float32 range overflowed
+    ([np.array([1.7e308, -1.7e308])], -1.7e308, 1.7e308),          # float64 width overflows
+    ([np.full(10, 7.0)], 6.5, 7.5),                                # a constant
+    ([np.array([1e30])], 1e30 - 1e27, 1e30 + 1e27),                # one huge value
+    ([np.array([np.nan, np.inf])], -0.5, 0.5),                     # nothing finite
+    ([np.empty(0), np.array([2.0, 4.0])], 2.0, 4.0),
+])
+def test_bin_edges_for_any_finite_data(arrays, lo: float, hi: float):
+    edges = plots.bin_edges(arrays, 40)
+    assert len(edges) == 41 and np.all(np.isfinite(edges)) and np.all(np.diff(edges) > 0)
+    assert edges[0] == pytest.approx(lo) and edges[-1] == pytest.approx(hi)
+
+
+@pytest.mark.parametrize("sets", [
+    {"data": {"scale": 1e38}, "model": {"linear": False, "out_features": 100}},
+    {"data": {"values": [[3e38, -3e38, 0.0]]}, "model": {"linear": False, "norm": "none"}},
+    {"data": {"values": [[5.0]]}, "model": {"linear": False}},
+    {"data": {"values": [[1.0, 1.0, 1.0]] * 3}, "model": {"linear": False, "norm": "bn"}},
+])
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # matplotlib's colour scaling near 3e38
+def test_figures_draw_huge_constant_and_single_values(tmp_path, sets):
+    result = run(from_mapping(sets))
+    for name in ("overview", "heatmap"):
+        save_figure(plots.FIGURES[name](result), tmp_path / f"{name}.png", 40)
+        assert _read(tmp_path / f"{name}.png").size

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from lnexp import experiment, plots
+from lnexp import core, experiment
 from lnexp.cli import HOLD_ENV, app
 from lnexp.errors import OutputError
 from lnexp.store import files
@@ -78,13 +78,15 @@ def test_write_atomic_leaves_old_file_and_no_temp(tmp_path: Path,
 
 def test_exception_marks_failed_and_no_metrics(cfg: Path, monkeypatch: pytest.MonkeyPatch
                                                ) -> None:
-    """A crash while writing figures (after config/env/stats) leaves no metrics.json."""
+    """A crash while rendering figures (after config/env/stats) leaves no metrics.json. (A
+    figure that merely cannot be drawn is skipped with a warning: tests/test_store_figures.py.)
+    """
     cfg.write_text(SMALL + "output:\n  dpi: 30\n")
 
-    def broken(result):
+    def broken(*args, **kwargs):
         raise RuntimeError("figure exploded")
 
-    monkeypatch.setitem(plots.FIGURES, "overview", broken)
+    monkeypatch.setattr(core, "render_figures", broken)
     res = CliRunner().invoke(app, ["run", str(cfg), "-o", "out", "--json"])
     assert res.exit_code == 70
     assert "internal error" in res.stderr and "figure exploded" in res.stderr

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from lnexp import core
+from lnexp import core, plots, training
 from lnexp.config import from_mapping, load_config
 from lnexp.experiment import run
 from tests.conftest import CONFIGS, run_json
@@ -75,3 +76,58 @@ def test_bn_cannot_train_with_batches_of_one(invoke, tmp_path):
     result = invoke("run", str(CONFIGS / "batch_size.yaml"), "-o", str(tmp_path),
                     "--set", "train.batch_size=1")
     assert result.exit_code == 2 and "train.batch_size: 1" in result.stderr
+
+
+@pytest.mark.parametrize("loss, grads, why", [
+    (float("nan"), [1.0], "loss non-finite from step 7"),
+    (float("inf"), [1.0], "loss non-finite from step 7"),
+    (1.5, [1.0, float("inf")], "gradient non-finite from step 7"),
+    (1401.0, [1.0], "loss above 1000x its first value (1.4) from step 7"),
+    (1399.0, [1.0], None),
+    (0.5, [0.0], None),
+])
+def test_divergence_definition(loss, grads, why):
+    assert training.divergence(7, loss, 1.4, grads) == why
+
+
+SMALL_TRAIN = {"seed": 0, "data": {"n_samples": 16},
+               "model": {"in_features": 8, "out_features": 8, "depth": 2, "norm": "ln"},
+               "train": {"n_train": 64, "n_heldout": 32, "batch_size": 16, "steps": 30,
+                         "eval_every": 10}, "output": {"figures": False}}
+
+
+@pytest.mark.parametrize("train, stops, why", [
+    ({"optimizer": "sgd", "lr": 1e30}, True, "non-finite from step"),
+    ({"task": "teacher", "optimizer": "sgd", "lr": 10.0}, None, "from step"),
+    ({"optimizer": "adam", "lr": 1e-3}, False, None),
+])
+def test_divergence_is_recorded_in_the_result_and_metrics(tmp_path, train, stops, why):
+    raw = {**SMALL_TRAIN, "train": {**SMALL_TRAIN["train"], **train}}
+    outcome = core.run(from_mapping(raw), tmp_path, ["test"])
+    tr = outcome.result.training
+    doc = outcome.document["training"]
+    assert doc["diverged"] is (why is not None) and tr.diverged is (why is not None)
+    if why is None:
+        assert doc["divergence"] is None and doc["diverged_step"] is None
+        assert tr.steps_done == 30
+        return
+    assert why in doc["divergence"] and doc["diverged_step"] >= 1
+    if stops:  # a non-finite loss or gradient ends training at that step
+        assert tr.steps_done == doc["diverged_step"]
+    assert any("Training diverged: " in line for line in outcome.explanation)
+
+
+def test_training_figure_draws_what_is_finite_and_says_what_was_not():
+    raw = {**SMALL_TRAIN, "train": {**SMALL_TRAIN["train"], "optimizer": "sgd", "lr": 1e30}}
+    result = run(from_mapping(raw))
+    fig = plots.training(result)
+    texts = [t.get_text() for a in fig.axes for t in a.texts]
+    assert any(t.startswith("loss non-finite from step") for t in texts) or any(
+        t.startswith("gradient norm non-finite from step") for t in texts)
+    assert "DIVERGED: " in fig._suptitle.get_text()
+
+
+def test_smoothing_leaves_gaps_only_where_values_are_not_finite():
+    y = np.array([1.0, 1.0, np.inf, 1.0, 1.0, 1.0, 1.0])
+    out = plots._smooth(y, 2)
+    assert np.isnan(out[[0, 2, 3]]).all() and (out[[1, 4, 5, 6]] == 1.0).all()

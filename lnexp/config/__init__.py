@@ -11,6 +11,7 @@ from lnexp.config.loading import (
     apply_overrides,
     from_mapping,
     load_config,
+    load_yaml,
     parse_override,
     read_raw,
     set_path,
@@ -35,6 +36,6 @@ from lnexp.config.schema import (
 __all__ = [
     "SWEEP_KEY", "VALID_PATHS", "Bound", "Config", "DataConfig", "LimitsConfig", "ModelConfig",
     "OutputConfig", "TrainConfig", "add_expectations", "apply_overrides", "expect_dict",
-    "from_mapping", "json_default", "load_config", "parse_override", "read_raw",
+    "from_mapping", "json_default", "load_config", "load_yaml", "parse_override", "read_raw",
     "reference_markdown", "section_of", "set_path", "suggest", "to_dict", "to_yaml", "validate",
 ]

@@ -5,6 +5,7 @@ expected; unknown keys get a did-you-mean hint."""
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Any
 
 import yaml
@@ -60,23 +61,49 @@ def validate(raw: Any, source: str = "<config>", lines: dict[str, int] | None = 
         raise ConfigError(problems) from None
 
 
+def _named_keys(msg: str) -> list[str]:
+    """The dotted key paths a validator's message names, in order (`model.groups: ...`)."""
+    found = []
+    for path in VALID_PATHS:
+        m = re.search(rf"(?<![\w.]){re.escape(path)}(?!\w|\.\w)", msg)
+        if m:
+            found.append((m.start(), path))
+    return [p for _, p in sorted(found)]
+
+
+def _where(paths: list[str], source: str, lines: dict[str, int], overridden: set[str],
+           origins: dict[str, str]) -> str:
+    """Where the values at `paths` came from: `--set` wins over the file (a `--set` of a whole
+    section replaces its lines), then `--expect`, then the nearest key with a line (list items
+    have none of their own)."""
+    def prefixes(path: str) -> list[str]:
+        parts = path.split(".")
+        return [".".join(parts[:i]) for i in range(len(parts), 0, -1)]
+
+    sets = [next(p for p in prefixes(path) if p in overridden) for path in paths
+            if any(p in overridden for p in prefixes(path))]
+    if sets:
+        return f"{source} ({', '.join(f'--set {k}' for k in dict.fromkeys(sets))})"
+    for path in paths:
+        for probe in prefixes(path):
+            if probe in origins:
+                return origins[probe]
+            if probe in lines:
+                return f"{source}:{lines[probe]}"
+    return source
+
+
 def _problem_line(err: Any, path: str, source: str, lines: dict[str, int],
                   overridden: set[str], origins: dict[str, str] | None = None) -> str:
-    # Find the nearest key with a known origin or line (list items have none of their own).
-    where = source
-    origins = origins or {}
-    if path in overridden:
-        where = f"{source} (--set {path})"
-    else:
-        probe = path
-        while probe:
-            if probe in origins:
-                where = origins[probe]
-                break
-            if probe in lines:
-                where = f"{source}:{lines[probe]}"
-                break
-            probe = probe.rpartition(".")[0]
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    # A cross-key rule fails on its section (`model`) but names the keys it is about: blame
+    # those, so `--set model.groups=3` is reported as `--set model.groups`, not the file.
+    section = path == "" or any(v.startswith(path + ".") for v in VALID_PATHS)
+    named = _named_keys(msg) if section and err["type"] == "value_error" else []
+    where = _where([*named, path] if named else [path], source, lines, overridden,
+                   origins or {})
     kind = err["type"]
     if kind == "extra_forbidden" and path.startswith("expect."):
         leaf = path.rpartition(".")[2]
@@ -86,9 +113,6 @@ def _problem_line(err: Any, path: str, source: str, lines: dict[str, int],
                 f"{', '.join(expect.OPS)} (and tol with approx)")
     if kind == "extra_forbidden":
         return f"{where}: {path}: unknown key{suggest(path)}"
-    msg = err["msg"]
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
     starts_with_key = any(msg.startswith(p + " ") or msg.startswith(p + ":") for p in VALID_PATHS)
     label = f"{path}: " if path and not starts_with_key else ""
     got = "" if kind in ("value_error", "assertion_error") else f" (got {_describe(err['input'])})"

@@ -42,7 +42,19 @@ def _to_float(value: Any) -> Any:
     return value
 
 
-Float = Annotated[float, BeforeValidator(_to_float)]
+def _finite(value: Any) -> Any:
+    """Refuse NaN and +-Inf (`.inf`, `.nan`, `1e400`): no config number means anything then.
+    Runs before the range checks, so `.nan` is called non-finite, not "not greater than 0"."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {value}")
+    return value
+
+
+# Every number in a config is finite (README, "Numbers"); data.values uses RawFloat so a file
+# full of NaN gets one problem line from Config._check_values, not one per value.
+# (pydantic runs Before validators last-first: _to_float, then _finite.)
+Float = Annotated[float, BeforeValidator(_finite), BeforeValidator(_to_float)]
+RawFloat = Annotated[float, BeforeValidator(_to_float)]
 # Sizes above this are refused by the schema (torch would need 64-bit indexing, and the group
 # check would loop for minutes); realistic sizes are refused earlier by the resource guard.
 MAX_DIM = 2**31 - 1
@@ -62,7 +74,7 @@ class DataConfig(_Section):
     loc: Float = Field(0.0, description="Mean of the input values, e.g. 0.0.")
     scale: Float = Field(1.0, gt=0, description="Standard deviation of the input values, e.g. 1.0.")
     df: Float = Field(5.0, gt=2, description="Degrees of freedom for student_t (> 2 so the std is finite).")
-    values: list[list[Float]] | None = Field(
+    values: list[list[RawFloat]] | None = Field(
         None, description="Explicit input rows, e.g. [[2, 3, 5, 1, 4]]; replaces the random draw "
                           "and sets n_samples and model.in_features from its shape.")
 
@@ -264,7 +276,8 @@ class Config(_Section):
     def _safe_name(cls, name: str) -> str:
         if not re.fullmatch(NAME_PATTERN, name):
             raise ValueError(f"expected 1-64 letters, digits, '.', '_' or '-', not starting with "
-                             f"'.' or '-' (a folder name that cannot leave output.dir), got {name!r}")
+                             f"'.' or '-' (a folder name that cannot leave output.dir), got "
+                             f"{name[:40] + '...' if len(name) > 40 else name!r}")
         return name
 
     @model_validator(mode="before")

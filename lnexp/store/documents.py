@@ -122,6 +122,8 @@ def training_dict(tr: TrainResult) -> dict[str, Any]:
         "steps_done": tr.steps_done,
         "interrupted": tr.interrupted,
         "diverged": tr.diverged,
+        "divergence": tr.divergence,
+        "diverged_step": tr.diverged_step,
         "layers": list(tr.layer_names),
         "final": {"train_loss_last_10pct": _num(tail),
                   "heldout": _eval_dict(tr.evals[-1])},

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import sys
 import time
 import traceback
 import warnings
@@ -31,12 +32,17 @@ if TYPE_CHECKING:
     from lnexp.results import CompareResult, RunResult
 
 
-def save_figure(fig: Figure, path: Path, dpi: int) -> None:
-    """Render a matplotlib Figure to PNG atomically."""
+def png_bytes(fig: Figure, dpi: int) -> bytes:
+    """Render a matplotlib Figure to PNG bytes."""
     buf = io.BytesIO()
     # zlib level 1: ~6% larger files than the default 6, 10-15% less time per figure
     fig.savefig(buf, format="png", dpi=dpi, pil_kwargs={"compress_level": 1})
-    write_atomic(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def save_figure(fig: Figure, path: Path, dpi: int) -> None:
+    """Render a matplotlib Figure to PNG atomically."""
+    write_atomic(path, png_bytes(fig, dpi))
 
 
 # Test hook (documented in the README): seconds each figure job waits before drawing, so a
@@ -55,12 +61,28 @@ class FigureJob:
     dpi: int
 
     def __call__(self) -> None:
+        """Draw and save the PNG. A figure that cannot be drawn (matplotlib refusing some
+        data) is skipped with one warning line on stderr: the figures are a view of the
+        metrics, and metrics.json is written regardless. Writing errors still raise."""
         from lnexp import plots
 
         hold = float(os.environ.get(FIGURE_HOLD_ENV) or 0)
         if hold > 0:
             time.sleep(hold)
-        save_figure(plots.FIGURES[self.make](self.arg), self.path, self.dpi)
+        try:
+            with warnings.catch_warnings():  # numpy/matplotlib chatter on extreme values
+                warnings.simplefilter("ignore", RuntimeWarning)
+                png = png_bytes(plots.FIGURES[self.make](self.arg), self.dpi)
+        except Exception as exc:  # any drawing failure skips this figure only
+            # Printed here, not raised: a job may run in a forked worker, and one line on
+            # stderr is the whole message (the CLI prints warnings the same way).
+            reason = str(exc).splitlines()[0] if str(exc) else ""
+            sys.stderr.write(f"warning: {self.path.parent.name}/{self.path.name} not drawn "
+                             f"({type(exc).__name__}: {reason}); the run's metrics are "
+                             f"written\n")
+            sys.stderr.flush()
+            return
+        write_atomic(self.path, png)  # an OS refusal is raised: OutputError, exit 2
 
 
 class FigurePool:

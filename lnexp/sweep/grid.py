@@ -118,11 +118,11 @@ def _label(params: Mapping[str, Any]) -> str:
 
 
 def _scalar(text: str, where: str) -> Any:
-    try:
-        return yaml.safe_load(text) if text.strip() else None
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"{where}: {text!r} is not valid YAML "
-                           f"({str(exc).splitlines()[0]})"]) from None
+    try:  # the config loader's bounds (aliases, nesting) apply to grid values too
+        return config.load_yaml(text, "VALUE")[0] if text.strip() else None
+    except ConfigError as exc:
+        why = "; ".join(p.split(": ", 1)[-1] for p in exc.problems)
+        raise ConfigError([f"{where}: {text!r} is not valid YAML ({why})"]) from None
 
 
 def parse_range(text: str, where: str) -> list[Any] | None:
