@@ -253,7 +253,10 @@ def render_figures(jobs: list[FigureJob], workers: int | None = None,
                 finally:
                     os._exit(code)
             children.append(pid)
-        work()
+        try:
+            work()
+        except OSError as exc:  # as the children report it: exit 2, not a bug
+            raise OutputError(str(exc)) from None
     except BaseException:
         for pid in children:  # the parent failed or was interrupted: nothing left to render
             with contextlib.suppress(ProcessLookupError):
