@@ -21,8 +21,9 @@ test: $(STAMP)  ## lint + the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)  ## benchmark against the tutorial script
+bench: $(STAMP)  ## benchmark against the tutorial script; lnexp inspect vs the bare MiniLM forward
 	$(BIN)/python benchmarks/bench.py
+	$(BIN)/python benchmarks/bench_inspect.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -23,7 +23,7 @@ def runner() -> CliRunner:
 
 
 # Commands that write run folders; without -o they would write into the repo's outputs/.
-WRITING = ("run", "compare", "sweep")
+WRITING = ("run", "compare", "sweep", "inspect")
 
 
 @pytest.fixture

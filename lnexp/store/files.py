@@ -207,7 +207,7 @@ class RunFolder:
     def _discard(self) -> None:
         """Remove a new run/compare folder whose run.json cannot be written (its partial files
         are not trusted and a folder without a truthful run.json misleads every listing)."""
-        if not self.resumed and self.kind in ("run", "compare"):
+        if not self.resumed and self.kind in ("run", "compare", "inspect"):
             import shutil
 
             shutil.rmtree(self.path, ignore_errors=True)

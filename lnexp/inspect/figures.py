@@ -1,0 +1,177 @@
+"""Figures of `lnexp inspect`: each function builds and returns a matplotlib Figure (object
+API, Agg canvas, no pyplot state); lnexp.inspect.files saves them."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import LogNorm, TwoSlopeNorm
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from lnexp.inspect.outcome import InspectOutcome, LayerReport
+
+PRE, POST = "#1f77b4", "#2ca02c"  # blue before the norm, green after (as in lnexp run)
+# Layers without a weight or bias (or with fewer dims) leave NaN cells: grey, not a colour.
+_GAMMA_CMAP = colormaps["viridis"].with_extremes(bad="#c8c8c8")
+_BETA_CMAP = colormaps["RdBu_r"].with_extremes(bad="#c8c8c8")
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _title(o: InspectOutcome) -> str:
+    n = o.inputs["count"]
+    what = f"{n} inputs" + (f", {o.inputs['tokens']} tokens" if o.inputs.get("tokens") else "")
+    return f"{o.model['name']} ({o.model['class']}): {what}"
+
+
+def _matrix(rows: list[np.ndarray | None]) -> np.ndarray:
+    """Stack per-layer vectors of possibly different lengths, padded with NaN."""
+    width = max((r.size for r in rows if r is not None), default=1)
+    out = np.full((len(rows), width), np.nan)
+    for i, r in enumerate(rows):
+        if r is not None:
+            out[i, :r.size] = r
+    return out
+
+
+def _height(layers: int) -> float:
+    return max(3.2, 1.4 + 0.26 * layers)
+
+
+def _two_panels(layers: int) -> tuple[Figure, np.ndarray]:
+    """Two stacked heatmap panels sharing the dim axis, margins fixed in inches."""
+    height = 2 * _height(layers) - 0.6
+    fig = _new_figure(13, height)
+    axes = fig.subplots(2, 1, sharex=True)
+    fig.subplots_adjust(left=0.22, right=0.9, top=1 - 0.65 / height, bottom=0.6 / height,
+                        hspace=0.55 / (height / 2))
+    axes[1].xaxis.set_major_locator(MaxNLocator(integer=True))
+    return fig, axes
+
+
+def _layer_axis(ax, layers: list[LayerReport]) -> None:
+    ax.set_yticks(range(len(layers)), [r.name for r in layers], fontsize=7)
+
+
+def absmax_heatmap(o: InspectOutcome) -> Figure:
+    """max |x| per hidden dim (columns) for every norm layer (rows), before and after it."""
+    layers = o.layers
+    pre = _matrix([r.pre.per_dim.absmax for r in layers])
+    post = _matrix([r.post.per_dim.absmax for r in layers])
+    finite = np.concatenate([pre[np.isfinite(pre) & (pre > 0)], post[np.isfinite(post) &
+                                                                      (post > 0)]])
+    lo = max(float(np.percentile(finite, 1)), 1e-6) if finite.size else 1e-3
+    hi = float(finite.max()) if finite.size else 1.0
+    fig, axes = _two_panels(len(layers))
+    for ax, data, what in ((axes[0], pre, "input (before the norm)"),
+                           (axes[1], post, "output (after the norm)")):
+        im = ax.imshow(np.clip(data, lo, None), aspect="auto", interpolation="nearest",
+                       norm=LogNorm(vmin=lo, vmax=hi), cmap="magma")
+        _layer_axis(ax, layers)
+        ax.set_title(f"max |x| per hidden dim — {what}", fontsize=10, loc="left")
+        # name the largest outlier dims on top of their columns
+        for r_i, r in enumerate(layers):
+            stage = r.pre if ax is axes[0] else r.post
+            if stage.outliers and stage.outliers[0].ratio >= 10:
+                d = stage.outliers[0].dim
+                ax.annotate(f"dim {d}: {stage.outliers[0].ratio:.0f}×", (d, r_i), xytext=(5, 0),
+                            textcoords="offset points", va="center", fontsize=7,
+                            color="#00c8ff", fontweight="bold")
+    axes[1].set_xlabel("hidden dim (channel)")
+    top, bottom = axes[0].get_position().y1, axes[1].get_position().y0
+    cax = fig.add_axes((0.915, bottom, 0.012, top - bottom))
+    fig.colorbar(im, cax=cax, label="max |x| over tokens (log)")
+    fig.suptitle(f"{_title(o)} — outlier dims are bright columns", fontsize=11, x=0.22,
+                 ha="left")
+    return fig
+
+
+def token_variance(o: InspectOutcome) -> Figure:
+    """Per-token variance (over the normalized dims) before and after each norm, one row per
+    layer: median (dot), p25–p75 (thick), p1–p99 (thin), max (x)."""
+    layers = o.layers
+    fig = _new_figure(10, _height(len(layers)) + 0.9)
+    ax = fig.subplots()
+    fig.subplots_adjust(left=0.3, right=0.97, top=0.86, bottom=0.16)
+    y = np.arange(len(layers))
+    for off, colour, label, get in ((-0.17, PRE, "input (before the norm)", lambda r: r.pre),
+                                    (0.17, POST, "output (after, γ and β applied)",
+                                     lambda r: r.post)):
+        t = [get(r).per_token for r in layers]
+        q = {k: np.array([s.var_quantiles[k] for s in t]) for k in ("p1", "p25", "p50", "p75",
+                                                                    "p99")}
+        mx = np.array([s.var_max for s in t])
+        ys = y + off
+        ax.hlines(ys, q["p1"], q["p99"], color=colour, lw=1.2, alpha=0.8)
+        ax.hlines(ys, q["p25"], q["p75"], color=colour, lw=5, alpha=0.85)
+        ax.plot(q["p50"], ys, "o", color="white", mec=colour, mew=1.5, ms=5, label=label)
+        ax.plot(mx, ys, "x", color=colour, ms=6, mew=1.5)
+    ax.set_xscale("log")
+    ax.set_yticks(y, [r.name for r in layers], fontsize=8)
+    ax.set_ylim(len(layers) - 0.5, -0.5)  # forward order, top to bottom
+    ax.set_xlabel("per-token variance over the normalized dims (biased, log scale)")
+    ax.grid(True, axis="x", which="major", alpha=0.3)
+    ax.plot([], [], "x", color="0.3", label="max over tokens")
+    ax.legend(loc="lower right", fontsize=8, title="dot median · bar p25–p75 · line p1–p99",
+              title_fontsize=8, framealpha=0.9)
+    ax.set_title(f"{_title(o)}\nvariance of each token before and after each norm",
+                 fontsize=10, loc="left")
+    return fig
+
+
+def weight_profile(o: InspectOutcome) -> Figure:
+    """The learned scale γ and shift β per dim (columns) of every norm layer (rows)."""
+    layers = o.layers
+    w = _matrix([r.weight.values if r.weight is not None else None for r in layers])
+    b = _matrix([r.bias.values if r.bias is not None else None for r in layers])
+    fig, axes = _two_panels(len(layers))
+    for i, (ax, data, name) in enumerate(((axes[0], w, "γ (weight, scale)"),
+                                          (axes[1], b, "β (bias, shift)"))):
+        finite = data[np.isfinite(data)]
+        if i == 0:  # γ: the full range, since its extremes are the finding
+            lo = min(0.0, float(finite.min())) if finite.size else 0.0
+            hi = float(finite.max()) if finite.size else 1.0
+            im = ax.imshow(data, aspect="auto", interpolation="nearest", cmap=_GAMMA_CMAP,
+                           vmin=lo, vmax=hi)
+            what = f"range {lo:.3g} … {hi:.3g}"
+        else:  # β: centred on 0, clipped at the 99.5th percentile of |β|
+            lim = float(np.percentile(np.abs(finite), 99.5)) if finite.size else 1.0
+            lim = lim or 1.0
+            im = ax.imshow(data, aspect="auto", interpolation="nearest", cmap=_BETA_CMAP,
+                           norm=TwoSlopeNorm(vcenter=0.0, vmin=-lim, vmax=lim))
+            what = f"colours clipped at ±{lim:.3g}"
+        if np.isnan(data).any():
+            what += "; grey: none"
+        _layer_axis(ax, layers)
+        ax.set_title(f"{name} per dim; {what}", fontsize=10, loc="left")
+        pos = ax.get_position()
+        cax = fig.add_axes((0.915, pos.y0, 0.012, pos.height))
+        fig.colorbar(im, cax=cax)
+        if i == 0:  # ring the near-zero γ (dims the layer switches off)
+            for r_i, r in enumerate(layers):
+                if r.weight is None or r.weight.values.size < 2:
+                    continue
+                scale = float(np.median(np.abs(r.weight.values)))
+                dead = np.flatnonzero(np.abs(r.weight.values) < 1e-6 * scale)
+                ax.plot(dead, np.full(dead.size, r_i), "o", mfc="none", mec="red", mew=1.5,
+                        ms=9)
+                for d in dead[:3]:
+                    ax.annotate(f"γ[{d}]≈0", (d, r_i), xytext=(0, 9), ha="center",
+                                textcoords="offset points", fontsize=7, color="red",
+                                fontweight="bold", bbox={"boxstyle": "round,pad=0.15",
+                                                         "fc": "white", "ec": "none",
+                                                         "alpha": 0.85})
+    axes[1].set_xlabel("hidden dim (channel)")
+    fig.suptitle(f"{_title(o)} — learned affine parameters of each norm", fontsize=11, x=0.22,
+                 ha="left")
+    return fig
+
+
+FIGURES = {"absmax": absmax_heatmap, "token_variance": token_variance,
+           "weights": weight_profile}

