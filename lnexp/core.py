@@ -130,10 +130,12 @@ def run_in_folder(cfg: Config, run_dir: Path, argv: list[str],
 def _compute_into(cfg: Config, run_dir: Path, argv: list[str], progress: Progress | None,
                   before: Callable[[], None] | None, pool: FigurePool | None,
                   check: bool) -> RunOutcome:
-    from lnexp import experiment  # torch: imported only when something is computed
-
+    # run.json first: the torch import below takes seconds, and a folder killed or
+    # interrupted in them must already say what it is (never a folder without run.json).
     folder = files.RunFolder(run_dir, "run", argv, name=cfg.name, norm=cfg.model.norm)
     with folder.tracking():
+        from lnexp import experiment  # torch: imported only when something is computed
+
         if check:
             _require_defined(cfg)
         if before is not None:

@@ -81,6 +81,7 @@ _busy = False  # in a worker: True while a trial runs
 
 
 _terminated = False  # in a worker: SIGTERM came; end once the running trial is recorded
+_stopping = False  # in a worker: an interrupt came; trials handed over later are not run
 
 
 def _on_interrupt(signum: int, frame: Any) -> None:
@@ -88,9 +89,10 @@ def _on_interrupt(signum: int, frame: Any) -> None:
     # is ignored by an idle worker (the pool shuts it down). Anyone's SIGTERM (e.g. the pool
     # terminating its workers) interrupts the running trial too, then ends the worker
     # quietly: a worker that went on would wait for work that never comes.
-    global _terminated
+    global _terminated, _stopping
     if signum == signal.SIGTERM:
         _terminated = True
+    _stopping = True  # a trial handed over just now (not yet running) is not started
     if _busy:
         raise KeyboardInterrupt
     if _terminated:
@@ -134,6 +136,8 @@ def run_trial(task: Task) -> Outcome:
     status, error = "completed", None
     run_dir = Path(task.run_dir)
     try:
+        if _stopping:  # the interrupt came while this trial was on its way here
+            raise KeyboardInterrupt
         cfg = config.from_mapping(task.config)
         try:
             run_dir.mkdir()
@@ -265,7 +269,13 @@ def _interrupt(running: dict[Future[Outcome], Task],
                 running.pop(fut)
             else:
                 finish(fut)
-    if running:
+    if running:  # stuck past the grace: kill, then report them (worker died)
         for proc in workers:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
+        done, _ = wait(running, timeout=INTERRUPT_GRACE_S)
+        for fut in done:
+            if finish is None:
+                running.pop(fut)
+            else:
+                finish(fut)
