@@ -114,6 +114,21 @@ def refuse(cfg: Config, source: str | None = None) -> None:
 
 def _require_defined(cfg: Config) -> None:
     refuse(cfg)
+    reason = _no_gpu(cfg)  # needs torch, so not in plan.refusals (validate stays torch-free)
+    if reason:
+        raise NotDefinedError(reason)
+
+
+def _no_gpu(cfg: Config) -> str | None:
+    """Why `device: cuda` cannot run here, or None (torch is imported only for cuda)."""
+    if cfg.device != "cuda":
+        return None
+    import torch
+
+    if torch.cuda.is_available():
+        return None
+    return ("device: cuda, but torch sees no CUDA GPU (torch.cuda.is_available() is false) "
+            "- use device: cpu, or auto to take a GPU only when there is one")
 
 
 def run_in_folder(cfg: Config, run_dir: Path, argv: list[str],

@@ -6,8 +6,8 @@ One expectation is `METRIC.REDUCER: {OP: BOUND}`, e.g. ``post_norm.per_sample.me
 - METRIC names a value or a list of values in metrics.json. `post_norm.per_sample.mean` is
   short for `stages.post_norm.per_sample.mean` (the long form is accepted too); see
   `metric_paths()` for the full list.
-- REDUCER turns it into one number: abs_max, min, max, mean, spread (max - min). A scalar is
-  treated as a list of one value.
+- REDUCER turns it into one number: abs_max, min, max, mean, spread (max - min), first,
+  last (e.g. layers.grad_norm.last: the last block's). A scalar is a list of one value.
 - OP compares that number with BOUND: le (<=), ge (>=), lt (<), gt (>), approx (|value -
   BOUND| <= tol, tol defaults to 1e-6). Several ops in one mapping are several expectations.
 
@@ -26,7 +26,7 @@ from typing import Any
 
 from lnexp.registry import COMPARATORS
 
-REDUCERS = ("abs_max", "min", "max", "mean", "spread")
+REDUCERS = ("abs_max", "min", "max", "mean", "spread", "first", "last")
 OPS = tuple(COMPARATORS)
 OP_SYMBOLS = COMPARATORS
 # One evaluated expectation: expectation, metric, path, reducer, op, bound, tol, value,
@@ -59,8 +59,14 @@ def metric_paths() -> dict[str, str]:
             out[f"numeric_trouble.{stage}.{count}"] = f"numeric_trouble.{stage}.{count}"
     # Deeper models (depth > 1) and training runs; absent keys evaluate as missing (NaN).
     for stat in ("activation_mean", "activation_std", "grad_norm", "weight_norm",
-                 "grad_norm_first_over_last", "loss_value"):
+                 "grad_norm_first_over_last", "loss_value", "sample_spread", "sample_cosine",
+                 "grad_over_weight"):
         out[f"layers.{stat}"] = f"layers.{stat}"
+    for stat in ("post_norm_max_abs_error", "post_norm_mean_abs_error", "output_max_abs_error",
+                 "output_mean_abs_error", "arithmetic_post_norm_max_abs_error",
+                 "arithmetic_post_norm_mean_abs_error", "input_max_abs_error",
+                 "input_mean_abs_error", "input_distinct_per_row"):
+        out[f"precision.{stat}"] = f"precision.{stat}"
     for mode in ("eval_mode", "train_mode"):
         for stat in ("accuracy", "loss"):
             out[f"training.heldout.{mode}.{stat}"] = f"training.final.heldout.{mode}.{stat}"
@@ -87,7 +93,8 @@ def split_key(key: str) -> tuple[str, str, str]:
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         problems.append(f"unknown metric '{metric}'{hint}; expected STAGE.AXIS.STAT like "
                         f"post_norm.per_sample.mean, STAGE.global.STAT, sample.STAGE.STAT, "
-                        f"numeric_trouble.STAGE.COUNT, layers.STAT or training.heldout.MODE.STAT "
+                        f"numeric_trouble.STAGE.COUNT, layers.STAT, precision.STAT or "
+                        f"training.heldout.MODE.STAT "
                         f"(see README, Expectations)")
     if reducer not in REDUCERS:
         close = difflib.get_close_matches(reducer, REDUCERS, n=1, cutoff=0.6)
@@ -175,6 +182,10 @@ def reduce(values: Any, reducer: str) -> float:
         return math.fsum(xs) / len(xs)
     if reducer == "spread":
         return max(xs) - min(xs)
+    if reducer == "first":
+        return xs[0]
+    if reducer == "last":
+        return xs[-1]
     raise ValueError(f"unknown reducer {reducer!r}")
 
 
@@ -189,7 +200,7 @@ def reduce_summary(summary: Mapping[str, Any], reducer: str) -> float:
     if lo is None or hi is None or mean is None:
         return math.nan
     return {"abs_max": max(abs(lo), abs(hi)), "min": lo, "max": hi, "mean": mean,
-            "spread": hi - lo}[reducer]
+            "spread": hi - lo}.get(reducer, math.nan)  # first/last: not in a summary
 
 
 def compare(value: float, op: str, bound: float, tol: float | None = None) -> bool:

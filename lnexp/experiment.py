@@ -27,12 +27,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from lnexp import norms, plan, stats
+from lnexp import norms, plan, registry, stats
 from lnexp.config import Config
 from lnexp.data import make_inputs
 from lnexp.errors import NotDefinedError
 from lnexp.models import build_model
-from lnexp.results import LayerStats, RunResult
+from lnexp.models.transformer import LastToken
+from lnexp.results import LayerStats, Precision, RunResult
 from lnexp.training import Progress, TrainResult
 
 
@@ -58,26 +59,93 @@ def run(cfg: Config, progress: Progress | None = None,
     return _run_whole(cfg, progress)
 
 
+def device(cfg: Config) -> torch.device:
+    """The configured device; `auto` is cuda when torch sees a GPU. A missing GPU for `cuda`
+    is refused by the core before anything runs (plan.not_defined_reason cannot import torch)."""
+    if cfg.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(cfg.device)
+
+
+def _rows(t: torch.Tensor) -> torch.Tensor:
+    """A (N, T, C) sequence batch as N*T token rows (the axis a norm normalizes stays last)."""
+    return t.reshape(-1, t.shape[-1]) if t.dim() == 3 else t
+
+
+def _inputs(cfg: Config) -> torch.Tensor:
+    """The float32 input batch: (N, C), or (N, T, C) for sequence blocks (one draw of N*T
+    rows, so T = 1 would equal the flat batch)."""
+    if registry.BLOCKS[cfg.model.block].sequence:
+        n, t = cfg.data.n_samples, cfg.data.length
+        return make_inputs(cfg.data, cfg.model.in_features, n * t).reshape(n, t, -1)
+    return make_inputs(cfg.data, cfg.model.in_features)
+
+
 def _run_whole(cfg: Config, progress: Progress | None) -> RunResult:
-    """Deeper models and training: the whole batch at once (draw order in the module doc)."""
+    """Deeper models, training, other dtypes and devices: the whole batch at once (draw order
+    in the module doc). The model is built in float32 on the CPU (so every dtype and device
+    draws the same weights), then a float64 copy is kept as the precision reference and the
+    model moves to the configured dtype and device."""
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model)
     fresh = copy.deepcopy(model) if cfg.train is not None else None  # before any forward
-    x = make_inputs(cfg.data, cfg.model.in_features)
-    target = torch.randn(cfg.data.n_samples, cfg.model.out_features)
+    reference = copy.deepcopy(model).double()
+    x = _inputs(cfg)
+    target = torch.randn(*x.shape[:-1], cfg.model.out_features)
+    dev, dtype = device(cfg), getattr(torch, registry.DTYPES[cfg.model.dtype])
+    model.to(device=dev, dtype=dtype)
+    x_run = x.to(device=dev, dtype=dtype)
     deep = cfg.model.depth > 1
     with torch.set_grad_enabled(deep):
         with _refusals(cfg):
-            trace = model.trace(x)
-        layers = _layer_stats(model, trace, target) if deep else None
-    pre, post = trace.pre.detach(), trace.post.detach()
+            trace = model.trace(x_run)
+        layers = _layer_stats(model, trace, target.to(device=dev, dtype=dtype)) if deep else None
+    precision = _precision(model, reference, x, x_run, trace)
+    pre, post = _rows(trace.pre.detach()).cpu(), _rows(trace.post.detach()).cpu()
     training = _train(cfg, fresh, progress) if fresh is not None else None
     i = cfg.sample_index
+    x_rows = _rows(x_run).cpu()
     acc = {stage: stats.StreamingStats.over(t) for stage, t in
-           (("input", x), ("pre_norm", pre), ("post_norm", post))}
-    return _result(cfg, acc, x.numpy(), pre.numpy(), post.numpy(),
+           (("input", x_rows), ("pre_norm", pre), ("post_norm", post))}
+
+    def f32(t: torch.Tensor) -> np.ndarray:  # figures and results hold float32
+        return t.float().numpy()
+
+    return _result(cfg, acc, f32(x_rows), f32(pre), f32(post),
                    stats.sample_stats(pre, i), stats.sample_stats(post, i),
-                   layers=layers, training=training)
+                   layers=layers, training=training, precision=precision)
+
+
+def _precision(model: nn.Module, reference: nn.Module, x: torch.Tensor, x_run: torch.Tensor,
+               trace: Any) -> Precision:
+    """The run's first-norm output and final output against the same weights and inputs in
+    float64 (the reference), and against float64 fed with the run's own rounded inputs and
+    weights (what the run's arithmetic alone gets wrong). The reference runs in the run's
+    mode (bn in train mode uses the batch's statistics, as the run did)."""
+    with torch.no_grad():
+        exact = reference.trace(x.double())
+        rounded = copy.deepcopy(reference)
+        for p_ref, p_run in zip(rounded.parameters(), model.parameters(), strict=True):
+            p_ref.copy_(p_run.detach().double().cpu())
+        same_inputs = rounded.trace(x_run.double().cpu())
+
+    def err(run: torch.Tensor, ref: torch.Tensor) -> tuple[float, float]:
+        d = (run.detach().double().cpu() - ref).abs()
+        return float(d.max()), float(d.mean())
+
+    x_err = (x_run.double().cpu() - x.double()).abs()
+    rows = _rows(x_run.detach().cpu())
+    distinct = [int(torch.unique(r).numel()) for r in rows[:1000]]
+    return Precision(
+        dtype=str(x_run.dtype).removeprefix("torch."),
+        device=str(x_run.device),
+        post_norm=err(trace.post, exact.post),
+        output=err(trace.output, exact.output),
+        post_norm_same_inputs=err(trace.post, same_inputs.post),
+        input_error=(float(x_err.max()), float(x_err.mean())),
+        input_distinct_per_row=float(np.median(distinct)),
+        row_length=int(rows.shape[1]),
+    )
 
 
 def _run_streamed(cfg: Config, rows_per_chunk: int | None,
@@ -92,7 +160,9 @@ def _run_streamed(cfg: Config, rows_per_chunk: int | None,
     applies exactly the train-mode formula).
     """
     torch.manual_seed(cfg.seed)
-    block = build_model(cfg.model).blocks[0]
+    model = build_model(cfg.model)
+    reference = copy.deepcopy(model).double()
+    block = model.blocks[0]
     n, i = cfg.data.n_samples, cfg.sample_index
     rows = plan.chunk_rows(cfg, rows_per_chunk)
     chunks = -(-n // rows)
@@ -143,8 +213,14 @@ def _run_streamed(cfg: Config, rows_per_chunk: int | None,
     def keep(stage: str) -> np.ndarray:
         return torch.cat(kept[stage]).numpy()
 
+    precision = None
+    if chunks == 1:  # the whole batch is kept: compare it with float64 (a cheap second pass)
+        x = kept["input"][0]
+        with torch.no_grad(), _refusals(cfg):
+            precision = _precision(model, reference, x, x, model.trace(x))
     return _result(cfg, acc, keep("input"), keep("pre_norm"), keep("post_norm"),
-                   sample["pre_norm"], sample["post_norm"], chunks=chunks)
+                   sample["pre_norm"], sample["post_norm"], chunks=chunks,
+                   precision=precision)
 
 
 def _result(cfg: Config, acc: dict[str, stats.StreamingStats], inputs: np.ndarray,
@@ -166,17 +242,28 @@ def _result(cfg: Config, acc: dict[str, stats.StreamingStats], inputs: np.ndarra
     )
 
 
+def _norm(ts: list[torch.Tensor]) -> float:
+    """Frobenius norm over several tensors, float64 (one tensor: exactly its own norm)."""
+    norms_ = [t.detach().double().norm() for t in ts]
+    return float(norms_[0] if len(norms_) == 1 else torch.stack(norms_).norm())
+
+
 def _layer_stats(model, trace, target: torch.Tensor) -> LayerStats:  # type: ignore[no-untyped-def]
-    loss = torch.mean((trace.output - target) ** 2)
+    """Per block: output moments and sample spread/cosine (float64), and the norm of the
+    gradient over all of the block's Linear weights after one backward of the init loss."""
+    loss = torch.mean((trace.output.float() - target.float()) ** 2)
     loss.backward()
-    linears = model.linears()
-    moments = [stats.global_stats(b.detach()) for b in trace.blocks]
+    per_block = model.block_linears()
+    outs = [b.detach().cpu() for b in trace.blocks]
+    moments = [stats.global_stats(_rows(b)) for b in outs]
     return LayerStats(
         names=block_names(len(trace.blocks)),
         mean=np.array([m.mean for m in moments]),
         std=np.array([m.std for m in moments]),
-        grad_norm=np.array([float(lin.weight.grad.double().norm()) for lin in linears]),
-        weight_norm=np.array([float(lin.weight.detach().double().norm()) for lin in linears]),
+        spread=np.array([stats.sample_spread(b) for b in outs]),
+        cosine=np.array([stats.sample_cosine(b) for b in outs]),
+        grad_norm=np.array([_norm([lin.weight.grad for lin in lins]) for lins in per_block]),
+        weight_norm=np.array([_norm([lin.weight for lin in lins]) for lins in per_block]),
         loss=float(loss.detach()),
     )
 
@@ -186,8 +273,12 @@ def _train(cfg: Config, model, progress: Progress | None) -> TrainResult:  # typ
 
     assert cfg.train is not None
     head = nn.Linear(cfg.model.out_features, cfg.train.outputs)  # global RNG, after the target
-    net = nn.Sequential(model, head)
+    sequence = registry.BLOCKS[cfg.model.block].sequence
+    net = nn.Sequential(model, LastToken(), head) if sequence else nn.Sequential(model, head)
+    dev, dtype = device(cfg), getattr(torch, registry.DTYPES[cfg.model.dtype])
+    net.to(device=dev, dtype=dtype)
     g = tasks.generator(cfg.seed)
-    task = tasks.make_task(cfg.train, cfg.model.in_features, g)
-    names = [*block_names(len(model.linears())), "head"]
+    task = tasks.make_task(cfg.train, cfg.model.in_features, g, length=cfg.data.length
+                           if sequence else None).to(dev, dtype)
+    names = [*model.linear_names(), "head"]
     return training.train(cfg, net, [*model.linears(), head], names, task, g, progress)

@@ -100,10 +100,16 @@ def _depth(result: RunResult) -> list[str]:
         verdict = "gradients explode towards the input"
     else:
         verdict = "gradients stay within two orders of magnitude across the stack"
-    return [f"At initialization the first block's weight gradient is {r:.3g} × the last "
-            f"block's ({lay.grad_norm[0]:.3g} vs {lay.grad_norm[-1]:.3g} over {n} blocks): "
-            f"{verdict}. Activation std goes from {lay.std[0]:.3g} (block 1) to "
-            f"{lay.std[-1]:.3g} (block {n})."]
+    out = [f"At initialization the first block's weight gradient is {r:.3g} × the last "
+           f"block's ({lay.grad_norm[0]:.3g} vs {lay.grad_norm[-1]:.3g} over {n} blocks): "
+           f"{verdict}. Activation std goes from {lay.std[0]:.3g} (block 1) to "
+           f"{lay.std[-1]:.3g} (block {n})."]
+    if np.isfinite(lay.cosine[-1]) and lay.cosine[-1] > 0.99:
+        out.append(f"The samples collapse: after block {n} their mean pairwise cosine is "
+                   f"{lay.cosine[-1]:.4g} and the spread between them {lay.spread[-1]:.3g} "
+                   f"(block 1: {lay.spread[0]:.3g}), so every sample is nearly the same "
+                   f"vector, whatever the std of its values.")
+    return out
 
 
 def _training(result: RunResult) -> list[str]:

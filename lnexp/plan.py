@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from lnexp.registry import DEFAULT_PLACEMENT
+from lnexp.registry import DEFAULT_BLOCK, DEFAULT_PLACEMENT
 
 if TYPE_CHECKING:
     from lnexp.config import Config
@@ -23,9 +23,11 @@ KEEP_ROWS = 2000
 
 
 def streams(cfg: Config) -> bool:
-    """Whether the run is computed chunk by chunk (else the whole batch at once)."""
+    """Whether the run is computed chunk by chunk (else the whole batch at once): the
+    tutorial's single Linear + norm in float32 on the CPU."""
     m = cfg.model
-    return bool(m.depth == 1 and m.placement == DEFAULT_PLACEMENT and cfg.train is None)
+    return bool(m.depth == 1 and m.placement == DEFAULT_PLACEMENT and cfg.train is None
+                and m.block == DEFAULT_BLOCK and m.dtype == "float32" and cfg.device == "cpu")
 
 
 def chunk_rows(cfg: Config, limit: int | None = None) -> int:

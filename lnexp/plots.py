@@ -13,13 +13,13 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, NullLocator
 
 from lnexp.numbers import show_value
 from lnexp.registry import METRIC_TITLES
 
 if TYPE_CHECKING:  # experiment imports torch; the sweep figure is drawn without it
-    from lnexp.results import CompareResult, RunResult
+    from lnexp.results import CompareResult, LayerStats, RunResult
 
 PRE, POST = "#1f77b4", "#2ca02c"  # blue before the norm, green after (as in the tutorial)
 MAX_POINTS = 2000  # per-index curves longer than this are thinned to every k-th point
@@ -76,7 +76,12 @@ def _per_index(ax: Axes, pre: np.ndarray, post: np.ndarray, what: str, axis_labe
     idx, step = _thin(len(pre), MAX_POINTS)
     style = {"marker": "o", "markersize": 3, "linewidth": 1} if len(idx) <= 200 else {
         "linewidth": 0.8}
-    ax.plot(idx, pre[idx], color=PRE, label="before", **style)
+    # "before" wide and underneath, "after" narrow on top: where the norm changes nothing
+    # (none) both colours still show.
+    wide = {**style, "linewidth": 3.2, "alpha": 0.6}
+    if "markersize" in style:
+        wide["markersize"] = 6
+    ax.plot(idx, pre[idx], color=PRE, label="before", **wide)
     ax.plot(idx, post[idx], color=POST, label="after", **style)
     ax.axhline(target, color="0.3", linestyle="--", linewidth=1, label=f"{target:g}")
     thinned = f" (1 in {step} shown)" if step > 1 else ""
@@ -199,14 +204,15 @@ def heatmap(result: RunResult) -> Figure:
     std_max = max(float(np.nanmax(st.per_feature.std, initial=0)) for _, st, _, _ in stages)
     std_max = max(std_max, *(float(np.nanmax(st.per_sample.std, initial=0))
                              for _, st, _, _ in stages), 1.0) * 1.1
+    # One colour scale for both matrices, so a colour means the same value before and after.
+    finite = np.concatenate([_finite(result.pre[rows]), _finite(result.post[rows])])
+    vmax = float(np.percentile(np.abs(finite), 99.5)) if finite.size else 1.0
+    vmax = vmax if vmax > 0 else 1.0
     for data, st, label, col in stages:
         ax = fig.add_subplot(gs[1, col])
         top = fig.add_subplot(gs[0, col], sharex=ax)
         right = fig.add_subplot(gs[1, col + 1], sharey=ax)
         shown = data[rows]
-        finite = _finite(shown)
-        vmax = float(np.percentile(np.abs(finite), 99.5)) if finite.size else 1.0
-        vmax = vmax if vmax > 0 else 1.0
         # y in sample indices, also when only every step-th row is shown
         im = ax.imshow(shown, aspect="auto", cmap="RdBu_r", vmin=-vmax, vmax=vmax,
                        interpolation="nearest",
@@ -229,7 +235,8 @@ def heatmap(result: RunResult) -> Figure:
         right.tick_params(labelleft=False)
         cax = fig.add_subplot(gs[3, col])
         fig.colorbar(im, cax=cax, orientation="horizontal",
-                     label="activation value (colour clipped at the 99.5th percentile of |x|)")
+                     label="activation value (one scale for both; clipped at the 99.5th "
+                           "percentile of |x|)")
     fig.suptitle(f"Activation matrix: {result.norm.title} {result.norm.summary}\n"
                  f"{_describe(result)}  ·  grey bars: biased std, dashed line at 1", fontsize=13)
     return fig
@@ -363,35 +370,50 @@ def _finite(a: np.ndarray) -> np.ndarray:
 
 
 
-LayerSeries = tuple[str, np.ndarray, np.ndarray]  # (label, activation std, grad norm) per layer
+LayerSeries = tuple[str, "LayerStats"]  # (label, the run's per-block statistics)
 
 
 def layer_profile(series: list[LayerSeries], title: str) -> Figure:
-    """Activation std and gradient norm (log scale) by layer, one line per series.
+    """Four panels by block, one line per series: how far apart the samples are (spread, log),
+    how alike they point (mean pairwise cosine), the weight-gradient norm (log) and the
+    gradient relative to the weights (log).
 
-    `compare` passes one (norm, std, grad_norm) per norm; a run passes its own.
+    `compare` passes one series per norm; a run passes its own.
     """
-    fig = _new_figure(15, 6)
-    ax_std, ax_grad = fig.subplots(1, 2, gridspec_kw={"left": 0.06, "right": 0.985,
-                                                      "bottom": 0.1, "top": 0.86,
-                                                      "wspace": 0.18})
-    for label, std, grad in series:
-        x = np.arange(1, len(std) + 1)
-        style = {"marker": "o", "markersize": 4} if len(x) <= 40 else {}
-        ax_std.plot(x, std, label=label, **style)
-        g = np.where(np.asarray(grad) > 0, grad, np.nan)  # log scale: zeros are gaps
-        ax_grad.plot(np.arange(1, len(g) + 1), g, label=label, **style)
-    ax_std.set_title("Activation std of each block's output (over all values)")
-    ax_std.set_ylabel("std (biased)")
-    ax_std.set_ylim(bottom=0)
-    ax_grad.set_title("Gradient norm of each block's Linear weight (log scale)")
-    ax_grad.set_ylabel("‖∂L/∂W‖ (Frobenius)")
-    ax_grad.set_yscale("log")
-    for ax in (ax_std, ax_grad):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("block (1 = nearest the input)")
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=10)
+    fig = _new_figure(15, 9.5)
+    ax = fig.subplots(2, 2, gridspec_kw={"left": 0.065, "right": 0.985, "bottom": 0.06,
+                                         "top": 0.88, "wspace": 0.18, "hspace": 0.3})
+    panels = (
+        (ax[0, 0], "spread", "Between-sample spread of each block's output (log)",
+         "√(mean over features of the variance over samples)", True),
+        (ax[0, 1], "cosine", "Mean pairwise cosine similarity of the samples",
+         "cosine (1: every sample points the same way)", False),
+        (ax[1, 0], "grad_norm", "Gradient norm of each block's weights (log)",
+         "‖∂L/∂W‖ (Frobenius, all Linear weights of the block)", True),
+        (ax[1, 1], "grad_over_weight", "Gradient norm / weight norm (log)",
+         "‖∂L/∂W‖ / ‖W‖", True),
+    )
+    n = len(series)
+    for j, (label, lay) in enumerate(series):
+        x = np.arange(1, len(lay.names) + 1)
+        # Later series thinner and on top, so identical curves still show every colour.
+        style = {"marker": "o", "markersize": max(2.5, 6 - 1.2 * j)} if len(x) <= 40 else {}
+        for a, attr, *_rest in panels:
+            y = np.asarray(getattr(lay, attr), dtype=float)
+            if _rest[-1]:
+                y = np.where(y > 0, y, np.nan)  # log scale: zeros are gaps
+            a.plot(x, y, label=label, linewidth=max(1.0, 2.6 - 0.5 * j) if n > 1 else 1.5,
+                   **style)
+    for a, _attr, head, ylabel, log in panels:
+        a.set_title(head)
+        a.set_ylabel(ylabel, fontsize=9.5)
+        if log:
+            a.set_yscale("log")
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))
+        a.set_xlabel("block (1 = nearest the input)")
+        a.grid(alpha=0.3, which="both")
+        a.legend(fontsize=9.5)
+    ax[0, 1].set_ylim(min(-0.05, ax[0, 1].get_ylim()[0]), 1.05)
     fig.suptitle(title, fontsize=13)
     return fig
 
@@ -408,8 +430,7 @@ def layers(result: RunResult) -> Figure:
     assert result.layers is not None
     lay = result.layers
     return layer_profile(
-        [(f"{result.config.model.norm} (first/last grad {lay.first_over_last:.2g})",
-          lay.std, lay.grad_norm)],
+        [(f"{result.config.model.norm} (first/last grad {lay.first_over_last:.2g})", lay)],
         f"At initialization, one backward pass of MSE to a random target\n{_stack(result)}")
 
 
@@ -537,7 +558,7 @@ def compare_layers(cmp: CompareResult) -> Figure:
     """`lnexp compare` on a deep model: one activation-std and one gradient-norm line per
     norm (norms that were not computed are left out)."""
     done = [o for o in cmp.outcomes if o.result is not None and o.result.layers is not None]
-    series = [(o.name, o.result.layers.std, o.result.layers.grad_norm) for o in done]
+    series = [(o.name, o.result.layers) for o in done]
     first = done[0].result
     return layer_profile(series, f"Per-layer profile at initialization, one line per norm  ·  "
                                  f"{_stack(first)}")
@@ -556,39 +577,70 @@ def _metric_title(key: str) -> str:
 _label = show_value
 
 
+def _band(m: dict[str, Any]) -> tuple[float, float, float] | None:
+    """(centre, low, high) of one summary cell: median and min..max; older sweep.json rows
+    without them fall back to mean ± std."""
+    if m.get("median") is not None:
+        return m["median"], m["min"], m["max"]
+    if m.get("mean") is None:
+        return None
+    sd = m.get("std") or 0.0
+    return m["mean"], m["mean"] - sd, m["mean"] + sd
+
+
 def sweep_summary(rows: list[dict[str, Any]], group_keys: list[str], metrics: list[str],
-                  x_key: str, title: str) -> Figure:
+                  x_key: str, title: str, chance: float | None = None) -> Figure:
     """One panel per metric against the swept `x_key`: one line per combination of the other
-    swept keys (one per norm when model.norm is swept), mean over seeds with a ± std band."""
+    swept keys (colour: the first of them, line style: the second), the median over seeds
+    with a min..max band. A metric whose values span more than 100x gets a log y axis;
+    accuracy panels get a chance line at `chance`."""
     others = [k for k in group_keys if k != x_key]
     xs_all = [r[x_key] for r in rows]
     numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in xs_all)
     cats = list(dict.fromkeys(_label(v) for v in xs_all))
-    k = max(1, len(metrics))
-    fig = _new_figure(max(6.0, 4.6 * k), 4.9)
-    axes = fig.subplots(1, k, squeeze=False,
-                        gridspec_kw={"left": 0.75 / (4.6 * k), "right": 0.99, "bottom": 0.25,
-                                     "top": 0.8, "wspace": 0.28})[0]
     lines: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for r in rows:
         lines.setdefault(tuple(_label(r[o]) for o in others), []).append(r)
-    colors = [f"C{i % 10}" for i in range(len(lines))]
+    k = max(1, len(metrics))
+    width = max(6.0, 4.8 * k)
+    # Legend columns as wide as the longest label, as many as fit; rows below the panels.
+    longest = max((len(", ".join(f"{o.rpartition('.')[2]}={v}" for o, v in
+                                 zip(others, name, strict=True))) for name in lines), default=8)
+    ncol = max(1, min(len(lines), int(width / (0.075 * longest + 0.8))))
+    legend_rows = -(-len(lines) // ncol)
+    height = 4.7 + 0.3 * legend_rows
+    fig = _new_figure(width, height)
+    axes = fig.subplots(1, k, squeeze=False,
+                        gridspec_kw={"left": 0.9 / width, "right": 0.99,
+                                     "bottom": (0.95 + 0.3 * legend_rows) / height,
+                                     "top": 1 - 1.05 / height, "wspace": 0.3})[0]
+    firsts = list(dict.fromkeys(name[0] for name in lines)) if others else []
+    seconds = list(dict.fromkeys(name[1] for name in lines)) if len(others) > 1 else []
+    dashes = ["-", "--", ":", "-."]
     seeds = max((r["metrics"][m]["n"] for r in rows for m in metrics), default=0)
     for ax, metric in zip(axes, metrics, strict=False):
-        for color, (name, members) in zip(colors, lines.items(), strict=True):
-            pts = [(m[x_key], m["metrics"][metric]) for m in members
-                   if m["metrics"][metric]["mean"] is not None]
+        values: list[float] = []
+        for j, (name, members) in enumerate(lines.items()):
+            color = f"C{(firsts.index(name[0]) if others else j) % 10}"
+            style = dashes[seconds.index(name[1]) % 4] if seconds else "-"
+            pts = [(m[x_key], b) for m in members
+                   if (b := _band(m["metrics"][metric])) is not None]
             if numeric:
                 pts.sort(key=lambda p: p[0])
             xs = [p[0] if numeric else cats.index(_label(p[0])) for p in pts]
-            mean = np.array([p[1]["mean"] for p in pts], dtype=float)
-            std = np.array([p[1]["std"] if p[1]["std"] is not None else 0.0 for p in pts])
+            mid, lo, hi = (np.array([p[1][i] for p in pts], dtype=float) for i in range(3))
+            values += [*lo, *hi]
             label = ", ".join(f"{o.rpartition('.')[2]}={v}" if len(others) > 1 or
                               o != "model.norm" else v for o, v in zip(others, name,
-                                                                       strict=True)) or "mean"
-            ax.plot(xs, mean, color=color, marker="o", markersize=4, linewidth=1.6,
-                    label=label)
-            ax.fill_between(xs, mean - std, mean + std, color=color, alpha=0.18, linewidth=0)
+                                                                       strict=True)) or "median"
+            ax.plot(xs, mid, color=color, linestyle=style, marker="o", markersize=4,
+                    linewidth=1.6, label=label)
+            if seeds > 1:
+                ax.fill_between(xs, lo, hi, color=color, alpha=0.15, linewidth=0)
+        finite = np.array([v for v in values if np.isfinite(v)])
+        log = finite.size and finite.min() > 0 and finite.max() / finite.min() > 100
+        if log:
+            ax.set_yscale("log")
         if numeric:
             pos = [float(v) for v in xs_all]
             if min(pos) > 0 and max(pos) / min(pos) >= 8:
@@ -597,24 +649,35 @@ def sweep_summary(rows: list[dict[str, Any]], group_keys: list[str], metrics: li
             if len(ticks) <= 12:
                 ax.set_xticks(ticks)
                 ax.set_xticklabels([_label(t) for t in ticks])
-                ax.minorticks_off()
+                ax.xaxis.set_minor_locator(NullLocator())  # only the swept values
         else:
             ax.set_xticks(range(len(cats)))
             ax.set_xticklabels(cats)
+        if chance is not None and ".accuracy" in metric:
+            ax.axhline(chance, color="0.35", linestyle=":", linewidth=1.2)
+            ax.annotate(f"chance {chance:g}", (0.99, chance), xycoords=("axes fraction", "data"),
+                        ha="right", va="bottom", fontsize=9, color="0.35")
+        if "_over_" in metric:  # a ratio: mark 1 and the 10x either side of it
+            ax.axhline(1, color="0.35", linestyle=":", linewidth=1)
+            ax.axhspan(0.1, 10, color="0.5", alpha=0.08, linewidth=0, label=None)
         ax.set_xlabel(x_key)
+        ax.set_ylabel(metric, fontsize=9)
         ax.set_title(_metric_title(metric), fontsize=10.5)
-        ax.grid(alpha=0.3)
-        ax.set_ylim(bottom=min(0.0, ax.get_ylim()[0]))
+        ax.grid(alpha=0.3, which="both" if log else "major")
+        if not log:
+            ax.set_ylim(bottom=min(0.0, ax.get_ylim()[0]))
+        if ".accuracy" in metric:
+            ax.set_ylim(0, 1.02)
     for ax in axes[len(metrics):]:
         ax.set_axis_off()
     handles, labels = axes[0].get_legend_handles_labels()
     what = "norm" if others == ["model.norm"] else ", ".join(others) or ""
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 8), frameon=False,
+    fig.legend(handles, labels, loc="lower center", ncol=max(1, ncol), frameon=False,
                title=f"one line per {what}" if what else None, fontsize=10,
                bbox_to_anchor=(0.5, 0.0))
-    band = f"mean over {seeds} seeds, band ± 1 std" if seeds > 1 else "one seed, no band"
-    fig.suptitle(f"{title}: metrics against {x_key}  ·  {band}",
-                 fontsize=12.5)
+    band = (f"median over {seeds} seeds, band: min to max" if seeds > 1
+            else "one seed, no band")
+    fig.suptitle(f"{title}: each metric against {x_key}  ·  {band}", fontsize=12.5)
     return fig
 
 

@@ -47,6 +47,35 @@ PLACEMENTS: dict[str, Placement] = {
 DEFAULT_PLACEMENT = "post"
 
 
+# --------------------------------------------------------------------------- blocks
+
+@dataclass(frozen=True)
+class BlockKind:
+    """What one block of the stack computes; `placement` says where its norm goes."""
+
+    summary: str  # one line for docs and --help
+    module: str  # lnexp.models.<module> builds it
+    sequence: bool = False  # needs (N, T, C) inputs
+    residual_only: bool = False  # only pre_residual / post_residual make sense
+
+
+BLOCKS: dict[str, BlockKind] = {
+    "linear": BlockKind("one Linear, the activation after the norm (the tutorial's)", "mlp"),
+    "ffn2": BlockKind("Linear → Act → Linear, the transformer's feed-forward branch", "mlp"),
+    "transformer": BlockKind("self-attention then a 2-layer FFN, each a residual branch with "
+                             "its own norm (sequences)", "transformer", sequence=True,
+                             residual_only=True),
+}
+DEFAULT_BLOCK = "linear"
+
+
+# --------------------------------------------------------------------------- precision
+
+# model.dtype -> the torch dtype's attribute name. Statistics are float64 whatever this is.
+DTYPES: dict[str, str] = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
+DEVICES = ("cpu", "cuda", "auto")
+
+
 # --------------------------------------------------------------------------- figures
 
 @dataclass(frozen=True)
@@ -111,6 +140,19 @@ METRIC_TITLES: dict[str, str] = {
                                        "spread (max − min) over samples",
     "post_norm.per_sample.mean.abs_max": "per-sample mean after the norm:\n"
                                          "largest |mean| over samples",
+    "layers.grad_norm_first_over_last.mean": "gradient norm, first block / last block\n"
+                                             "(at initialization)",
+    "layers.grad_norm.last": "gradient norm of the last block's weights\n(at initialization)",
+    "layers.sample_cosine.last": "pairwise cosine of the samples\nafter the last block",
+    "layers.sample_spread.last": "between-sample spread\nafter the last block",
+    "layers.sample_cosine.max": "pairwise cosine of the samples,\nlargest over blocks",
+    "training.heldout.eval_mode.accuracy.mean": "held-out accuracy, eval mode\n(end of training)",
+    "training.heldout.train_mode.accuracy.mean": "held-out accuracy, train mode\n"
+                                                 "(end of training)",
+    "training.train_loss.mean": "training loss\n(mean of the last 10% of steps)",
+    "precision.post_norm_max_abs_error.max": "norm output vs float64:\nlargest |error|",
+    "precision.arithmetic_post_norm_max_abs_error.max": "norm output vs float64 on the same "
+                                                        "rounded inputs:\nlargest |error|",
 }
 
 

@@ -133,21 +133,57 @@ class TrainResult:
 
 @dataclass(frozen=True)
 class LayerStats:
-    """Per block at initialization: its output's mean/std (over all N x C values, float64) and
-    the gradient norm of its Linear's weight after one backward pass of the init loss."""
+    """Per block at initialization (all float64): its output's mean/std over all values, how
+    far apart the samples are (`spread`, `cosine`), and the gradient of its weights after one
+    backward pass of the init loss.
+
+    `std` over all N x C values cannot tell "samples differ" from "every sample is the same
+    vector with spread-out features" (deep sigmoid + LayerNorm: std 0.21 either way), hence
+    `spread` and `cosine`.
+    """
 
     names: list[str]
     mean: np.ndarray
     std: np.ndarray
-    grad_norm: np.ndarray  # Frobenius norm of d L / d W, one per block
+    # sqrt(mean over features of the variance over samples): 0 when every sample is the same
+    spread: np.ndarray
+    # mean cosine similarity over all pairs of distinct samples: 1 when they all point alike
+    cosine: np.ndarray
+    grad_norm: np.ndarray  # Frobenius norm of d L / d W over all of a block's weights
     weight_norm: np.ndarray
     loss: float
+
+    @property
+    def grad_over_weight(self) -> np.ndarray:
+        """‖∂L/∂W‖ / ‖W‖ per block: the relative step plain SGD with lr 1 would take."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.asarray(self.grad_norm / self.weight_norm)
 
     @property
     def first_over_last(self) -> float:
         """grad_norm of the first block / grad_norm of the last block."""
         with np.errstate(divide="ignore", invalid="ignore"):
             return float(self.grad_norm[0] / self.grad_norm[-1])
+
+
+@dataclass(frozen=True)
+class Precision:
+    """The run's outputs against float64 on the same weights and inputs. Each error is
+    (max, mean) absolute difference over all values.
+
+    `post_norm` / `output`: against float64 fed with the float32-drawn weights and inputs
+    (everything the dtype costs: rounding the inputs and weights, and the arithmetic);
+    `post_norm_same_inputs`: against float64 fed with the run's own rounded inputs and
+    weights (the arithmetic alone); `input_error`: the rounding of the inputs themselves."""
+
+    dtype: str
+    device: str
+    post_norm: tuple[float, float]
+    output: tuple[float, float]
+    post_norm_same_inputs: tuple[float, float]
+    input_error: tuple[float, float]
+    input_distinct_per_row: float  # median over rows (up to 1000) of distinct input values
+    row_length: int  # values per input row
 
 
 @dataclass(frozen=True)
@@ -172,6 +208,7 @@ class RunResult:
     chunks: int = 1  # how many row chunks the batch was streamed in
     layers: LayerStats | None = None  # depth > 1
     training: TrainResult | None = None  # with a train: block
+    precision: Precision | None = None  # None for a batch streamed in several chunks
 
     @property
     def rows_kept(self) -> int:

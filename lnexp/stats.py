@@ -160,3 +160,26 @@ def sample_stats(x: torch.Tensor, index: int) -> SampleStats:
     return SampleStats(values=row[0].to(torch.float64).numpy(), mean=float(s.mean[0]),
                        var=float(s.var[0]), var_unbiased=float(s.var_unbiased[0]),
                        std=float(s.std[0]))
+
+
+def sample_spread(x: torch.Tensor) -> float:
+    """How far apart the samples are: sqrt(mean over features of the biased variance over
+    samples), float64. Rows are samples; a (N, T, C) batch is read as N samples of T*C values.
+    0 when every sample is the same vector, whatever the spread of its own values."""
+    flat = x.detach().reshape(x.shape[0], -1).to(torch.float64)
+    return float(flat.var(dim=0, unbiased=False).mean().sqrt())
+
+
+def sample_cosine(x: torch.Tensor) -> float:
+    """Mean cosine similarity over all pairs of distinct samples, float64 (NaN below 2
+    samples). From the sum of the unit rows: sum_{i != j} u_i.u_j = |sum u|^2 - sum |u_i|^2,
+    so it costs O(N C), not O(N^2 C). A zero row counts as similarity 0 to every other."""
+    flat = x.detach().reshape(x.shape[0], -1).to(torch.float64)
+    n = flat.shape[0]
+    if n < 2:
+        return math.nan
+    norms = flat.norm(dim=1, keepdim=True)
+    unit = torch.where(norms > 0, flat / norms.clamp_min(1e-300), torch.zeros_like(flat))
+    total = unit.sum(dim=0)
+    self_terms = (unit * unit).sum()
+    return float((total @ total - self_terms) / (n * (n - 1)))

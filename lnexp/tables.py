@@ -124,10 +124,13 @@ def layer_table(result: RunResult, max_rows: int = 12) -> Table:
               caption=f"‖∂L/∂W‖ first/last block: {fmt(lay.first_over_last)}  ·  L = MSE to a "
                       f"random N(0,1) target = {fmt(lay.loss)}",
               caption_justify="left", box=box.SIMPLE_HEAD, title_justify="left", min_width=90)
-    for col in ("block", "output mean", "output std", "‖∂L/∂W‖"):
+    for col in ("block", "output mean", "output std", "sample spread", "sample cosine",
+                "‖∂L/∂W‖", "‖∂L/∂W‖/‖W‖"):
         t.add_column(col, justify="left" if col == "block" else "right")
+    ratio = lay.grad_over_weight
     for i in rows:
-        t.add_row(lay.names[i], fmt(lay.mean[i]), fmt(lay.std[i]), fmt(lay.grad_norm[i]))
+        t.add_row(lay.names[i], fmt(lay.mean[i]), fmt(lay.std[i]), fmt(lay.spread[i]),
+                  fmt(lay.cosine[i]), fmt(lay.grad_norm[i]), fmt(ratio[i]))
     return t
 
 

@@ -9,6 +9,12 @@ One pool of n_train + n_heldout examples is drawn and split, training examples f
   example is its centre plus N(0, I) noise. Loss: cross-entropy; accuracy is reported.
 - teacher:  x ~ N(0, I); y = tanh(x A) B + noise * N(0, I) with A ~ N(0, 1/in_features) of
   width TEACHER_WIDTH and B ~ N(0, 1/TEACHER_WIDTH). Loss: MSE; no accuracy.
+- retrieve: sequences (N, T, in_features) for transformer blocks. Each position holds one of
+  `outputs` symbols (a fixed random N(0, I) embedding each); one position p < T - 1, random
+  per sequence, also carries a marker vector (N(0, I), the same for all). The label is the
+  symbol at p, read at the last position (the model's output there), so the answer has to be
+  moved there by attention: a model that treats positions independently is at chance.
+  Loss: cross-entropy; accuracy is reported.
 """
 
 from __future__ import annotations
@@ -32,16 +38,36 @@ class Task:
     y_heldout: torch.Tensor
     classification: bool
 
+    def to(self, device: torch.device, dtype: torch.dtype) -> Task:
+        """The inputs in the model's device and dtype (labels keep theirs)."""
+        def move(t: torch.Tensor) -> torch.Tensor:
+            return t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype)
+
+        return Task(move(self.x_train), self.y_train.to(device) if self.classification
+                    else move(self.y_train), move(self.x_heldout),
+                    self.y_heldout.to(device) if self.classification else move(self.y_heldout),
+                    self.classification)
+
 
 def generator(seed: int) -> torch.Generator:
     """The task's own generator (also used for the minibatch shuffles)."""
     return torch.Generator().manual_seed(seed + TASK_SEED_OFFSET)
 
 
-def make_task(cfg: TrainConfig, in_features: int, g: torch.Generator) -> Task:
-    """Draw the task's examples from `g`."""
+def make_task(cfg: TrainConfig, in_features: int, g: torch.Generator,
+              length: int | None = None) -> Task:
+    """Draw the task's examples from `g`; `length` is T for the sequence task (retrieve)."""
     n = cfg.n_train + cfg.n_heldout
-    if cfg.task == "clusters":
+    if cfg.task == "retrieve":
+        assert length is not None and length >= 2
+        emb = torch.randn(cfg.outputs, in_features, generator=g)
+        marker = torch.randn(in_features, generator=g)
+        tokens = torch.randint(cfg.outputs, (n, length), generator=g)
+        where = torch.randint(length - 1, (n,), generator=g)
+        x = emb[tokens]
+        x[torch.arange(n), where] += marker
+        y = tokens[torch.arange(n), where]
+    elif cfg.task == "clusters":
         s = cfg.separation / math.sqrt(2 * in_features)
         centres = torch.randn(cfg.outputs, in_features, generator=g) * s
         y = torch.randint(cfg.outputs, (n,), generator=g)
@@ -52,4 +78,4 @@ def make_task(cfg: TrainConfig, in_features: int, g: torch.Generator) -> Task:
         x = torch.randn(n, in_features, generator=g)
         y = torch.tanh(x @ a) @ b + cfg.noise * torch.randn(n, cfg.outputs, generator=g)
     k = cfg.n_train
-    return Task(x[:k], y[:k], x[k:], y[k:], classification=cfg.task == "clusters")
+    return Task(x[:k], y[:k], x[k:], y[k:], classification=cfg.task != "teacher")

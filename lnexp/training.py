@@ -20,6 +20,9 @@ cost more than they save (measured: 300 steps of configs/batch_size.yaml took 10
 threads and 0.9 s with 1 on a busy 2-core machine), and history.csv does not depend on the
 machine's core count.
 
+With `train.warmup_steps` = W > 0 the learning rate rises linearly: step k <= W uses
+lr * k / W, then lr (the schedule Xiong et al. 2020 find Post-LN transformers need).
+
 Ctrl-C (KeyboardInterrupt) ends the loop: what was recorded is returned with interrupted=True.
 
 Divergence (diverged=True, with `divergence` saying why and from which step): a non-finite
@@ -125,6 +128,9 @@ def _train(cfg: Config, net: nn.Module, linears: list[nn.Linear], layer_names: l
     batches = _batches(len(task.x_train), tc.batch_size, g)
     try:
         for step in range(1, tc.steps + 1):
+            if tc.warmup_steps:
+                for group in opt.param_groups:
+                    group["lr"] = tc.lr * min(1.0, step / tc.warmup_steps)
             idx = next(batches)
             loss = _loss(net(task.x_train[idx]), task.y_train[idx], task.classification)
             opt.zero_grad(set_to_none=True)

@@ -294,3 +294,12 @@ def test_piped_output_honours_columns_without_trailing_spaces(invoke):
         lines = _lines(res.stdout)
         assert not [line for line in lines if line != line.rstrip()]
         assert max(map(len, lines)) <= int(columns)
+
+
+def test_cuda_without_a_gpu_is_a_clear_exit_2(invoke):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    res = invoke("run", str(CONFIGS / "default.yaml"), "--set", "device=cuda")
+    assert res.exit_code == 2 and "torch sees no CUDA GPU" in res.output

@@ -22,6 +22,7 @@ DOC = {
     ([1.0, -3.0, 2.0], "abs_max", 3.0), ([1.0, -3.0, 2.0], "min", -3.0),
     ([1.0, -3.0, 2.0], "max", 2.0), ([1.0, -3.0, 2.0], "mean", 0.0),
     ([1.0, -3.0, 2.0], "spread", 5.0), (4.0, "spread", 0.0), (-4.0, "abs_max", 4.0),
+    ([1.0, -3.0, 2.0], "first", 1.0), ([1.0, -3.0, 2.0], "last", 2.0),
 ])
 def test_reducers(values, reducer: str, want: float) -> None:
     assert expect.reduce(values, reducer) == pytest.approx(want)
@@ -133,3 +134,9 @@ def _metrics(cfg: Config) -> dict:
 
     result = experiment.run(cfg)
     return metrics(result, explain.lines(result))
+
+
+def test_layer_diagnostics_and_precision_are_metrics() -> None:
+    for key in ("layers.sample_cosine.max", "layers.sample_spread.last",
+                "layers.grad_over_weight.min", "precision.post_norm_max_abs_error.max"):
+        assert expect.split_key(key)[1] == key.rpartition(".")[0]

@@ -184,3 +184,25 @@ def test_streamed_runs_report_progress_per_chunk():
         lambda *a: calls.append(a), rows_per_chunk=32)
     assert calls == [(32, 128, "pass 1/2"), (64, 128, "pass 1/2"), (96, 128, "pass 2/2"),
                      (128, 128, "pass 2/2")]
+
+
+def test_precision_block_compares_the_run_with_float64_on_the_same_weights_and_inputs():
+    r = run(from_mapping({}))  # the tutorial, float32
+    assert r.precision is not None and r.precision.dtype == "float32"
+    assert 0 < r.precision.post_norm[0] < 1e-5 and r.precision.input_error == (0.0, 0.0)
+    h = run(from_mapping({"model": {"dtype": "bfloat16"}}))
+    assert h.precision.dtype == "bfloat16" and h.precision.post_norm[0] > 1e-3
+    # Statistics stay float64 and describe the same Linear weights and inputs.
+    assert h.pre_stats.per_feature.mean.dtype == np.float64
+    np.testing.assert_allclose(h.pre_stats.per_feature.mean, r.pre_stats.per_feature.mean,
+                               atol=0.05)
+
+
+def test_ffn2_and_transformer_runs_report_per_block_gradients_over_all_their_weights():
+    cfg = {"model": {"depth": 3, "in_features": 16, "hidden": 16, "out_features": 16,
+                     "placement": "post_residual", "activation": "relu", "init": "xavier"},
+           "data": {"n_samples": 8, "length": 4}}
+    for block in ("ffn2", "transformer"):
+        lay = run(from_mapping({**cfg, "model": {**cfg["model"], "block": block}})).layers
+        assert len(lay.grad_norm) == 3 and np.all(lay.grad_norm > 0)
+        assert np.all(np.isfinite(lay.cosine)) and np.all(lay.spread > 0)

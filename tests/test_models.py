@@ -72,3 +72,37 @@ def test_residual_needs_equal_widths_and_linear_off_needs_depth_one():
 def test_group_count_must_divide_every_normed_width():
     with pytest.raises(ConfigError, match="do not divide 7"):
         from_mapping({"model": {"norm": "group", "groups": 5, "depth": 2, "hidden": 7}})
+
+
+def test_ffn2_block_is_linear_act_linear_and_the_residual_adds_it_without_a_trailing_act():
+    torch.manual_seed(0)
+    m = _model(depth=2, in_features=8, hidden=8, out_features=8, activation="relu",
+               placement="post_residual", block="ffn2", ffn_width=12, norm="ln")
+    b = m.blocks[0]
+    assert [tuple(lin.weight.shape) for lin in b.linears()] == [(12, 8), (8, 12)]
+    x = torch.randn(5, 8)
+    ref = nn.functional.layer_norm(x + b.linear.fc2(torch.relu(b.linear.fc1(x))), (8,))
+    torch.testing.assert_close(b(x)[0], ref)
+    assert m.linear_names() == ["block1.fc1", "block1.fc2", "block2.fc1", "block2.fc2"]
+
+
+@pytest.mark.parametrize("placement", ["pre_residual", "post_residual"])
+def test_transformer_block_mixes_positions_and_keeps_the_sequence_shape(placement):
+    torch.manual_seed(0)
+    m = _model(depth=3, in_features=16, hidden=16, out_features=16, activation="relu",
+               placement=placement, block="transformer", heads=4, init="xavier")
+    x = torch.randn(2, 5, 16)
+    tr = m.trace(x)
+    assert tr.output.shape == (2, 5, 16) and len(tr.blocks) == 3
+    assert len(m.block_linears()[0]) == 6  # q, k, v, o, fc1, fc2
+    y = x.clone()
+    y[:, 0] = torch.randn(2, 16)  # changing one position changes the output at another
+    assert not torch.allclose(m(y)[:, -1], m(x)[:, -1])
+
+
+def test_transformer_needs_a_residual_placement_and_heads_dividing_the_width():
+    with pytest.raises(ConfigError, match="pre_residual"):
+        from_mapping({"model": {"block": "transformer", "in_features": 16, "out_features": 16}})
+    with pytest.raises(ConfigError, match="heads"):
+        from_mapping({"model": {"block": "transformer", "placement": "pre_residual",
+                                "in_features": 18, "out_features": 18, "heads": 4}})

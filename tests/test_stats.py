@@ -90,3 +90,23 @@ def test_streaming_counts_nan_and_inf_over_all_chunks():
     for start in range(0, 10, 4):
         acc.update(x[start:start + 4])
     assert acc.nonfinite == {"nan": 1, "inf": 1, "nonfinite": 2}
+
+
+def test_sample_spread_and_cosine_match_a_direct_computation():
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(7, 5, generator=g) + 0.5
+    x[3] = 0.0  # a zero row: similarity 0 to every other
+    a = x.double().numpy()
+    spread = np.sqrt(a.var(axis=0).mean())
+    unit = [r / np.linalg.norm(r) if np.linalg.norm(r) > 0 else r * 0 for r in a]
+    pairs = [float(unit[i] @ unit[j]) for i in range(7) for j in range(7) if i != j]
+    assert stats.sample_spread(x) == pytest.approx(spread, rel=1e-12)
+    assert stats.sample_cosine(x) == pytest.approx(np.mean(pairs), rel=1e-12)
+
+
+def test_identical_samples_have_spread_0_and_cosine_1_whatever_their_own_spread():
+    row = torch.linspace(-3, 3, 50)
+    x = row.repeat(10, 1)
+    assert stats.sample_spread(x) == 0.0
+    assert stats.sample_cosine(x) == pytest.approx(1.0, abs=1e-12)
+    assert np.isnan(stats.sample_cosine(x[:1]))

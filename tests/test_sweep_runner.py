@@ -248,8 +248,8 @@ def test_metric_option_and_figure(cfg: Path, tmp_path: Path) -> None:
     (sweep_dir,) = (tmp_path / "out" / "tiny-sweep").iterdir()
     assert (sweep_dir / "summary.png").stat().st_size > 1000
     header = (sweep_dir / "summary.csv").read_text().splitlines()[0]
-    assert header.endswith("post_norm.global.rms.max.mean,post_norm.global.rms.max.std,"
-                           "post_norm.global.rms.max.n")
+    assert header.endswith(",".join(f"post_norm.global.rms.max.{s}" for s in
+                                    ("mean", "std", "n", "median", "min", "max")))
     bad = _invoke("sweep", str(cfg), "--grid", "seed=0:2", "--metric", "post_norm.bogus.max")
     assert bad.exit_code == 2 and "unknown metric" in bad.stderr
 
@@ -266,3 +266,11 @@ def test_resume_reruns_a_completed_trial_whose_resolved_config_changed(cfg: Path
     assert folder.trial_done(entry, entry["hash"], 1)
     assert not folder.trial_done(entry, "0" * 16, 1)  # e.g. a default changed in a new lnexp
     assert not folder.trial_done(entry, entry["hash"], 2)  # computed on another thread count
+
+
+def test_summary_has_median_and_range_over_seeds():
+    from lnexp.sweep.summary import mean_std
+
+    s = mean_std([3.0, 1.0, 100.0, 2.0, float("nan")])
+    assert (s.n, s.median, s.min, s.max) == (4, 2.5, 1.0, 100.0)
+    assert mean_std([5.0]).median == 5.0 and mean_std([]).median is None

@@ -29,3 +29,13 @@ def test_teacher_is_regression_with_one_column_per_output() -> None:
     t = tasks.make_task(TrainConfig(task="teacher", outputs=2, n_train=12, n_heldout=6,
                                     batch_size=4), 3, tasks.generator(1))
     assert not t.classification and t.y_train.shape == (12, 2) and t.y_heldout.shape == (6, 2)
+
+
+def test_retrieve_labels_are_the_marked_symbol_and_a_position_alone_is_not_enough() -> None:
+    cfg = TrainConfig(task="retrieve", outputs=5, n_train=64, n_heldout=16, batch_size=4)
+    t = tasks.make_task(cfg, 12, tasks.generator(0), length=6)
+    assert t.x_train.shape == (64, 6, 12) and t.classification
+    # The label does not depend on the last position (where it is read) beyond chance.
+    last_tokens = t.x_train[:, -1]
+    assert not all(torch.equal(last_tokens[i], last_tokens[j]) for i in range(64) for j in
+                   range(64) if t.y_train[i] == t.y_train[j])

@@ -78,6 +78,31 @@ def test_bn_cannot_train_with_batches_of_one(invoke, tmp_path):
     assert result.exit_code == 2 and "train.batch_size: 1" in result.stderr
 
 
+def test_linear_warmup_raises_the_learning_rate_step_by_step(monkeypatch):
+    """Step k <= warmup_steps uses lr * k / warmup_steps (read from Adam's param group)."""
+    import torch
+
+    seen = []
+    step = torch.optim.Adam.step
+
+    def spy(self, *a, **k):
+        seen.append(self.param_groups[0]["lr"])
+        return step(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", spy)
+    cfg = load_config(CONFIGS / "batch_size.yaml",
+                      [*SMALL, "train.warmup_steps=4", "train.lr=0.01", "model.norm=ln"])
+    run(cfg)
+    assert seen[:6] == pytest.approx([0.0025, 0.005, 0.0075, 0.01, 0.01, 0.01])
+
+
+def test_warmup_longer_than_training_is_a_config_error():
+    from lnexp.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="warmup_steps"):
+        from_mapping({"train": {"steps": 10, "warmup_steps": 11}})
+
+
 @pytest.mark.parametrize("loss, grads, why", [
     (float("nan"), [1.0], "loss non-finite from step 7"),
     (float("inf"), [1.0], "loss non-finite from step 7"),

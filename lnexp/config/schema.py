@@ -77,10 +77,15 @@ class DataConfig(_Section):
     values: list[list[RawFloat]] | None = Field(
         None, description="Explicit input rows, e.g. [[2, 3, 5, 1, 4]]; replaces the random draw "
                           "and sets n_samples and model.in_features from its shape.")
+    length: StrictInt = Field(
+        16, ge=1, le=4096, description="Sequence length T of each sample for model.block: "
+                                       "transformer (inputs are N x T x in_features), e.g. 16.")
 
 
 ACTIVATIONS = tuple(registry.ACTIVATIONS)
 PLACEMENTS = tuple(registry.PLACEMENTS)
+BLOCKS = tuple(registry.BLOCKS)
+DTYPES = tuple(registry.DTYPES)
 
 
 class ModelConfig(_Section):
@@ -107,6 +112,13 @@ class ModelConfig(_Section):
     init: Literal["default", "xavier", "kaiming"] = Field(
         "default", description="Linear weights: default (torch's), xavier (uniform, gain), kaiming (normal, std gain/sqrt(fan_in)); xavier/kaiming zero the biases.")
     gain: Float = Field(1.0, gt=0, description="Gain for init: xavier or kaiming, e.g. 1.4142 (sqrt 2) for kaiming with relu.")
+    block: Literal[BLOCKS] = Field(  # type: ignore[valid-type]
+        registry.DEFAULT_BLOCK, description="What each block computes: " + "; ".join(f"{k}: {b.summary}" for k, b in registry.BLOCKS.items()) + ".")
+    ffn_width: StrictInt | None = Field(
+        None, ge=1, le=MAX_DIM, description="Inner width of the ffn2 / transformer feed-forward branch, e.g. 256; default: the block width.")
+    heads: StrictInt = Field(4, ge=1, description="Attention heads of a transformer block (must divide the width), e.g. 4.")
+    dtype: Literal[DTYPES] = Field(  # type: ignore[valid-type]
+        "float32", description="Parameters, inputs and activations: float32, bfloat16, float16 (statistics are float64 whatever this is).")
 
     @field_validator("norm")
     @classmethod
@@ -132,7 +144,18 @@ class ModelConfig(_Section):
         if not self.linear and (self.depth != 1 or self.placement != registry.DEFAULT_PLACEMENT):
             raise ValueError("model.linear: false feeds the data straight into one norm, so it "
                              "needs model.depth: 1 and model.placement: post")
-        if registry.PLACEMENTS[self.placement].residual and len(set(self.widths())) != 1:
+        kind = registry.BLOCKS[self.block]
+        if kind.residual_only and not registry.PLACEMENTS[self.placement].residual:
+            raise ValueError(f"model.block: {self.block} has residual branches, so "
+                             f"model.placement must be pre_residual (Pre-LN) or post_residual "
+                             f"(Post-LN), not {self.placement}")
+        if self.block != registry.DEFAULT_BLOCK and not self.linear:
+            raise ValueError(f"model.block: {self.block} needs model.linear: true")
+        if kind.sequence and self.hidden_width % self.heads:
+            raise ValueError(f"model.heads ({self.heads}) must divide the width "
+                             f"({self.hidden_width})")
+        if (registry.PLACEMENTS[self.placement].residual or kind.residual_only) \
+                and len(set(self.widths())) != 1:
             raise ValueError(
                 f"model.placement: {self.placement} adds each block's input to its output, so "
                 f"in_features ({self.in_features}), hidden ({self.hidden_width}) and "
@@ -162,8 +185,8 @@ class ModelConfig(_Section):
 class TrainConfig(_Section):
     """Training on a synthetic task drawn from the seed; absent (null) means no training."""
 
-    task: Literal["clusters", "teacher"] = Field(
-        "clusters", description="clusters: Gaussian-cluster classification (cross-entropy); teacher: regression onto a random tanh teacher (MSE).")
+    task: Literal["clusters", "teacher", "retrieve"] = Field(
+        "clusters", description="clusters: Gaussian-cluster classification (cross-entropy); teacher: regression onto a random tanh teacher (MSE); retrieve: name the symbol at the marked position of a sequence, read at the last one (model.block: transformer).")
     outputs: StrictInt = Field(4, ge=1, description="Classes (clusters, >= 2) or regression targets (teacher), e.g. 4.")
     n_train: StrictInt = Field(1024, ge=2, description="Training examples, e.g. 1024.")
     n_heldout: StrictInt = Field(512, ge=2, description="Held-out examples, drawn with the training set, e.g. 512.")
@@ -178,11 +201,21 @@ class TrainConfig(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
-        if self.task == "clusters" and self.outputs < 2:
-            raise ValueError("train.outputs: clusters needs at least 2 classes")
+        if self.task != "teacher" and self.outputs < 2:
+            raise ValueError(f"train.outputs: {self.task} needs at least 2 classes")
         if self.batch_size > self.n_train:
             raise ValueError(f"train.batch_size ({self.batch_size}) is larger than train.n_train "
                              f"({self.n_train})")
+        return self
+
+
+    warmup_steps: StrictInt = Field(0, ge=0, description="Linear learning-rate warm-up: step k of the first warmup_steps uses lr * k / warmup_steps, e.g. 100; 0: none.")
+
+    @model_validator(mode="after")
+    def _check_warmup(self) -> TrainConfig:
+        if self.warmup_steps > self.steps:
+            raise ValueError(f"train.warmup_steps ({self.warmup_steps}) is more than "
+                             f"train.steps ({self.steps})")
         return self
 
 
@@ -264,6 +297,8 @@ class Config(_Section):
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig | None = Field(None, description="Training block (see train.*); null: no training, only the snapshot at initialization.")
+    device: Literal[registry.DEVICES] = Field(  # type: ignore[valid-type]
+        "cpu", description="Where the model runs: cpu, cuda (exit 2 without a GPU), auto (cuda when available).")
     output: OutputConfig = Field(default_factory=OutputConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     expect: dict[MetricKey, Bound] = Field(
@@ -316,6 +351,20 @@ class Config(_Section):
             raise ValueError(
                 f"model.linear is false, so model.out_features ({self.model.out_features}) "
                 f"must equal model.in_features ({self.model.in_features})")
+        return self
+
+    @model_validator(mode="after")
+    def _check_sequences(self) -> Config:
+        sequence = registry.BLOCKS[self.model.block].sequence
+        if sequence and self.data.values is not None:
+            raise ValueError("data.values gives flat rows; model.block: transformer draws "
+                             "N x T x in_features sequences (drop data.values)")
+        if self.train is not None and sequence != (self.train.task == "retrieve"):
+            raise ValueError(f"train.task: {self.train.task} does not fit model.block: "
+                             f"{self.model.block}: the sequence task (retrieve) goes with "
+                             f"transformer blocks, clusters/teacher with flat ones")
+        if sequence and self.data.length < 2 and self.train is not None:
+            raise ValueError("data.length: retrieve needs sequences of at least 2 positions")
         return self
 
     @property

@@ -1,12 +1,18 @@
 """MLP blocks: a stack of `depth` Linear + norm blocks. Depth 1 with the defaults is the
 tutorial's SimpleModel.
 
-Block layouts (`model.placement`), with Act the configured activation (`none` = identity):
+Block layouts (`model.placement`), with F the block's branch and Act the configured
+activation (`none` = identity):
 
-- post:          Linear -> Norm -> Act                 (the tutorial: Linear then the norm)
-- pre:           Norm -> Linear -> Act                 (no residual)
-- pre_residual:  x + Act(Linear(Norm(x))), and one final Norm after the last block (Pre-LN)
-- post_residual: Norm(x + Act(Linear(x)))                                           (Post-LN)
+- post:          F -> Norm -> Act                 (the tutorial: Linear then the norm)
+- pre:           Norm -> F -> Act                 (no residual)
+- pre_residual:  x + Act(F(Norm(x))), and one final Norm after the last block (Pre-LN)
+- post_residual: Norm(x + Act(F(x)))                                        (Post-LN)
+
+`model.block` picks F: `linear` is one Linear (the default); `ffn2` is Linear -> Act ->
+Linear, the transformer's feed-forward branch, and then the activation is used inside the
+branch only (no Act after it), so post_residual / pre_residual are exactly the FFN half of
+Xiong et al.'s Post-LN / Pre-LN layers.
 
 Every Linear is built (and re-initialized, for xavier/kaiming) before the next block, and norms
 draw no random numbers, so with depth 1 and the default init the global RNG is consumed exactly
@@ -26,11 +32,11 @@ from lnexp.config import ModelConfig
 from lnexp.registry import ACTIVATIONS, PLACEMENTS
 
 
-def _activation(name: str) -> nn.Module:
+def activation(name: str) -> nn.Module:
     return getattr(nn, ACTIVATIONS[name])()
 
 
-def _linear(d_in: int, d_out: int, cfg: ModelConfig) -> nn.Linear:
+def linear(d_in: int, d_out: int, cfg: ModelConfig) -> nn.Linear:
     """nn.Linear (torch's default init draws first), then re-initialized for xavier/kaiming."""
     layer = nn.Linear(d_in, d_out)
     if cfg.init != "default":
@@ -43,6 +49,10 @@ def _linear(d_in: int, d_out: int, cfg: ModelConfig) -> nn.Linear:
     return layer
 
 
+def norm(width: int, cfg: ModelConfig) -> nn.Module:
+    return norms.create(cfg.norm, width, eps=cfg.eps, affine=cfg.affine, groups=cfg.groups)
+
+
 @dataclass
 class Trace:
     """One forward pass: the final output, the first norm's input/output, every block's output."""
@@ -53,6 +63,20 @@ class Trace:
     blocks: list[torch.Tensor]  # each block's output, first block first
 
 
+class FFN2(nn.Module):
+    """Linear(d_in -> inner) -> Act -> Linear(inner -> d_out): the feed-forward branch."""
+
+    def __init__(self, d_in: int, d_out: int, cfg: ModelConfig):
+        super().__init__()
+        inner = cfg.ffn_width or d_out
+        self.fc1 = linear(d_in, inner, cfg)
+        self.act = activation(cfg.activation)
+        self.fc2 = linear(inner, d_out, cfg)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
 class Block(nn.Module):
     """One block; `forward` returns (output, norm input, norm output)."""
 
@@ -60,11 +84,11 @@ class Block(nn.Module):
         super().__init__()
         self.placement = cfg.placement
         normed = d_in if PLACEMENTS[cfg.placement].norm_first else d_out
-        # The Linear is built first (the tutorial's order); norms consume no random numbers.
-        self.linear: nn.Module = _linear(d_in, d_out, cfg) if cfg.linear else nn.Identity()
-        self.norm = norms.create(cfg.norm, normed, eps=cfg.eps, affine=cfg.affine,
-                                 groups=cfg.groups)
-        self.act = _activation(cfg.activation)
+        # The branch is built first (the tutorial's order); norms consume no random numbers.
+        self.linear: nn.Module = (FFN2(d_in, d_out, cfg) if cfg.block == "ffn2"
+                                  else linear(d_in, d_out, cfg) if cfg.linear else nn.Identity())
+        self.norm = norm(normed, cfg)
+        self.act = activation("none" if cfg.block == "ffn2" else cfg.activation)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         p = self.placement
@@ -82,6 +106,10 @@ class Block(nn.Module):
         post = self.norm(pre)
         return post, pre, post
 
+    def linears(self) -> list[nn.Linear]:
+        """This block's Linear layers, in the order data flows through them."""
+        return [m for m in self.modules() if isinstance(m, nn.Linear)]
+
 
 class Model(nn.Module):
     """`depth` blocks (plus a final norm for pre_residual). `forward` returns the output;
@@ -90,10 +118,14 @@ class Model(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         w = cfg.widths()
-        self.blocks = nn.ModuleList(Block(w[i], w[i + 1], cfg) for i in range(len(w) - 1))
-        self.final_norm: nn.Module = (
-            norms.create(cfg.norm, w[-1], eps=cfg.eps, affine=cfg.affine, groups=cfg.groups)
-            if PLACEMENTS[cfg.placement].final_norm else nn.Identity())
+        self.blocks = nn.ModuleList(_block(w[i], w[i + 1], cfg) for i in range(len(w) - 1))
+        final = PLACEMENTS[cfg.placement].final_norm
+        if final and cfg.block == "transformer":
+            from lnexp.models.transformer import TokenNorm
+
+            self.final_norm: nn.Module = TokenNorm(w[-1], cfg)
+        else:
+            self.final_norm = norm(w[-1], cfg) if final else nn.Identity()
 
     def trace(self, x: torch.Tensor) -> Trace:
         outs: list[torch.Tensor] = []
@@ -110,9 +142,30 @@ class Model(nn.Module):
             x = block(x)[0]
         return self.final_norm(x)
 
+    def block_linears(self) -> list[list[nn.Linear]]:
+        """The Linear layers of each block, first block first."""
+        return [block.linears() for block in self.blocks]
+
     def linears(self) -> list[nn.Linear]:
-        """The Linear layer of every block, first block first (empty when linear is off)."""
-        return [b.linear for b in self.blocks if isinstance(b.linear, nn.Linear)]
+        """Every Linear layer, first block first (empty when linear is off)."""
+        return [lin for lins in self.block_linears() for lin in lins]
+
+    def linear_names(self) -> list[str]:
+        """A name per Linear of `linears()`: block3 (one per block) or block3.fc1."""
+        out = []
+        for i, block in enumerate(self.blocks, start=1):
+            named = [n for n, m in block.named_modules() if isinstance(m, nn.Linear)]
+            out += [f"block{i}" if len(named) == 1 else f"block{i}.{n.rpartition('.')[2]}"
+                    for n in named]
+        return out
+
+
+def _block(d_in: int, d_out: int, cfg: ModelConfig) -> nn.Module:
+    if cfg.block == "transformer":
+        from lnexp.models.transformer import TransformerBlock
+
+        return TransformerBlock(d_in, cfg)
+    return Block(d_in, d_out, cfg)
 
 
 def build_model(cfg: ModelConfig) -> Model:
@@ -120,4 +173,3 @@ def build_model(cfg: ModelConfig) -> Model:
     model = Model(cfg)
     model.train(cfg.mode == "train")
     return model
-

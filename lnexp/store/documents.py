@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # stats imports torch; `lnexp check` reads run folders withou
         Evaluation,
         LayerStats,
         NormOutcome,
+        Precision,
         RunResult,
         SampleStats,
         StageStats,
@@ -100,6 +101,30 @@ def layers_dict(layers: LayerStats) -> dict[str, Any]:
         "grad_norm": _nums(layers.grad_norm),
         "weight_norm": _nums(layers.weight_norm),
         "grad_norm_first_over_last": _num(layers.first_over_last),
+        "sample_spread": _nums(layers.spread),
+        "sample_cosine": _nums(layers.cosine),
+        "grad_over_weight": _nums(layers.grad_over_weight),
+    }
+
+
+def precision_dict(p: Precision) -> dict[str, Any]:
+    """The run against float64 on the same weights and inputs (see results.Precision)."""
+    return {
+        "dtype": p.dtype,
+        "device": p.device,
+        "reference": "float64 forward of the same weights and inputs (as drawn, in float32)",
+        "post_norm_max_abs_error": _num(p.post_norm[0]),
+        "post_norm_mean_abs_error": _num(p.post_norm[1]),
+        "output_max_abs_error": _num(p.output[0]),
+        "output_mean_abs_error": _num(p.output[1]),
+        "arithmetic": "float64 forward of the run's own rounded weights and inputs: the error "
+                      "of the run's arithmetic alone",
+        "arithmetic_post_norm_max_abs_error": _num(p.post_norm_same_inputs[0]),
+        "arithmetic_post_norm_mean_abs_error": _num(p.post_norm_same_inputs[1]),
+        "input_max_abs_error": _num(p.input_error[0]),
+        "input_mean_abs_error": _num(p.input_error[1]),
+        "input_distinct_per_row": _num(p.input_distinct_per_row),
+        "input_row_length": p.row_length,
     }
 
 
@@ -142,6 +167,8 @@ def metrics(result: RunResult, explanation: list[str]) -> dict[str, Any]:
         extra["layers"] = layers_dict(result.layers)
     if result.training is not None:
         extra["training"] = training_dict(result.training)
+    if result.precision is not None:
+        extra["precision"] = precision_dict(result.precision)
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": "run",
@@ -305,6 +332,9 @@ def comparison_csv(doc: dict[str, Any]) -> str:
 
 # --------------------------------------------------------------------------- sweep summary
 
+SUMMARY_STATS = ("mean", "std", "n", "median", "min", "max")
+
+
 def summary_rows(groups: list[Group], group_keys: list[str], metrics: list[str]
                  ) -> list[dict[str, Any]]:
     """The summary as plain data (sweep.json `summary`, --json): one row per group."""
@@ -314,18 +344,20 @@ def summary_rows(groups: list[Group], group_keys: list[str], metrics: list[str]
                                "completed": g.completed, "failed": g.failed,
                                "trials": g.trials}
         row["metrics"] = {m: {"mean": _num(g.stats[m].mean), "std": _num(g.stats[m].std),
-                              "n": g.stats[m].n} for m in metrics}
+                              "n": g.stats[m].n, "median": _num(g.stats[m].median),
+                              "min": _num(g.stats[m].min), "max": _num(g.stats[m].max)}
+                          for m in metrics}
         rows.append(row)
     return rows
 
 
 def summary_csv(rows: list[dict[str, Any]], group_keys: list[str], metrics: list[str]) -> str:
     """summary.csv: one row per combination of the non-seed keys; per metric mean, std
-    (over seeds, n - 1) and n (finite values)."""
+    (over seeds, n - 1), n (finite values), median, min and max."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow([*group_keys, "completed", "failed",
-                *[f"{m}.{s}" for m in metrics for s in ("mean", "std", "n")]])
+                *[f"{m}.{s}" for m in metrics for s in SUMMARY_STATS]])
 
     def cell(v: Any) -> str:
         if v is None:
@@ -338,5 +370,5 @@ def summary_csv(rows: list[dict[str, Any]], group_keys: list[str], metrics: list
 
     for r in rows:
         w.writerow([cell(r[k]) for k in group_keys] + [r["completed"], r["failed"]]
-                   + [cell(r["metrics"][m][s]) for m in metrics for s in ("mean", "std", "n")])
+                   + [cell(r["metrics"][m].get(s)) for m in metrics for s in SUMMARY_STATS])
     return buf.getvalue()

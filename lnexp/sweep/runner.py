@@ -223,7 +223,10 @@ def write_summary(folder: SweepFolder, d: grid.Definition, metrics: list[str], x
         from lnexp import plots
         from lnexp.store.figures import save_figure
 
+        train = d.base.get("train") or {}
+        chance = 1 / train["outputs"] if train.get("task", "clusters") != "teacher" and \
+            train.get("outputs") else None
         fig = plots.sweep_summary(rows, d.group_keys, metrics, x_key,
-                                  title=f"{d.base.get('name', 'default')} sweep")
+                                  title=f"{d.base.get('name', 'default')} sweep", chance=chance)
         save_figure(fig, folder.path / "summary.png", dpi)
     return rows

@@ -20,11 +20,14 @@ DEFAULT_METRICS = registry.HEADLINE_METRICS
 @dataclass(frozen=True)
 class Stat:
     """mean ± std over the finite values of one metric in one group (std: n - 1; None when
-    n < 2)."""
+    n < 2), and their median, min and max (what a ratio spanning decades is read by)."""
 
     mean: float | None
     std: float | None
     n: int
+    median: float | None = None
+    min: float | None = None
+    max: float | None = None
 
 
 def mean_std(values: Sequence[float]) -> Stat:
@@ -32,10 +35,13 @@ def mean_std(values: Sequence[float]) -> Stat:
     if not xs:
         return Stat(None, None, 0)
     mean = math.fsum(xs) / len(xs)
+    order = sorted(xs)
+    mid = len(order) // 2
+    median = order[mid] if len(order) % 2 else (order[mid - 1] + order[mid]) / 2
     if len(xs) < 2:
-        return Stat(mean, None, 1)
+        return Stat(mean, None, 1, median, order[0], order[-1])
     var = math.fsum((x - mean) ** 2 for x in xs) / (len(xs) - 1)
-    return Stat(mean, math.sqrt(var), len(xs))
+    return Stat(mean, math.sqrt(var), len(xs), median, order[0], order[-1])
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,92 @@
+"""Transformer blocks on sequences (N, T, C): self-attention then a 2-layer FFN, each a residual
+branch with its own norm, as in Xiong et al. (2020), "On Layer Normalization in the Transformer
+Architecture":
+
+- post_residual (Post-LN, the original Transformer): h = Norm1(x + Attn(x));
+                                                     y = Norm2(h + FFN(h))
+- pre_residual  (Pre-LN):  h = x + Attn(Norm1(x)); y = h + FFN(Norm2(h)); one final Norm after
+                           the last block (lnexp.models.mlp.Model adds it)
+
+Attention is bidirectional (no mask), `model.heads` heads over the width C, with its own
+q, k, v and output Linear layers (so every weight is an nn.Linear, initialized by model.init
+like the MLP's); FFN is lnexp.models.mlp.FFN2 (width model.ffn_width, model.activation).
+
+Norms act on the last dim (C). A norm that needs (N, C) rows (bn, group, instance) sees the
+N * T tokens as rows.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from lnexp.config import ModelConfig
+from lnexp.models.mlp import FFN2, linear, norm
+
+
+class SelfAttention(nn.Module):
+    """Multi-head scaled dot-product self-attention over T positions."""
+
+    def __init__(self, width: int, cfg: ModelConfig):
+        super().__init__()
+        self.heads = cfg.heads
+        self.q = linear(width, width, cfg)
+        self.k = linear(width, width, cfg)
+        self.v = linear(width, width, cfg)
+        self.o = linear(width, width, cfg)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, t, c = x.shape
+        h, d = self.heads, c // self.heads
+
+        def split(z: torch.Tensor) -> torch.Tensor:  # (N, T, C) -> (N, H, T, d)
+            return z.reshape(n, t, h, d).transpose(1, 2)
+
+        q, k, v = split(self.q(x)), split(self.k(x)), split(self.v(x))
+        weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d), dim=-1)
+        return self.o((weights @ v).transpose(1, 2).reshape(n, t, c))
+
+
+class TokenNorm(nn.Module):
+    """A norm over the last dim of (N, T, C): the tokens are its rows."""
+
+    def __init__(self, width: int, cfg: ModelConfig):
+        super().__init__()
+        self.inner = norm(width, cfg)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x.reshape(-1, x.shape[-1])).reshape(x.shape)
+
+
+class TransformerBlock(nn.Module):
+    """Attention + FFN, Post-LN or Pre-LN; `forward` returns (output, norm1 input, norm1
+    output) like the MLP's Block."""
+
+    def __init__(self, width: int, cfg: ModelConfig):
+        super().__init__()
+        self.pre_ln = cfg.placement == "pre_residual"
+        self.attn = SelfAttention(width, cfg)
+        self.ffn = FFN2(width, width, cfg)
+        self.norm1 = TokenNorm(width, cfg)
+        self.norm2 = TokenNorm(width, cfg)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self.pre_ln:
+            post = self.norm1(x)
+            h = x + self.attn(post)
+            return h + self.ffn(self.norm2(h)), x, post
+        pre = x + self.attn(x)
+        h = self.norm1(pre)
+        return self.norm2(h + self.ffn(h)), pre, h
+
+    def linears(self) -> list[nn.Linear]:
+        return [m for m in self.modules() if isinstance(m, nn.Linear)]
+
+
+class LastToken(nn.Module):
+    """(N, T, C) -> (N, C): the last position, where a sequence task reads its answer."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, -1]
