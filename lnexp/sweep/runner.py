@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from lnexp import resources
+from lnexp import plan, resources
 from lnexp.config import read_raw, to_dict
 from lnexp.errors import ConfigError
 from lnexp.store import documents, files
@@ -112,9 +112,14 @@ def plan_sweep(config: Path | None, grid_options: list[str], sets: list[str],
 
 
 def guard(trials: list[grid.Trial], size: int) -> None:
-    """The memory guard on every trial, on this machine: one ConfigError for all refusals."""
+    """Expectations a trial cannot produce (as `validate` refuses them) and the memory guard
+    on this machine, for every trial: one ConfigError for all refusals. A norm that is not
+    defined for one trial's input (bn on a batch of 1) is not refused here: that trial fails
+    and the others run (exit 3)."""
     problems: list[str] = []
     for t in trials:
+        problems.extend(f"trial {t.index} ({t.label}): {p}"
+                        for p in plan.expectation_problems(t.config))
         try:
             resources.check(t.config)
         except ConfigError as exc:
