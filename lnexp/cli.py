@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import errno
 import functools
 import json
 import os
@@ -22,6 +23,7 @@ import typer
 
 from lnexp import __version__, norms, registry
 from lnexp.errors import (
+    EXIT_BROKEN_PIPE,
     EXIT_EXPECTATION_FAILED,
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -39,8 +41,8 @@ EXIT_CODES_HELP = (
     "Exit codes: 0 success (also when NaN/Inf appeared: then a warning on stderr and "
     "numeric_trouble in metrics.json) · 1 an expectation failed · 2 usage or config error "
     "(also: resource guard, unwritable output, run folder not completed) · 3 partly done "
-    "(some part could not be computed) · 130 interrupted (Ctrl-C / SIGTERM) · 70 internal "
-    "error (a bug)."
+    "(some part could not be computed) · 130 interrupted (Ctrl-C / SIGTERM) · 141 stdout "
+    "closed early (e.g. piped into head), nothing on stderr · 70 internal error (a bug)."
 )
 JSON_SCHEMA_VERSION = 1
 
@@ -92,8 +94,43 @@ def _root(
 
 
 def _err(message: str) -> None:
-    for line in message.splitlines() or [message]:
-        typer.echo(f"error: {line}", err=True)
+    with contextlib.suppress(OSError):  # a closed stderr must not turn an error into a crash
+        for line in message.splitlines() or [message]:
+            typer.echo(f"error: {line}", err=True)
+
+
+def _stdout_closed() -> bool:
+    """Is stdout a pipe whose reader has gone (`lnexp runs | head -1`)?"""
+    import select
+
+    try:
+        fd = sys.stdout.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (AttributeError, ValueError, OSError):  # not a real file (tests), or no poll
+        return False
+
+
+def _closed_stdout() -> typer.Exit:
+    """End quietly: point fd 1 at /dev/null so the interpreter's final flush cannot fail
+    and print 'Exception ignored ... BrokenPipeError' on stderr."""
+    with contextlib.suppress(OSError, AttributeError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return typer.Exit(EXIT_BROKEN_PIPE)
+
+
+# What the OS says when the output cannot be written: the user's to fix (exit 2), not a bug.
+_OS_REFUSALS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO,
+                errno.EFBIG, errno.EMFILE, errno.ENFILE, errno.ENOTDIR, errno.EISDIR,
+                errno.ENOENT}
+
+
+def _os_message(exc: OSError) -> str:
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc}"
 
 
 def _emit(doc: dict[str, Any]) -> None:
@@ -125,12 +162,24 @@ def guarded(func: F) -> F:
             return func(*args, **kwargs)
         except typer.Exit:
             raise
+        except BrokenPipeError:
+            if _stdout_closed():
+                raise _closed_stdout() from None
+            if _state["debug"]:
+                raise
+            raise _fail(EXIT_INTERNAL, "internal error (a bug in lnexp; rerun with --debug "
+                                       "for the traceback): BrokenPipeError",
+                        json_mode, "BrokenPipeError") from None
         except LnexpError as exc:
             if _state["debug"]:
                 raise
             raise _fail(exc.exit_code, str(exc), json_mode, type(exc).__name__) from None
         except KeyboardInterrupt:
             raise _fail(EXIT_INTERRUPTED, "interrupted", json_mode, "Interrupted") from None
+        except OSError as exc:
+            if _state["debug"] or exc.errno not in _OS_REFUSALS:
+                raise
+            raise _fail(EXIT_USAGE, _os_message(exc), json_mode, type(exc).__name__) from None
         except Exception as exc:
             if _state["debug"]:
                 raise
@@ -218,7 +267,8 @@ def _warn_trouble(trouble: dict[str, Any]) -> None:
 
 
 def _warn(message: str) -> None:
-    typer.echo(f"warning: {message}", err=True)
+    with contextlib.suppress(OSError):
+        typer.echo(f"warning: {message}", err=True)
 
 
 @app.command("run", short_help="Run one experiment from a YAML config.")
@@ -655,7 +705,10 @@ def runs_cmd(ctx: typer.Context,
         return
     from lnexp import history, tables
 
-    records = history.scan(output_dir, nested=all_)
+    skipped: list[str] = []
+    records = history.scan(output_dir, nested=all_, skipped=skipped)
+    for line in skipped:
+        _warn(line)
     picked = history.select(records, norm=norm, status=status and status.value,
                             kind=kind and kind.value, name=name)
     shown = picked[:limit] if limit else picked
@@ -813,4 +866,12 @@ def _sigterm(signum: int, frame: Any) -> None:
 def main() -> None:
     """Console-script entry point."""
     signal.signal(signal.SIGTERM, _sigterm)
-    app()
+    try:
+        app()
+    except SystemExit as exc:
+        # Outside a command (e.g. `lnexp --help | head -1`) click ends a closed stdout with
+        # exit 1, the "expectation failed" code; make it the documented 141.
+        if exc.code == 1 and type(sys.stdout).__name__ == "PacifyFlushWrapper":
+            _closed_stdout()
+            raise SystemExit(EXIT_BROKEN_PIPE) from None
+        raise

@@ -4,6 +4,7 @@ table line to its width, which shows up in diffs, CI logs and `grep`)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from typing import IO
@@ -62,7 +63,15 @@ def make_console(stderr: bool = False) -> Console:
     tty = stream.isatty() and os.environ.get("TERM") != "dumb"
     ci = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
     if not tty or "NO_COLOR" in os.environ or ci:
-        return Console(file=_StripTrailing(stream), no_color=True, highlight=False,
-                       width=width_from_env(), force_terminal=False, emoji=False,
-                       soft_wrap=False)
-    return Console(file=stream, highlight=False)
+        return _Console(file=_StripTrailing(stream), no_color=True, highlight=False,
+                        width=width_from_env(), force_terminal=False, emoji=False,
+                        soft_wrap=False)
+    return _Console(file=stream, highlight=False)
+
+
+class _Console(Console):
+    """A Console that lets a closed pipe reach the CLI (which exits 141, quietly) instead of
+    rich's own exit 1, the "expectation failed" code."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")

@@ -70,7 +70,7 @@ class CompareOutcome:
 def _figure_jobs(result: RunResult, path: Path) -> list[FigureJob]:
     specs = registry.run_figures(result.config)
     if specs:
-        (path / "figures").mkdir()
+        files.make_dir(path / "figures")
     return [FigureJob(f.name, result, path / f.file, result.config.output.dpi) for f in specs]
 
 
@@ -145,10 +145,12 @@ def run_in_folder(cfg: Config, run_dir: Path, argv: list[str],
 def _compute_into(cfg: Config, run_dir: Path, argv: list[str], progress: Progress | None,
                   before: Callable[[], None] | None, pool: FigurePool | None,
                   check: bool) -> RunOutcome:
-    from lnexp import experiment  # torch: imported only when something is computed
-
+    # run.json first: the torch import below takes seconds, and a folder killed or
+    # interrupted in them must already say what it is (never a folder without run.json).
     folder = files.RunFolder(run_dir, "run", argv, name=cfg.name, norm=cfg.model.norm)
     with folder.tracking():
+        from lnexp import experiment  # torch: imported only when something is computed
+
         if check:
             _require_defined(cfg)
         if before is not None:
@@ -224,7 +226,7 @@ def _write_compare(cmp: CompareResult, path: Path, argv: list[str],
             if o.result is None:
                 continue
             sub = path / o.name
-            sub.mkdir()
+            files.make_dir(sub)
             run_folder = stack.enter_context(files.RunFolder(
                 sub, "run", argv, name=cfg.name, norm=o.name).tracking())
             jobs += _prepare(o.result, sub, argv)

@@ -9,6 +9,9 @@ EXIT_USAGE = 2
 EXIT_PARTIAL = 3
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70  # an unexpected exception: a bug in lnexp (sysexits EX_SOFTWARE), never 1
+# stdout closed early (`lnexp runs | head -1`): what a shell reports for a process killed by
+# SIGPIPE (128 + 13), with nothing on stderr, as `yes | head -1` does.
+EXIT_BROKEN_PIPE = 141
 
 
 class LnexpError(Exception):

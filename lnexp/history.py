@@ -17,7 +17,9 @@ from typing import Any
 from lnexp import expect
 from lnexp.errors import RunFolderError
 from lnexp.numbers import finite_or_none
-from lnexp.registry import LISTED_METRICS
+from lnexp.procs import effective_status
+from lnexp.registry import LISTED_METRICS, RUN_KINDS, RUN_STATUSES
+from lnexp.store.files import read_json
 from lnexp.store.files import read_json_or_none as _json
 
 
@@ -63,17 +65,52 @@ def _counts(done: dict[str, Any] | None, unit: str) -> str:
     return f"{done.get('completed', 0)}/{done.get('total', 0)} {unit}"
 
 
-def record(folder: Path, parent: Path | None = None) -> RunRecord | None:
-    """The record of one folder, or None when it holds no readable run.json."""
-    info = _json(folder / "run.json")
-    if info is None or "kind" not in info:
+class MalformedFolder(ValueError):
+    """A run folder whose run.json or main document does not have the expected shape."""
+
+
+def _text(info: dict[str, Any], key: str, required: bool = False) -> str | None:
+    value = info.get(key)
+    if value is None and not required:
         return None
+    if not isinstance(value, str):
+        raise MalformedFolder(f"run.json `{key}` is {value!r}, not a string")
+    return value
+
+
+def record(folder: Path, parent: Path | None = None) -> RunRecord | None:
+    """The record of one folder, or None when it holds no run.json. MalformedFolder when
+    run.json (or the folder's main document) is there but unreadable or not of the expected
+    shape; a running folder whose process is gone gets status `killed` (lnexp.procs)."""
+    try:
+        info = read_json(folder / "run.json")
+    except RunFolderError as exc:
+        if not (folder / "run.json").is_file():
+            return None
+        raise MalformedFolder(str(exc).removeprefix(f"{folder}: ")) from None
+    if "kind" not in info:
+        return None
+    kind = _text(info, "kind", required=True)
+    if kind not in RUN_KINDS:
+        raise MalformedFolder(f"run.json `kind` is {kind!r}, not one of {', '.join(RUN_KINDS)}")
+    if _text(info, "status", required=True) not in RUN_STATUSES:
+        raise MalformedFolder(f"run.json `status` is {info['status']!r}")
     top = parent if parent is not None else folder
-    rec = RunRecord(path=str(folder), name=top.parent.name, kind=str(info["kind"]),
-                    status=str(info.get("status")), started=info.get("started"),
-                    finished=info.get("finished"), norm=info.get("norm"),
-                    error=info.get("error"),
+    rec = RunRecord(path=str(folder), name=top.parent.name, kind=str(kind),
+                    status=effective_status(info), started=_text(info, "started"),
+                    finished=_text(info, "finished"), norm=_text(info, "norm"),
+                    error=_text(info, "error"),
                     parent=str(parent) if parent is not None else None)
+    try:
+        _fill(rec, info, folder)
+    except (AttributeError, TypeError, ValueError, KeyError) as exc:
+        raise MalformedFolder(f"its listing fields are malformed ({type(exc).__name__}: "
+                              f"{exc})") from None
+    return rec
+
+
+def _fill(rec: RunRecord, info: dict[str, Any], folder: Path) -> None:
+    """Detail and listed metrics from run.json, else from the folder's main document."""
     if rec.kind == "run" and "metrics" in info:
         shape = info.get("shape") or {}
         rec.detail = f"{shape.get('n_samples')} × {shape.get('features')}"
@@ -84,7 +121,6 @@ def record(folder: Path, parent: Path | None = None) -> RunRecord | None:
         rec.detail = _counts(info["trials"], "trials")
     else:
         _record_from_documents(rec, folder)
-    return rec
 
 
 def _record_from_documents(rec: RunRecord, folder: Path) -> None:
@@ -120,19 +156,31 @@ def _record_from_documents(rec: RunRecord, folder: Path) -> None:
             rec.detail = f"{done}/{len(trials)} trials"
 
 
-def scan(root: Path, nested: bool = False) -> list[RunRecord]:
+def scan(root: Path, nested: bool = False, skipped: list[str] | None = None
+         ) -> list[RunRecord]:
     """Every run, compare and sweep folder directly under root/<name>/, newest first; with
-    `nested` also the runs inside compare and sweep folders (`lnexp runs --all`)."""
+    `nested` also the runs inside compare and sweep folders (`lnexp runs --all`). A malformed
+    folder never breaks the listing: it is left out, and one line saying which and why is
+    appended to `skipped` (the CLI prints them as warnings)."""
+
+    def safe(folder: Path, parent: Path | None = None) -> RunRecord | None:
+        try:
+            return record(folder, parent)
+        except MalformedFolder as exc:
+            if skipped is not None:
+                skipped.append(f"{folder}: skipped: {exc}")
+            return None
+
     records = []
     if root.is_dir():
         for run_json in root.glob("*/*/run.json"):
-            rec = record(run_json.parent)
+            rec = safe(run_json.parent)
             if rec is None:
                 continue
             records.append(rec)
             if nested and rec.kind in ("sweep", "compare"):
                 for inner in run_json.parent.glob("*/run.json"):
-                    sub = record(inner.parent, parent=run_json.parent)
+                    sub = safe(inner.parent, parent=run_json.parent)
                     if sub is not None:
                         records.append(sub)
     # started has 1 s resolution; within a second, the later-written run.json is newer
@@ -184,7 +232,10 @@ def find(root: Path, ref: str) -> Path:
 def details(folder: Path) -> dict[str, Any]:
     """Everything `lnexp runs show` prints: the record, run.json, and the folder's main
     document (metrics.json without its long per-index lists, comparison.json or sweep.json)."""
-    rec = record(folder)
+    try:
+        rec = record(folder)
+    except MalformedFolder as exc:
+        raise RunFolderError(f"{folder}: {exc}") from None
     if rec is None:
         raise RunFolderError(f"{folder}: no readable run.json; not an lnexp run folder")
     out: dict[str, Any] = {"record": rec.as_dict(), "run": _json(folder / "run.json")}

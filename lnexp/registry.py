@@ -239,8 +239,9 @@ COMPARATORS: dict[str, str] = {"le": "<=", "ge": ">=", "lt": "<", "gt": ">", "ap
 
 # --------------------------------------------------------------------------- run folders
 
-# What `lnexp runs --kind/--status` accept (run.json's `kind` and `status`).
+# What `lnexp runs --kind/--status` accept (run.json's `kind` and `status`). `killed` is
+# never written: it is how a `running` folder whose process is gone reads (lnexp.procs).
 RUN_KINDS = ("run", "compare", "sweep", "inspect")
-RUN_STATUSES = ("completed", "failed", "interrupted", "partial", "running")
+RUN_STATUSES = ("completed", "failed", "interrupted", "partial", "running", "killed")
 # Where `lnexp sweep` runs its trials (--executor): worker processes here, or Dask.
 EXECUTORS: tuple[str, ...] = ("local", "dask")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -551,7 +552,8 @@ def render_run_details(console: Console, info: dict[str, Any]) -> None:
             t.add_row(key, str(rec[key]))
     run = info.get("run") or {}
     if run.get("argv"):
-        t.add_row("command", " ".join(["lnexp", *run["argv"][1:]]))
+        # shell-quoted: pasted into a shell it runs the same command
+        t.add_row("command", shlex.join(["lnexp", *map(str, run["argv"][1:])]))
     for k, v in (rec.get("metrics") or {}).items():
         t.add_row(k, fmt(v))
     console.print(t)

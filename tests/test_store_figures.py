@@ -10,6 +10,7 @@ import pytest
 
 from lnexp import plots
 from lnexp.config import from_mapping
+from lnexp.errors import OutputError
 from lnexp.experiment import run
 from lnexp.store import figures
 
@@ -63,7 +64,8 @@ def test_a_figure_that_cannot_be_written_fails_the_render(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(figures, "write_atomic", unwritable)
-    with pytest.raises((RuntimeError, OSError)):
+    # An OS refusal in a worker reaches the parent as OutputError (exit 2), not a bug (70).
+    with pytest.raises(OutputError, match="No space left on device"):
         _render(_jobs(tmp_path), mode)
 
 

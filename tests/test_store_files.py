@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from lnexp import core, experiment
 from lnexp.cli import HOLD_ENV, app
+from lnexp.errors import OutputError
 from lnexp.store import files
 
 LNEXP = Path(sys.executable).with_name("lnexp")
@@ -66,11 +67,11 @@ def test_write_atomic_leaves_old_file_and_no_temp(tmp_path: Path,
     target.write_text("old")
 
     def boom(src: str, dst: str) -> None:
-        raise OSError("disk full")
+        raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(files.os, "replace", boom)
-    with pytest.raises(OSError):
-        files.write_atomic(target, "new")
+    with pytest.raises(OutputError, match=r"cannot write .*metrics.json: No space left"):
+        files.write_atomic(target, "new")  # exit 2 naming the file, not a bug (70)
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
 

@@ -263,8 +263,9 @@ def test_resume_reruns_a_completed_trial_whose_resolved_config_changed(cfg: Path
     assert res.exit_code == 0, res.output
     folder = SweepFolder.load(Path(json.loads(res.stdout)["sweep_dir"]))
     (entry,) = folder.trials
-    assert folder.trial_done(entry, entry["hash"])
-    assert not folder.trial_done(entry, "0" * 16)  # e.g. a default changed in a new lnexp
+    assert folder.trial_done(entry, entry["hash"], 1)
+    assert not folder.trial_done(entry, "0" * 16, 1)  # e.g. a default changed in a new lnexp
+    assert not folder.trial_done(entry, entry["hash"], 2)  # computed on another thread count
 
 
 def test_summary_has_median_and_range_over_seeds():
@@ -273,3 +274,15 @@ def test_summary_has_median_and_range_over_seeds():
     s = mean_std([3.0, 1.0, 100.0, 2.0, float("nan")])
     assert (s.n, s.median, s.min, s.max) == (4, 2.5, 1.0, 100.0)
     assert mean_std([5.0]).median == 5.0 and mean_std([]).median is None
+
+
+def test_dry_run_refuses_expectations_no_trial_can_produce(cfg: Path, tmp_path: Path) -> None:
+    """validate = run, trial by trial: a layers.* expectation at depth 1 is refused before
+    anything runs (exit 2), naming each trial; the trial at depth 3 is fine."""
+    out = tmp_path / "out"
+    cfg.write_text(SMALL + "expect:\n  layers.grad_norm.max: {le: 100}\n")
+    res = _invoke("sweep", str(cfg), "--grid", "model.depth=1,3", "--dry-run", "-o", str(out))
+    assert res.exit_code == 2, res.output
+    assert "trial 0 (model.depth=1): expect.layers.grad_norm.max" in res.output
+    assert "trial 1" not in res.output and "1 of 2 trials are invalid" in res.output
+    assert not out.exists()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -190,7 +191,8 @@ def _when(info: dict[str, Any] | None) -> list[tuple[str, str]]:
         out.append(("finished", str(info["finished"])))
     argv = info.get("argv")
     if isinstance(argv, list) and argv:
-        out.append(("command", " ".join(["lnexp", *map(str, argv[1:])])))
+        # shell-quoted: pasted into a shell it runs the same command
+        out.append(("command", shlex.join(["lnexp", *map(str, argv[1:])])))
     return out
 
 

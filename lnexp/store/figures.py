@@ -12,13 +12,15 @@ import contextlib
 import io
 import os
 import sys
+import time
 import traceback
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from lnexp.errors import LnexpError, OutputError
 from lnexp.store.files import write_atomic
 
 if TYPE_CHECKING:
@@ -43,6 +45,11 @@ def save_figure(fig: Figure, path: Path, dpi: int) -> None:
     write_atomic(path, png_bytes(fig, dpi))
 
 
+# Test hook (documented in the README): seconds each figure job waits before drawing, so a
+# test can interrupt a real run while its figures render.
+FIGURE_HOLD_ENV = "LNEXP_TEST_FIGURE_HOLD_S"
+
+
 @dataclass(frozen=True)
 class FigureJob:
     """One PNG to render: lnexp.plots.FIGURES[make](arg) builds the Figure, saved atomically
@@ -59,6 +66,9 @@ class FigureJob:
         metrics, and metrics.json is written regardless. Writing errors still raise."""
         from lnexp import plots
 
+        hold = float(os.environ.get(FIGURE_HOLD_ENV) or 0)
+        if hold > 0:
+            time.sleep(hold)
         try:
             with warnings.catch_warnings():  # numpy/matplotlib chatter on extreme values
                 warnings.simplefilter("ignore", RuntimeWarning)
@@ -72,50 +82,76 @@ class FigureJob:
                              f"written\n")
             sys.stderr.flush()
             return
-        write_atomic(self.path, png)
+        write_atomic(self.path, png)  # an OS refusal is raised: OutputError, exit 2
 
 
 class FigurePool:
     """Figure processes forked *before* torch is imported: each loads matplotlib at once, in
     parallel with the parent's torch import (which then never needs matplotlib), and renders
-    the jobs it is sent. Results travel pickled; they are torch-free (lnexp.results)."""
+    the jobs it is sent. Results travel pickled; they are torch-free (lnexp.results).
+
+    The workers die with the parent however it dies (lnexp.procs.die_with_parent), ignore
+    Ctrl-C (the parent's to handle) and end quietly on SIGTERM."""
 
     def __init__(self, workers: int):
         import multiprocessing
 
+        from lnexp import procs
+
         ctx = multiprocessing.get_context("fork")
         self._jobs = ctx.SimpleQueue()
         self._done = ctx.SimpleQueue()
-        self._procs = [ctx.Process(target=_figure_worker, args=(self._jobs, self._done),
+        parent = procs.identity()
+        self._procs = [ctx.Process(target=_figure_worker, args=(self._jobs, self._done, parent),
                                    daemon=True) for _ in range(workers)]
-        for proc in self._procs:
-            proc.start()
+        with procs.signals_blocked():
+            for proc in self._procs:
+                proc.start()
 
     def render(self, jobs: list[FigureJob]) -> None:
         for i, job in enumerate(jobs):
             self._jobs.put((i, job))
         errors = [err for _ in jobs for _, err in [self._done.get()] if err]
+        for err in errors:  # an unwritable output folder first: exit 2, not a bug
+            if isinstance(err, BaseException):
+                raise err
         if errors:
             raise RuntimeError(f"figure rendering failed in a worker process: {errors[0]}")
 
     def close(self) -> None:
-        for proc in self._procs:
-            if proc.is_alive():
-                self._jobs.put(None)
-        for proc in self._procs:
-            proc.join(timeout=10)
-            if proc.is_alive():
-                proc.terminate()
+        """One shutdown marker per worker, always (a worker that already ended leaves its
+        marker unread, which costs nothing), then wait for all of them; a worker still there
+        after CLOSE_TIMEOUT_S is killed. No is_alive() test decides how many markers go out,
+        so the count never races with a worker that is still starting or just ended."""
+        import multiprocessing.connection
+
+        for _ in self._procs:
+            self._jobs.put(None)
+        pending = {proc.sentinel: proc for proc in self._procs}
+        deadline = time.monotonic() + CLOSE_TIMEOUT_S
+        while pending and (left := deadline - time.monotonic()) > 0:
+            for sentinel in multiprocessing.connection.wait(list(pending), timeout=left):
+                pending.pop(sentinel).join()  # type: ignore[call-overload]
+        self.kill()
 
     def kill(self) -> None:
+        """End every worker now (SIGKILL: nothing of theirs needs saving) and reap them."""
         for proc in self._procs:
-            proc.terminate()
+            if proc.exitcode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+        for proc in self._procs:
+            proc.join()
 
 
-def _figure_worker(jobs: SimpleQueue, done: SimpleQueue) -> None:
-    import signal
+CLOSE_TIMEOUT_S = 10.0
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+
+def _figure_worker(jobs: SimpleQueue, done: SimpleQueue, parent: dict[str, Any]) -> None:
+    from lnexp import procs
+
+    procs.child_signals()
+    procs.die_with_parent(parent)
     from lnexp import plots  # noqa: F401  (matplotlib loads now, not after the compute)
 
     while (item := jobs.get()) is not None:
@@ -123,6 +159,8 @@ def _figure_worker(jobs: SimpleQueue, done: SimpleQueue) -> None:
         try:
             job()
             done.put((i, None))
+        except (LnexpError, OSError) as exc:  # e.g. a full disk: the parent says which file
+            done.put((i, exc if isinstance(exc, LnexpError) else OutputError(str(exc))))
         except Exception:
             done.put((i, traceback.format_exc(limit=4)))
 
@@ -186,29 +224,56 @@ def render_figures(jobs: list[FigureJob], workers: int | None = None,
                 return
             jobs[i]()
 
+    from lnexp import procs
+
+    parent = procs.identity()
     children: list[int] = []
+    # Children report why they failed through this pipe (one short message each, written
+    # whole: below PIPE_BUF); an unwritable output folder becomes OutputError (exit 2).
+    read_end, write_end = os.pipe()
     try:
         for _ in range(n - 1):
-            with warnings.catch_warnings():  # 3.12+ warns about fork with torch's threads;
-                warnings.simplefilter("ignore", DeprecationWarning)  # children never use torch
+            with warnings.catch_warnings(), procs.signals_blocked():
+                # 3.12+ warns about fork with torch's threads; children never use torch
+                warnings.simplefilter("ignore", DeprecationWarning)
                 pid = os.fork()
             if pid == 0:  # child: render, then leave without running the parent's cleanup
                 code = 1
                 try:
+                    os.close(read_end)
+                    procs.child_signals()
+                    procs.die_with_parent(parent)
                     work()
                     code = 0
-                except KeyboardInterrupt:
-                    code = 130
+                except (LnexpError, OSError) as exc:
+                    code = EXIT_CHILD_OUTPUT
+                    os.write(write_end, str(exc).encode()[:PIPE_MESSAGE] + b"\n")
                 except BaseException:
-                    traceback.print_exc()
+                    os.write(write_end, traceback.format_exc(limit=4).encode()[-PIPE_MESSAGE:])
                 finally:
                     os._exit(code)
             children.append(pid)
-        work()
+        try:
+            work()
+        except OSError as exc:  # as the children report it: exit 2, not a bug
+            raise OutputError(str(exc)) from None
+    except BaseException:
+        for pid in children:  # the parent failed or was interrupted: nothing left to render
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
+        raise
     finally:
-        failed = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children]
-    bad = [code for code in failed if code != 0]
+        os.close(write_end)
+        codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children]
+        with os.fdopen(read_end, "rb") as f:
+            messages = f.read().decode(errors="replace")
+    bad = [code for code in codes if code != 0]
+    if EXIT_CHILD_OUTPUT in bad:
+        raise OutputError(messages.splitlines()[0])
     if bad:
-        if 130 in bad:
-            raise KeyboardInterrupt
-        raise RuntimeError(f"figure rendering failed in a worker process (exit {bad[0]})")
+        raise RuntimeError(f"figure rendering failed in a worker process (exit {bad[0]}): "
+                           f"{messages.strip()}")
+
+
+EXIT_CHILD_OUTPUT = 74  # sysexits EX_IOERR: a forked figure child could not write its file
+PIPE_MESSAGE = 3000

@@ -40,7 +40,29 @@ def now() -> str:
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write `data` to `path` via a temp file in the same folder and os.replace."""
+    """Write `data` to `path` via a temp file in the same folder and os.replace; OutputError
+    (exit 2) naming the file and the reason when the OS refuses (no space, permission,
+    read-only), with no temp file left behind."""
+    try:
+        _write_atomic(path, data)
+    except OSError as exc:
+        raise output_error(path, exc) from None
+
+
+def output_error(path: Path, exc: OSError) -> OutputError:
+    """The OutputError for an OSError met while writing `path`."""
+    return OutputError(f"cannot write {path}: {exc.strerror or exc}")
+
+
+def make_dir(path: Path) -> None:
+    """os.mkdir with OutputError (exit 2) naming the folder when the OS refuses."""
+    try:
+        path.mkdir()
+    except OSError as exc:
+        raise OutputError(f"cannot create {path}: {exc.strerror or exc}") from None
+
+
+def _write_atomic(path: Path, data: str | bytes) -> None:
     mode = "wb" if isinstance(data, bytes) else "w"
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -148,17 +170,47 @@ def create_run_dir(root: Path, name: str) -> Path:
 class RunFolder:
     """A run folder with its status in run.json: running -> completed | partial | failed |
     interrupted ('partial' only for compare and sweep folders where some part was not
-    computed)."""
+    computed). run.json also names the process that writes the folder (pid, host,
+    pid_start: lnexp.procs), so a folder left `running` by a killed process reads `killed`.
 
-    def __init__(self, path: Path, kind: str, argv: list[str], **listed: Any):
-        """`listed`: what `lnexp runs` shows that is known from the start (name, norm)."""
+    When the OS refuses a write (no space, permission), the folder is marked failed with
+    the reason; when even run.json cannot be written, a new run or compare folder is
+    removed, so no folder is left without a truthful run.json."""
+
+    def __init__(self, path: Path, kind: str, argv: list[str],
+                 resumed: dict[str, Any] | None = None, **listed: Any):
+        """`listed`: what `lnexp runs` shows that is known from the start (name, norm);
+        `resumed`: the run.json of a folder running again (its `started` is kept)."""
+        from lnexp import procs
+
         self.path = path
-        self.info: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "kind": kind,
-                                     "status": "running", "argv": argv,
-                                     "started": now(), "finished": None, "error": None,
-                                     **listed}
+        self.kind = kind
+        self.resumed = resumed is not None
+        started = (resumed or {}).get("started")
+        self.info: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION, "kind": kind, "status": "running", "argv": argv,
+            "started": started if isinstance(started, str) else now(), "finished": None,
+            "error": None, **procs.identity(), **listed}
         self._final: tuple[str, str | None] = ("completed", None)
-        self._write_status()
+        try:
+            self._write_status()
+        except BaseException:
+            self._discard()
+            raise
+
+    @classmethod
+    def resume(cls, path: Path, kind: str, argv: list[str], **listed: Any) -> RunFolder:
+        """An existing folder running again (sweep --resume): its first `started` is kept."""
+        return cls(path, kind, argv, resumed=read_json_or_none(path / "run.json") or {},
+                   **listed)
+
+    def _discard(self) -> None:
+        """Remove a new run/compare folder whose run.json cannot be written (its partial files
+        are not trusted and a folder without a truthful run.json misleads every listing)."""
+        if not self.resumed and self.kind in ("run", "compare", "inspect"):
+            import shutil
+
+            shutil.rmtree(self.path, ignore_errors=True)
 
     def describe(self, **fields: Any) -> None:
         """Add what `lnexp runs` lists (name, norm, shape, metrics, trials) to run.json; written
@@ -182,13 +234,28 @@ class RunFolder:
         try:
             yield self
         except KeyboardInterrupt:
-            self.finish("interrupted", "interrupted (Ctrl-C / SIGINT or SIGTERM)")
+            self._end("interrupted", "interrupted (Ctrl-C / SIGINT or SIGTERM)")
             raise
         except BaseException as exc:
-            self.finish("failed", f"{type(exc).__name__}: {exc}")
+            from lnexp.errors import LnexpError
+
+            self._end("failed", str(exc) if isinstance(exc, LnexpError)
+                      else f"{type(exc).__name__}: {exc}")
             raise
         else:
-            self.finish(*self._final)
+            try:
+                self.finish(*self._final)
+            except BaseException:
+                self._end("failed", "run.json could not be written")
+                raise
+
+    def _end(self, status: str, error: str) -> None:
+        """finish() on the way out of an error; if even that write fails, discard the
+        folder rather than leave it `running` (the original error is what gets reported)."""
+        try:
+            self.finish(status, error)
+        except (OSError, OutputError):
+            self._discard()
 
 
 def read_completed_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -199,10 +266,14 @@ def read_completed_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     if not run_dir.is_dir():
         raise RunFolderError(f"{run_dir}: not a folder; expected a run folder "
                              f"(OUTPUT_DIR/<name>/<timestamp>-<id>/)")
+    from lnexp import procs
+
     info = read_json(run_dir / "run.json", run_dir)
-    status = info.get("status")
+    status = procs.effective_status(info)
     if status != "completed":
-        why = f" ({info['error']})" if info.get("error") else ""
+        why = (f" ({info['error']})" if info.get("error") else
+               f" (its process {info.get('pid')} on {info.get('host')} is gone)"
+               if status == procs.KILLED else "")
         raise RunFolderError(
             f"{run_dir}: run status is {status!r}{why}, not 'completed'; its results are "
             f"incomplete and cannot be checked - rerun it")

@@ -94,7 +94,8 @@ def connect(scheduler: str | None, jobs: int | None) -> Iterator[tuple[Any, int,
             except Exception as exc:
                 raise ClusterError(f"could not start a Dask LocalCluster: {exc}") from None
             with cluster, Client(cluster) as client:
-                yield client, jobs, max(1, workers.default_jobs() // jobs)
+                # threads per trial fixed (not cores // jobs): results must not depend on -j
+                yield client, jobs, workers.TRIAL_THREADS
             return
         try:
             client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)

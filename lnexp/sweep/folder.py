@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lnexp import __version__
+from lnexp import __version__, procs
 from lnexp.errors import RunFolderError
 from lnexp.store import files
 
@@ -45,8 +44,8 @@ class SweepFolder:
 
     @classmethod
     def create(cls, path: Path, definition: Definition, trials: list[Trial], argv: list[str],
-               metrics: list[str], jobs: int, executor: dict[str, Any] | None = None
-               ) -> SweepFolder:
+               metrics: list[str], jobs: int, executor: dict[str, Any] | None = None,
+               threads: int = 1) -> SweepFolder:
         doc = {
             "schema_version": files.SCHEMA_VERSION,
             "kind": "sweep",
@@ -63,6 +62,7 @@ class SweepFolder:
             "group_keys": definition.group_keys,
             "metrics": list(metrics),
             "jobs": jobs,
+            "torch_threads": threads,
             "sessions": [_session(argv, jobs, executor)],
             "counts": {},
             "trials": [{"index": t.index, "params": t.params, "hash": t.hash,
@@ -110,14 +110,22 @@ class SweepFolder:
     def trials(self) -> list[dict[str, Any]]:
         return self.doc["trials"]
 
-    def trial_done(self, entry: dict[str, Any], config_hash: str) -> bool:
-        """Completed in sweep.json and in its own run.json (the folder is the truth), for the
-        same resolved config (a changed default in a newer lnexp reruns it)."""
-        if entry["status"] != "completed" or entry.get("hash") != config_hash:
+    def trial_done(self, entry: dict[str, Any], config_hash: str, threads: int) -> bool:
+        """Completed in its own run.json, with its metrics.json (the folder is the truth: a
+        sweep killed between a trial's end and the next sweep.json write left `running`
+        there), for the same resolved config (a changed default in a newer lnexp reruns it)
+        and computed on `threads` torch threads (env.json), so a resumed sweep never mixes
+        results computed with different thread counts. The entry is set completed."""
+        if entry.get("hash") != config_hash:
             return False
-        info = files.read_json_or_none(self.path / entry["run_dir"] / "run.json")
-        return info is not None and info.get("status") == "completed" and (
-            self.path / entry["run_dir"] / "metrics.json").is_file()
+        run_dir = self.path / entry["run_dir"]
+        info = files.read_json_or_none(run_dir / "run.json")
+        env = files.read_json_or_none(run_dir / "env.json") or {}
+        done = (info is not None and info.get("status") == "completed"
+                and (run_dir / "metrics.json").is_file() and env.get("torch_threads") == threads)
+        if done and entry["status"] != "completed":
+            entry.update(status="completed", error=None)
+        return done
 
     def reset_trial(self, index: int) -> Path:
         """Mark a trial pending and remove a failed or interrupted attempt's folder (its
@@ -163,7 +171,7 @@ class SweepFolder:
                 executor: dict[str, Any] | None = None) -> None:
         """Record a new session (--resume) and mark the sweep running again."""
         last = (self.doc.get("sessions") or [{}])[-1]
-        if self.doc.get("status") == "running" and _alive(last):
+        if self.doc.get("status") == "running" and procs.alive(last):
             raise RunFolderError(f"{self.path}: this sweep is still running (pid "
                                  f"{last['pid']} on {last['host']}); wait for it or stop it "
                                  f"first")
@@ -200,22 +208,8 @@ class SweepFolder:
 
 
 def _session(argv: list[str], jobs: int, executor: dict[str, Any] | None) -> dict[str, Any]:
-    return {"started": files.now(), "command": _command(argv), "jobs": jobs, "pid": os.getpid(),
-            "host": platform.node(), "executor": executor or {"kind": "local"}}
-
-
-def _alive(session: dict[str, Any]) -> bool:
-    """Is the process of this session still running (on this host)?"""
-    pid = session.get("pid")
-    if not isinstance(pid, int) or session.get("host") != platform.node():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return {"started": files.now(), "command": _command(argv), "jobs": jobs,
+            **procs.identity(), "executor": executor or {"kind": "local"}}
 
 
 def _command(argv: list[str]) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from lnexp import resources
+from lnexp import plan, resources
 from lnexp.config import read_raw, to_dict
 from lnexp.errors import ConfigError
 from lnexp.store import documents, files
@@ -112,9 +112,14 @@ def plan_sweep(config: Path | None, grid_options: list[str], sets: list[str],
 
 
 def guard(trials: list[grid.Trial], size: int) -> None:
-    """The memory guard on every trial, on this machine: one ConfigError for all refusals."""
+    """Expectations a trial cannot produce (as `validate` refuses them) and the memory guard
+    on this machine, for every trial: one ConfigError for all refusals. A norm that is not
+    defined for one trial's input (bn on a batch of 1) is not refused here: that trial fails
+    and the others run (exit 3)."""
     problems: list[str] = []
     for t in trials:
+        problems.extend(f"trial {t.index} ({t.label}): {p}"
+                        for p in plan.expectation_problems(t.config))
         try:
             resources.check(t.config)
         except ConfigError as exc:
@@ -153,12 +158,13 @@ def _open_folder(plan: SweepPlan, argv: list[str]) -> tuple[SweepFolder, files.R
         run_folder = files.RunFolder(sweep_dir, "sweep", argv, name=plan.name,
                                      norm=_norms(plan))
         folder = SweepFolder.create(sweep_dir, plan.definition, plan.trials, argv,
-                                    plan.metrics, plan.jobs, where)
+                                    plan.metrics, plan.jobs, where,
+                                    threads=workers.TRIAL_THREADS)
     else:
         folder = plan.resume
-        run_folder = files.RunFolder(folder.path, "sweep", argv, name=plan.name,
-                                     norm=_norms(plan))
-        folder.resumed(argv, plan.jobs, where)
+        folder.resumed(argv, plan.jobs, where)  # refused while another session runs it
+        run_folder = files.RunFolder.resume(folder.path, "sweep", argv, name=plan.name,
+                                            norm=_norms(plan))
     return folder, run_folder
 
 
@@ -173,7 +179,8 @@ def _run(plan: SweepPlan, folder: SweepFolder, run_folder: files.RunFolder,
              TrialProgress | None]]) -> SweepOutcome:
     d, trials = plan.definition, plan.trials
     by_index = {t.index: t for t in trials}
-    todo = [t for t in trials if not folder.trial_done(folder.trials[t.index], t.hash)]
+    todo = [t for t in trials if not folder.trial_done(folder.trials[t.index], t.hash,
+                                                       workers.TRIAL_THREADS)]
     skipped = len(trials) - len(todo)
     hold = workers.hold_s()
     with run_folder.tracking():

@@ -3,9 +3,19 @@ then running many trials, so process start and imports are paid once per worker,
 
 The parent never imports torch: it sends each worker a validated config as plain data and the
 trial's run folder; the worker runs the experiment, writes the folder (same files as
-`lnexp run`, status in run.json) and returns a small outcome dict. Workers ignore SIGINT (a
-Ctrl-C reaches the whole process group): the parent decides, and on an interrupt sends them
-SIGTERM, which they turn into KeyboardInterrupt so the trial's run.json says `interrupted`.
+`lnexp run`, status in run.json) and returns a small outcome dict.
+
+Signals: workers ignore SIGINT (a Ctrl-C reaches the whole process group: the parent
+decides); on an interrupt the parent sends them SIGUSR1, which a busy worker turns into
+KeyboardInterrupt so the trial's run.json says `interrupted`. SIGTERM from anyone else
+interrupts a running trial the same way and ends an idle worker quietly. Every worker dies
+with the lnexp process that started it, however that one dies (lnexp.procs.die_with_parent:
+a worker's direct parent is the forkserver, so a watchdog thread follows lnexp itself); the
+forkserver and the resource tracker then end by themselves once no worker holds their pipes.
+
+Threads: every trial runs torch on TRIAL_THREADS threads whatever -j is, so a trial's
+numbers do not depend on how many trials ran beside it (recorded in sweep.json and in each
+trial's env.json; --resume reruns trials recorded with another count).
 """
 
 from __future__ import annotations
@@ -26,7 +36,9 @@ from typing import Any
 # running, so a test can interrupt a real sweep at a known point.
 HOLD_ENV = "LNEXP_TEST_TRIAL_HOLD_S"
 INTERRUPT_GRACE_S = 10.0
-PRELOAD = ["torch", "lnexp.experiment", "lnexp.core"]
+INTERRUPT_SIGNAL = signal.SIGUSR1  # parent -> worker: stop the running trial
+TRIAL_THREADS = 1
+PRELOAD = ["lnexp.sweep.forkserver_guard", "torch", "lnexp.experiment", "lnexp.core"]
 
 
 # A finished trial, as a worker returns it: {index, status (completed | failed |
@@ -68,18 +80,36 @@ def default_jobs() -> int:
 _busy = False  # in a worker: True while a trial runs
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:
-    # Interrupt a running trial (its folder is marked interrupted); an idle worker ignores
-    # it and exits when the pool shuts down.
+_terminated = False  # in a worker: SIGTERM came; end once the running trial is recorded
+_stopping = False  # in a worker: an interrupt came; trials handed over later are not run
+
+
+def _on_interrupt(signum: int, frame: Any) -> None:
+    # The parent's SIGUSR1 interrupts a running trial (its folder is marked interrupted) and
+    # is ignored by an idle worker (the pool shuts it down). Anyone's SIGTERM (e.g. the pool
+    # terminating its workers) interrupts the running trial too, then ends the worker
+    # quietly: a worker that went on would wait for work that never comes.
+    global _terminated, _stopping
+    if signum == signal.SIGTERM:
+        _terminated = True
+    _stopping = True  # a trial handed over just now (not yet running) is not started
     if _busy:
         raise KeyboardInterrupt
+    if _terminated:
+        os._exit(128 + signum)
 
 
-def init_worker(threads: int, figures: bool) -> None:
-    """Runs once per worker: signals, then the heavy imports (torch, and matplotlib when
-    figures are drawn) so that every trial after the first pays nothing for them."""
+def init_worker(threads: int, figures: bool, parent: dict[str, Any] | None = None) -> None:
+    """Runs once per worker: signals and the tie to the lnexp process, then the heavy
+    imports (torch, and matplotlib when figures are drawn) so that every trial after the
+    first pays nothing for them."""
+    from lnexp import procs
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGTERM, _on_interrupt)
+    signal.signal(INTERRUPT_SIGNAL, _on_interrupt)
+    if parent is not None:
+        procs.die_with_parent(parent)
     import torch
 
     torch.set_num_threads(threads)
@@ -106,6 +136,8 @@ def run_trial(task: Task) -> Outcome:
     status, error = "completed", None
     run_dir = Path(task.run_dir)
     try:
+        if _stopping:  # the interrupt came while this trial was on its way here
+            raise KeyboardInterrupt
         cfg = config.from_mapping(task.config)
         try:
             run_dir.mkdir()
@@ -132,6 +164,8 @@ def run_trial(task: Task) -> Outcome:
         error = str(exc) if isinstance(exc, LnexpError) else f"{type(exc).__name__}: {exc}"
     finally:
         _busy = False
+    if _terminated:
+        os._exit(128 + signal.SIGTERM)
     return {"index": task.index, "status": status, "error": error,
             "seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu,
             "threads": torch.get_num_threads(), "pid": os.getpid(), "host": platform.node()}
@@ -145,7 +179,11 @@ def _context() -> multiprocessing.context.BaseContext:
     except ValueError:
         return multiprocessing.get_context("spawn")
     # The server imports torch once (it computes nothing, so no thread pools exist to be
-    # broken by fork); each worker forked from it starts with torch already loaded.
+    # broken by fork); each worker forked from it starts with torch already loaded. Its
+    # first import ties it and its children to this process (forkserver_guard).
+    from lnexp.procs import FORKSERVER_PARENT_ENV
+
+    os.environ[FORKSERVER_PARENT_ENV] = str(os.getpid())
     ctx.set_forkserver_preload(PRELOAD)
     return ctx
 
@@ -161,13 +199,14 @@ def execute(tasks: Sequence[Task], jobs: int, *, figures: bool = True, fail_fast
     KeyboardInterrupt it interrupts the running trials (each reported with status
     'interrupted' through on_done) and re-raises.
     """
+    from lnexp import procs
+
     jobs = max(1, min(jobs, len(tasks))) if tasks else 1
-    threads = max(1, default_jobs() // jobs)
     queue = list(tasks)[::-1]
     running: dict[Future[Outcome], Task] = {}
     stopped = False
     pool = ProcessPoolExecutor(jobs, mp_context=_context(), initializer=init_worker,
-                               initargs=(threads, figures))
+                               initargs=(TRIAL_THREADS, figures, procs.identity()))
 
     def submit() -> None:
         task = queue.pop()
@@ -201,23 +240,42 @@ def execute(tasks: Sequence[Task], jobs: int, *, figures: bool = True, fail_fast
             while queue and not stopped and len(running) < jobs:
                 submit()
     except KeyboardInterrupt:
-        _interrupt(pool, running, finish)
+        _interrupt(running, finish)
+        raise
+    except BaseException:  # e.g. sweep.json could not be written: stop, report nothing more
+        _interrupt(running, None)
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _interrupt(pool: ProcessPoolExecutor, running: dict[Future[Outcome], Task],
-               finish: Callable[[Future[Outcome]], Outcome]) -> None:
-    """Tell the running trials to stop (SIGTERM -> KeyboardInterrupt in the worker, which
-    marks its run folder interrupted) and collect their outcomes."""
-    for proc in list((pool._processes or {}).values()):  # no public handle on the workers
-        if proc.is_alive():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGTERM)
+def _interrupt(running: dict[Future[Outcome], Task],
+               finish: Callable[[Future[Outcome]], Outcome] | None) -> None:
+    """Tell the running trials to stop (SIGUSR1 -> KeyboardInterrupt in the worker, which
+    marks its run folder interrupted) and collect their outcomes; a worker that has not
+    stopped after INTERRUPT_GRACE_S is killed, so shutting the pool down cannot hang."""
+    # The pool's workers are this process's multiprocessing children (the sweep parent
+    # starts no others): multiprocessing.active_children() is the public handle on them.
+    workers = multiprocessing.active_children()
+    for proc in workers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, INTERRUPT_SIGNAL)  # type: ignore[arg-type]
     deadline = time.monotonic() + INTERRUPT_GRACE_S
     while running and time.monotonic() < deadline:
         done, _ = wait(running, timeout=max(0.0, deadline - time.monotonic()),
                        return_when=FIRST_COMPLETED)
         for fut in done:
-            finish(fut)
+            if finish is None:
+                running.pop(fut)
+            else:
+                finish(fut)
+    if running:  # stuck past the grace: kill, then report them (worker died)
+        for proc in workers:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+        done, _ = wait(running, timeout=INTERRUPT_GRACE_S)
+        for fut in done:
+            if finish is None:
+                running.pop(fut)
+            else:
+                finish(fut)
