@@ -89,20 +89,11 @@ def device(cfg: Config) -> torch.device:
 
 
 def _rows(t: torch.Tensor) -> torch.Tensor:
-    """A sequence-block batch (N, T, C) as N*T token rows (the axis a norm normalizes stays
-    last); an image batch as one row per sample."""
+    """A sequence batch (N, T, C) as N*T token rows (what the precision block counts per row
+    and the layer moments run over); an image batch as one row per sample."""
     if t.dim() == 3:
         return t.reshape(-1, t.shape[-1])
     return t.reshape(t.shape[0], -1) if t.dim() > 3 else t
-
-
-def _inputs(cfg: Config) -> torch.Tensor:
-    """The float32 input batch: (N, C), or (N, T, C) for sequence blocks (one draw of N*T
-    rows, so T = 1 would equal the flat batch)."""
-    if registry.BLOCKS[cfg.model.block].sequence:
-        n, t = cfg.data.n_samples, cfg.data.length
-        return make_inputs(cfg.data, cfg.model.in_features, n * t).reshape(n, t, -1)
-    return make_inputs(cfg.data, cfg.model.in_features)  # the layout's shape
 
 
 def _run_whole(cfg: Config, progress: Progress | None) -> RunResult:
@@ -115,12 +106,10 @@ def _run_whole(cfg: Config, progress: Progress | None) -> RunResult:
     model = build_model(cfg.model, layout)
     fresh = copy.deepcopy(model) if cfg.train is not None else None  # before any forward
     reference = copy.deepcopy(model).double()
-    x = _inputs(cfg)
-    seq_block = registry.BLOCKS[cfg.model.block].sequence
-    # The init loss's target has the output's shape: (N, T, C_out) for sequence blocks, else
-    # the layout's (N, C_out), (N, C_out, H, W) or (N, T, C_out); one draw either way.
-    target = (torch.randn(*x.shape[:-1], cfg.model.out_features) if seq_block
-              else torch.randn(cfg.data.n_samples, *cfg.sample_shape(cfg.model.out_features)))
+    x = make_inputs(cfg.data, cfg.model.in_features)  # the layout's shape
+    # The init loss's target has the output's shape: (N, C_out), (N, C_out, H, W) or
+    # (N, T, C_out); one draw.
+    target = torch.randn(cfg.data.n_samples, *cfg.sample_shape(cfg.model.out_features))
     dev, dtype = device(cfg), getattr(torch, registry.DTYPES[cfg.model.dtype])
     model.to(device=dev, dtype=dtype)
     x_run = x.to(device=dev, dtype=dtype)
@@ -132,22 +121,20 @@ def _run_whole(cfg: Config, progress: Progress | None) -> RunResult:
     precision = _precision(model, reference, x, x_run, trace)
     shared = (sharing(model.blocks[0].norm, trace.pre.detach(), layout)
               if layout != "features" and cfg.model.placement == "post" else None)
-    # Sequence blocks (transformer) report tokens as rows; layouts keep their shape and are
-    # reduced per axis (stats.StreamingStats).
-    flat = _rows if seq_block else (lambda t: t)
-    pre, post = flat(trace.pre.detach()).cpu(), flat(trace.post.detach()).cpu()
+    # Every layout keeps its shape and is reduced per axis (stats.StreamingStats).
+    pre, post = trace.pre.detach().cpu(), trace.post.detach().cpu()
     training = _train(cfg, fresh, progress) if fresh is not None else None
     i = cfg.sample_index
-    x_rows = flat(x_run).cpu()
-    acc = _accumulators(cfg, len(x_rows))
-    for stage, t in (("input", x_rows), ("pre_norm", pre), ("post_norm", post)):
+    x_cpu = x_run.cpu()
+    acc = _accumulators(cfg, len(x_cpu))
+    for stage, t in (("input", x_cpu), ("pre_norm", pre), ("post_norm", post)):
         for start in range(0, len(t), rows := _chunk(t)):
             acc[stage].update(t[start:start + rows])
 
     def f32(t: torch.Tensor) -> np.ndarray:  # figures and results hold float32
         return t.float().numpy()
 
-    return _result(cfg, acc, f32(x_rows), f32(pre), f32(post),
+    return _result(cfg, acc, f32(x_cpu), f32(pre), f32(post),
                    stats.sample_stats(pre, i), stats.sample_stats(post, i),
                    layers=layers, training=training, precision=precision, sharing=shared)
 
@@ -340,9 +327,9 @@ def _train(cfg: Config, model, progress: Progress | None) -> TrainResult:  # typ
 
     assert cfg.train is not None
     head = nn.Linear(cfg.model.out_features, cfg.train.outputs)  # global RNG, after the target
-    sequence = registry.BLOCKS[cfg.model.block].sequence
+    sequence = cfg.data.layout == "sequence"
     # Images: global average pooling over H, W in front of the head (a conv classifier);
-    # sequence blocks read the last token.
+    # sequences read the last token.
     net = (nn.Sequential(model, LastToken(), head) if sequence
            else nn.Sequential(model, GlobalAveragePool(), head) if cfg.data.layout == "image"
            else nn.Sequential(model, head))
@@ -350,7 +337,7 @@ def _train(cfg: Config, model, progress: Progress | None) -> TrainResult:  # typ
     net.to(device=dev, dtype=dtype)
     g = tasks.generator(cfg.seed)
     task = tasks.make_task(cfg.train, cfg.model.in_features, g,
-                           length=cfg.data.length if sequence else None,
+                           tokens=cfg.data.tokens if sequence else None,
                            layout=cfg.data.layout).to(dev, dtype)
     names = [*model.linear_names(), "head"]
     return training.train(cfg, net, [*model.linears(), head], names, task, g, progress)

@@ -110,15 +110,22 @@ class BlockKind:
 
     summary: str  # one line for docs and --help
     module: str  # lnexp.models.<module> builds it
-    sequence: bool = False  # needs (N, T, C) inputs
+    layouts: tuple[str, ...]  # the data.layout values it is defined on
+    why: str = ""  # why it is not defined on the other layouts (validate says so)
     residual_only: bool = False  # only pre_residual / post_residual make sense
 
 
 BLOCKS: dict[str, BlockKind] = {
-    "linear": BlockKind("one Linear, the activation after the norm (the tutorial's)", "mlp"),
-    "ffn2": BlockKind("Linear → Act → Linear, the transformer's feed-forward branch", "mlp"),
-    "transformer": BlockKind("self-attention then a 2-layer FFN, each a residual branch with "
-                             "its own norm (sequences)", "transformer", sequence=True,
+    "linear": BlockKind("one Linear, the activation after the norm (the tutorial's)", "mlp",
+                        ("features", "image", "sequence")),
+    "ffn2": BlockKind("Linear → Act → Linear, the transformer's feed-forward branch (per token "
+                      "on sequences)", "mlp", ("features", "sequence"),
+                      why="its branch is two Linears on each row or token; image blocks are "
+                          "Conv2d"),
+    "transformer": BlockKind("self-attention over the data.tokens tokens, then a 2-layer FFN, "
+                             "each a residual branch with its own norm (data.layout: sequence)",
+                             "transformer", ("sequence",),
+                             why="self-attention mixes the T tokens of each (N, T, C) sample",
                              residual_only=True),
 }
 DEFAULT_BLOCK = "linear"

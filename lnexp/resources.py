@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from lnexp import plan, registry
+from lnexp import plan
 from lnexp.errors import ConfigError
 
 GIB = 1024**3
@@ -37,9 +37,6 @@ def estimate(cfg: Any, runs: int = 1) -> dict[str, Any]:
     transient) and 'peak' = held + the largest transient. `runs` results held at once
     (compare holds one per norm)."""
     n, i, c = cfg.data.n_samples, cfg.model.in_features, cfg.features
-    sequence = registry.BLOCKS[cfg.model.block].sequence
-    if sequence:  # N x T tokens are the rows; attention keeps N x heads x T x T per block
-        n *= cfg.data.length
     p = cfg.positions  # values per channel in a sample: H*W (image), T (sequence), 1
     lists = n <= cfg.output.per_sample_limit
     # Within-sample statistics per sample: per_sample, plus per_token (T), per_instance (C)
@@ -79,10 +76,9 @@ def estimate(cfg: Any, runs: int = 1) -> dict[str, Any]:
             # pass of the init loss: ~3 N x width float32 per block (measured: depth 40,
             # 50,000 x 100 peaks at 2.4 GiB).
             held["block activations"] = 3 * n * p * sum(widths[1:]) * F32
-        if sequence:
+        if cfg.model.block == "transformer":  # N x heads x T x T per block, and its grad
             m = cfg.model
-            held["attention weights"] = (2 * m.depth * cfg.data.n_samples * m.heads
-                                         * cfg.data.length ** 2 * F32)
+            held["attention weights"] = (2 * m.depth * n * m.heads * p ** 2 * F32)
         if cfg.train is not None:
             t = cfg.train
             examples = t.n_train + t.n_heldout

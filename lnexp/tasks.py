@@ -13,8 +13,9 @@ One pool of n_train + n_heldout examples is drawn and split, training examples f
   [0, 1]), 10 classes; a randperm from the task's generator splits them: the first n_train
   train, the next n_heldout are held out. (N, 64) features or (N, 1, 8, 8) images by
   data.layout. Loss: cross-entropy.
-- retrieve: sequences (N, T, in_features) for transformer blocks. Each position holds one of
-  `outputs` symbols (a fixed random N(0, I) embedding each); one position p < T - 1, random
+- retrieve: sequences (N, T, in_features), T = data.tokens (data.layout: sequence). Each
+  position holds one of `outputs` symbols (a fixed random N(0, I) embedding each); one
+  position p < T - 1, random
   per sequence, also carries a marker vector (N(0, I), the same for all). The label is the
   symbol at p, read at the last position (the model's output there), so the answer has to be
   moved there by attention: a model that treats positions independently is at chance.
@@ -59,8 +60,8 @@ def generator(seed: int) -> torch.Generator:
 
 
 def make_task(cfg: TrainConfig, in_features: int, g: torch.Generator,
-              length: int | None = None, layout: str = "features") -> Task:
-    """Draw the task's examples from `g`; `length` is T for the sequence task (retrieve),
+              tokens: int | None = None, layout: str = "features") -> Task:
+    """Draw the task's examples from `g`; `tokens` is T for the sequence task (retrieve),
     `layout` the shape of digits ((N, 64) features or (N, 1, 8, 8) images)."""
     n = cfg.n_train + cfg.n_heldout
     if cfg.task == "digits":
@@ -70,14 +71,14 @@ def make_task(cfg: TrainConfig, in_features: int, g: torch.Generator,
         index = torch.randperm(len(labels), generator=g)[:n]
         x, y = data.digits_tensor(index, layout), labels[index]
     elif cfg.task == "retrieve":
-        assert length is not None and length >= 2
+        assert tokens is not None and tokens >= 2
         emb = torch.randn(cfg.outputs, in_features, generator=g)
         marker = torch.randn(in_features, generator=g)
-        tokens = torch.randint(cfg.outputs, (n, length), generator=g)
-        where = torch.randint(length - 1, (n,), generator=g)
-        x = emb[tokens]
+        symbols = torch.randint(cfg.outputs, (n, tokens), generator=g)
+        where = torch.randint(tokens - 1, (n,), generator=g)
+        x = emb[symbols]
         x[torch.arange(n), where] += marker
-        y = tokens[torch.arange(n), where]
+        y = symbols[torch.arange(n), where]
     elif cfg.task == "clusters":
         s = cfg.separation / math.sqrt(2 * in_features)
         centres = torch.randn(cfg.outputs, in_features, generator=g) * s

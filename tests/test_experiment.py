@@ -11,6 +11,7 @@ from lnexp import norms
 from lnexp.config import from_mapping, load_config
 from lnexp.errors import NotDefinedError
 from lnexp.experiment import run
+from lnexp.models import build_model
 from tests.conftest import CONFIGS
 
 
@@ -198,11 +199,37 @@ def test_precision_block_compares_the_run_with_float64_on_the_same_weights_and_i
                                atol=0.05)
 
 
-def test_ffn2_and_transformer_runs_report_per_block_gradients_over_all_their_weights():
+@pytest.mark.parametrize(("block", "layout"), [("ffn2", "features"), ("ffn2", "sequence"),
+                                               ("transformer", "sequence")])
+def test_ffn2_and_transformer_runs_report_per_block_gradients_over_all_their_weights(block,
+                                                                                     layout):
     cfg = {"model": {"depth": 3, "in_features": 16, "hidden": 16, "out_features": 16,
-                     "placement": "post_residual", "activation": "relu", "init": "xavier"},
-           "data": {"n_samples": 8, "length": 4}}
-    for block in ("ffn2", "transformer"):
-        lay = run(from_mapping({**cfg, "model": {**cfg["model"], "block": block}})).layers
-        assert len(lay.grad_norm) == 3 and np.all(lay.grad_norm > 0)
-        assert np.all(np.isfinite(lay.cosine)) and np.all(lay.spread > 0)
+                     "placement": "post_residual", "activation": "relu", "init": "xavier",
+                     "block": block},
+           "data": {"n_samples": 8, "layout": layout}}
+    if layout == "sequence":
+        cfg["data"]["tokens"] = 4
+    lay = run(from_mapping(cfg)).layers
+    assert len(lay.grad_norm) == 3 and np.all(lay.grad_norm > 0)
+    assert np.all(np.isfinite(lay.cosine)) and np.all(lay.spread > 0)
+
+
+def test_transformer_gradients_follow_the_draw_order_seed_blocks_data_target():
+    """seed -> blocks -> data (N, T, C_in) -> target (N, T, C_out), then one backward of the
+    MSE: the per-block gradient norms equal this script's bit for bit (and the data equals the
+    N*T-row draw the transformer used before data.layout: sequence existed)."""
+    cfg = from_mapping({"seed": 4, "data": {"n_samples": 5, "layout": "sequence", "tokens": 3},
+                        "model": {"depth": 2, "in_features": 8, "hidden": 8, "out_features": 8,
+                                  "placement": "pre_residual", "block": "transformer",
+                                  "heads": 2, "init": "xavier"},
+                        "output": {"figures": False}})
+    r = run(cfg)
+    torch.manual_seed(4)
+    model = build_model(cfg.model, "sequence")
+    x = torch.randn(5 * 3, 8).reshape(5, 3, 8)
+    target = torch.randn(5, 3, 8)
+    torch.mean((model(x) - target) ** 2).backward()
+    np.testing.assert_array_equal(r.inputs, x.numpy())
+    grads = [float(torch.stack([lin.weight.grad.double().norm() for lin in lins]).norm())
+             for lins in model.block_linears()]
+    assert r.layers.grad_norm.tolist() == grads

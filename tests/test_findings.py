@@ -89,7 +89,8 @@ def test_post_ln_profile_is_skewed_with_one_linear_and_flat_with_the_ffn_branch(
 
 
 def test_transformer_post_ln_last_layer_gradient_grows_relative_to_pre_ln_with_depth():
-    sets = ("model.block=transformer", "data.n_samples=16", "data.length=8")
+    sets = ("model.block=transformer", "data.layout=sequence", "data.tokens=8",
+            "data.n_samples=16")
     shallow, deep = (_post_over_pre(d, *sets)[0] for d in (2, 16))
     assert deep > 1.8 * shallow, (shallow, deep)
 

@@ -43,7 +43,22 @@ def test_defaults_of_each_layout() -> None:
      "3 groups do not divide 32 features"),
     ({"data": {"layout": "sequence", "values": [[1.0]], "n_samples": 1},
       "model": {"in_features": 1}}, "does not apply to data.layout: sequence"),
-    ({"data": {"layout": "sequence"}, "train": {}}, "train: does not apply to data.layout"),
+    ({"data": {"layout": "sequence"}, "train": {}}, "sequence trains on train.task: retrieve"),
+    ({"train": {"task": "retrieve"}}, "retrieve draws (N, T, C) token sequences; it needs "
+                                      "data.layout: sequence, not features"),
+    ({"data": {"layout": "image"}, "train": {"task": "retrieve"}},
+     "needs data.layout: sequence, not image"),
+    ({"data": {"layout": "sequence", "tokens": 1}, "train": {"task": "retrieve"}},
+     "retrieve needs at least 2 tokens"),
+    ({"model": {"block": "transformer", "placement": "pre_residual", "out_features": 100}},
+     "model.block: transformer is not defined on data.layout: features (self-attention mixes "
+     "the T tokens"),
+    ({"data": {"layout": "image"}, "model": {"block": "transformer",
+                                             "placement": "pre_residual", "out_features": 100}},
+     "transformer is not defined on data.layout: image"),
+    ({"data": {"layout": "image"}, "model": {"block": "ffn2"}},
+     "model.block: ffn2 is not defined on data.layout: image"),
+    ({"data": {"length": 16}}, "data.length"),
     ({"data": {"layout": "image"}, "train": {}}, "image trains on train.task: digits"),
     ({"data": {"source": "digits", "layout": "sequence"}}, "does not apply to data.layout: "
                                                           "sequence"),
@@ -77,6 +92,22 @@ def test_cli_refuses_with_exit_2(invoke) -> None:
     res = invoke("validate", "configs/default.yaml", "--set", "model.norm=instance")
     assert res.exit_code == 2
     assert "not defined on data.layout: features" in res.stderr
+
+
+def test_transformer_on_features_exits_2_naming_the_layout(invoke) -> None:
+    res = invoke("validate", "configs/pre_vs_post_ln.yaml", "--set", "model.block=transformer")
+    assert res.exit_code == 2
+    assert "model.block: transformer is not defined on data.layout: features" in res.stderr
+    assert "use data.layout: sequence" in res.stderr
+
+
+@pytest.mark.parametrize("block", ["linear", "ffn2", "transformer"])
+def test_blocks_on_sequences_validate(block: str) -> None:
+    cfg = from_mapping({"data": {"layout": "sequence", "tokens": 4},
+                        "model": {"block": block, "placement": "pre_residual",
+                                  "out_features": 100},
+                        "train": {"task": "retrieve"}})
+    assert cfg.dims() == {"N": 100, "T": 4, "C": 100}
 
 
 # --------------------------------------------------------------------------- digits

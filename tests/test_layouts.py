@@ -104,6 +104,31 @@ def test_each_norm_standardizes_its_own_axis(layout: str, norm: str) -> None:
                                       "per_group": "groups"}[own])
 
 
+TRANSFORMER = {"block": "transformer", "in_features": C, "heads": 2, "depth": 2}
+
+
+@pytest.mark.parametrize("placement", ["pre_residual", "post_residual"])
+@pytest.mark.parametrize("norm", norms.defined_on("sequence"))
+def test_transformer_statistics_are_the_sequence_layouts(norm: str, placement: str) -> None:
+    """A transformer run reports its first norm on the sequence axes (per_token, per_feature
+    over N·T, per_sample over T·C, per_instance over T), recomputed here with plain ops, and
+    that norm standardizes its own axis (ln: every token)."""
+    r = run(cfg_for("sequence", norm, eps=1e-10, placement=placement, **TRANSFORMER))
+    assert r.pre.shape == r.post.shape == (N, T, C) and r.layers is not None
+    for stage, t in ((r.pre_stats, r.pre), (r.post_stats, r.post)):
+        plain = plain_axes(torch.from_numpy(t), "sequence")
+        assert set(stage.axes) == {a for a in plain if a != "per_group" or norm == "group"}
+        for axis, a in stage.axes.items():
+            var, mean = torch.var_mean(plain[axis], dim=1, correction=0)
+            np.testing.assert_allclose(a.mean, mean.numpy(), rtol=1e-10, atol=1e-13)
+            np.testing.assert_allclose(a.var, var.numpy(), rtol=1e-10, atol=1e-13)
+    own = r.norm.standardizes_axis
+    if own != "neither":
+        assert own in r.standardized_axes
+    if norm == "ln":
+        assert own == "per_token" and r.norm.title == "LayerNorm per token"
+
+
 def test_bn_on_two_images_is_not_degenerate() -> None:
     """On (2, C, H, W) BatchNorm2d has N·H·W values per channel: not the ±1 of (2, C)."""
     cfg = from_mapping({"data": {"n_samples": 2, "layout": "image"},

@@ -11,8 +11,8 @@ from lnexp.errors import ConfigError
 from lnexp.models import build_model
 
 
-def _model(**model):
-    return build_model(from_mapping({"model": model}).model)
+def _model(layout: str = "features", **model):
+    return build_model(from_mapping({"data": {"layout": layout}, "model": model}).model, layout)
 
 
 def test_depth_one_is_the_tutorials_linear_then_norm():
@@ -89,8 +89,9 @@ def test_ffn2_block_is_linear_act_linear_and_the_residual_adds_it_without_a_trai
 @pytest.mark.parametrize("placement", ["pre_residual", "post_residual"])
 def test_transformer_block_mixes_positions_and_keeps_the_sequence_shape(placement):
     torch.manual_seed(0)
-    m = _model(depth=3, in_features=16, hidden=16, out_features=16, activation="relu",
-               placement=placement, block="transformer", heads=4, init="xavier")
+    m = _model("sequence", depth=3, in_features=16, hidden=16, out_features=16,
+               activation="relu", placement=placement, block="transformer", heads=4,
+               init="xavier")
     x = torch.randn(2, 5, 16)
     tr = m.trace(x)
     assert tr.output.shape == (2, 5, 16) and len(tr.blocks) == 3

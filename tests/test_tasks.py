@@ -33,9 +33,25 @@ def test_teacher_is_regression_with_one_column_per_output() -> None:
 
 def test_retrieve_labels_are_the_marked_symbol_and_a_position_alone_is_not_enough() -> None:
     cfg = TrainConfig(task="retrieve", outputs=5, n_train=64, n_heldout=16, batch_size=4)
-    t = tasks.make_task(cfg, 12, tasks.generator(0), length=6)
+    t = tasks.make_task(cfg, 12, tasks.generator(0), tokens=6)
     assert t.x_train.shape == (64, 6, 12) and t.classification
     # The label does not depend on the last position (where it is read) beyond chance.
     last_tokens = t.x_train[:, -1]
     assert not all(torch.equal(last_tokens[i], last_tokens[j]) for i in range(64) for j in
                    range(64) if t.y_train[i] == t.y_train[j])
+
+
+def test_retrieve_trains_any_sequence_block_and_reads_the_last_token() -> None:
+    """retrieve runs on data.layout: sequence with every block; per-token blocks (linear) see
+    no other position, so they stay near chance, while a transformer can learn it."""
+    from lnexp.config import from_mapping
+    from lnexp.experiment import run
+
+    cfg = from_mapping({"data": {"layout": "sequence", "tokens": 4, "n_samples": 4},
+                        "model": {"in_features": 8, "out_features": 8, "block": "linear"},
+                        "train": {"task": "retrieve", "outputs": 4, "n_train": 64,
+                                  "n_heldout": 32, "steps": 5, "batch_size": 16,
+                                  "eval_every": 5},
+                        "output": {"figures": False}})
+    tr = run(cfg).training
+    assert tr.steps_done == 5 and not tr.diverged and tr.evals[-1].acc_eval_mode <= 0.6

@@ -97,9 +97,6 @@ class DataConfig(_Section):
     values: list[list[RawFloat]] | None = Field(
         None, description="Explicit input rows, e.g. [[2, 3, 5, 1, 4]]; replaces the random draw "
                           "and sets n_samples and model.in_features from its shape.")
-    length: StrictInt = Field(
-        16, ge=1, le=4096, description="Sequence length T of each sample for model.block: "
-                                       "transformer (inputs are N x T x in_features), e.g. 16.")
 
     def sample_shape(self, channels: int) -> tuple[int, ...]:
         """One sample's shape with `channels` channels: (C,), (C, H, W) or (T, C)."""
@@ -180,7 +177,7 @@ class ModelConfig(_Section):
                              f"(Post-LN), not {self.placement}")
         if self.block != registry.DEFAULT_BLOCK and not self.linear:
             raise ValueError(f"model.block: {self.block} needs model.linear: true")
-        if kind.sequence and self.hidden_width % self.heads:
+        if self.block == "transformer" and self.hidden_width % self.heads:
             raise ValueError(f"model.heads ({self.heads}) must divide the width "
                              f"({self.hidden_width})")
         if (registry.PLACEMENTS[self.placement].residual or kind.residual_only) \
@@ -215,7 +212,7 @@ class TrainConfig(_Section):
     """Training on a synthetic task drawn from the seed; absent (null) means no training."""
 
     task: Literal["clusters", "teacher", "retrieve", "digits"] = Field(
-        "clusters", description="clusters: Gaussian-cluster classification (cross-entropy); teacher: regression onto a random tanh teacher (MSE); retrieve: name the symbol at the marked position of a sequence, read at the last one (model.block: transformer); digits: scikit-learn's handwritten digits, 10 classes, split by seed (needs lnexp[data]).")
+        "clusters", description="clusters: Gaussian-cluster classification (cross-entropy); teacher: regression onto a random tanh teacher (MSE); retrieve: name the symbol at the marked position of a sequence, read at the last one (data.layout: sequence, T = data.tokens; attention is what solves it: model.block: transformer); digits: scikit-learn's handwritten digits, 10 classes, split by seed (needs lnexp[data]).")
     outputs: StrictInt = Field(4, ge=1, description="Classes (clusters, retrieve: >= 2; digits: 10) or regression targets (teacher), e.g. 4.")
     n_train: StrictInt = Field(1024, ge=2, description="Training examples, e.g. 1024.")
     n_heldout: StrictInt = Field(512, ge=2, description="Held-out examples, drawn with the training set, e.g. 512.")
@@ -414,10 +411,10 @@ class Config(_Section):
         if m.kernel_size is not None and m.kernel_size % 2 == 0:
             problems.append(f"model.kernel_size must be odd, so that padding kernel_size // 2 "
                             f"keeps H and W (got {m.kernel_size})")
-        if m.block != registry.DEFAULT_BLOCK and layout != "features":
-            problems.append(f"model.block: {m.block} does not apply to data.layout: {layout} "
-                            f"(ffn2 and transformer blocks draw their own (N, C) or "
-                            f"(N, data.length, C) inputs); use model.block: linear")
+        block = registry.BLOCKS[m.block]
+        if layout not in block.layouts:
+            problems.append(f"model.block: {m.block} is not defined on data.layout: {layout} "
+                            f"({block.why}); use data.layout: {' or '.join(block.layouts)}")
         reason = norms.get(m.norm).not_defined_on(layout)
         if reason:
             problems.append(f"model.norm: {m.norm} is not defined on data.layout: {layout}: "
@@ -427,9 +424,16 @@ class Config(_Section):
                             f"data.layout: {layout}")
         t = self.train
         if t is not None:
-            if layout == "sequence":
-                problems.append("train: does not apply to data.layout: sequence yet (no "
-                                "sequence task); use data.layout: features or image")
+            if t.task == "retrieve" and layout != "sequence":
+                problems.append(f"train.task: retrieve draws (N, T, C) token sequences; it "
+                                f"needs data.layout: sequence, not {layout}")
+            elif layout == "sequence" and t.task in ("clusters", "teacher"):
+                problems.append(f"train.task: {t.task} draws feature vectors; data.layout: "
+                                f"sequence trains on train.task: retrieve")
+            elif layout == "sequence" and t.task == "retrieve" and (d.tokens or 0) < 2:
+                problems.append(f"train.task: retrieve needs at least 2 tokens (a marked one "
+                                f"and the last, where the answer is read); data.tokens is "
+                                f"{d.tokens}")
             elif layout == "image" and t.task != "digits":
                 problems.append(f"train.task: {t.task} draws feature vectors; data.layout: "
                                 f"image trains on train.task: digits")
@@ -507,20 +511,6 @@ class Config(_Section):
             raise ValueError(
                 f"model.linear is false, so model.out_features ({self.model.out_features}) "
                 f"must equal model.in_features ({self.model.in_features})")
-        return self
-
-    @model_validator(mode="after")
-    def _check_sequences(self) -> Config:
-        sequence = registry.BLOCKS[self.model.block].sequence
-        if sequence and self.data.values is not None:
-            raise ValueError("data.values gives flat rows; model.block: transformer draws "
-                             "N x T x in_features sequences (drop data.values)")
-        if self.train is not None and sequence != (self.train.task == "retrieve"):
-            raise ValueError(f"train.task: {self.train.task} does not fit model.block: "
-                             f"{self.model.block}: the sequence task (retrieve) goes with "
-                             f"transformer blocks, clusters/teacher with flat ones")
-        if sequence and self.data.length < 2 and self.train is not None:
-            raise ValueError("data.length: retrieve needs sequences of at least 2 positions")
         return self
 
     @property

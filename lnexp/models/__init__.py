@@ -1,5 +1,6 @@
 """Models the experiment measures, one file per block kind: mlp.py (Linear + norm blocks, the
-tutorial's SimpleModel at depth 1). Conv and transformer blocks land beside it."""
+tutorial's SimpleModel at depth 1, and the stack), conv.py (the Conv2d layer of image blocks),
+transformer.py (attention + FFN blocks on data.layout: sequence)."""
 
 from lnexp.models.mlp import Block, Model, Trace, build_model
 

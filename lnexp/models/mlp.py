@@ -15,7 +15,8 @@ activation (`none` = identity):
 `model.block` picks F: `linear` is one Linear (the default); `ffn2` is Linear -> Act ->
 Linear, the transformer's feed-forward branch, and then the activation is used inside the
 branch only (no Act after it), so post_residual / pre_residual are exactly the FFN half of
-Xiong et al.'s Post-LN / Pre-LN layers.
+Xiong et al.'s Post-LN / Pre-LN layers (features and sequences, per token; not images);
+`transformer` blocks come from lnexp/models/transformer.py (sequences only).
 
 Every Linear is built (and re-initialized, for xavier/kaiming) before the next block, and norms
 draw no random numbers, so with depth 1 and the default init the global RNG is consumed exactly
@@ -137,12 +138,7 @@ class Model(nn.Module):
         self.blocks = nn.ModuleList(_block(w[i], w[i + 1], cfg, layout)
                                     for i in range(len(w) - 1))
         final = PLACEMENTS[cfg.placement].final_norm
-        if final and cfg.block == "transformer":
-            from lnexp.models.transformer import TokenNorm
-
-            self.final_norm: nn.Module = TokenNorm(w[-1], cfg)
-        else:
-            self.final_norm = norm(w[-1], cfg, layout) if final else nn.Identity()
+        self.final_norm = norm(w[-1], cfg, layout) if final else nn.Identity()
 
     def trace(self, x: torch.Tensor) -> Trace:
         outs: list[torch.Tensor] = []

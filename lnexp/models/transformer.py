@@ -11,8 +11,10 @@ Attention is bidirectional (no mask), `model.heads` heads over the width C, with
 q, k, v and output Linear layers (so every weight is an nn.Linear, initialized by model.init
 like the MLP's); FFN is lnexp.models.mlp.FFN2 (width model.ffn_width, model.activation).
 
-Norms act on the last dim (C). A norm that needs (N, C) rows (bn, group, instance) sees the
-N * T tokens as rows.
+The blocks run on data.layout: sequence, (N, T, C) with T = data.tokens, and their norms are
+that layout's (lnexp.norms): ln per token over C, bn per channel over N·T, group per (sample,
+group) over C/G·T, instance per (sample, channel) over T - so the snapshot reports the same
+axes as any other sequence run.
 """
 
 from __future__ import annotations
@@ -49,17 +51,6 @@ class SelfAttention(nn.Module):
         return self.o((weights @ v).transpose(1, 2).reshape(n, t, c))
 
 
-class TokenNorm(nn.Module):
-    """A norm over the last dim of (N, T, C): the tokens are its rows."""
-
-    def __init__(self, width: int, cfg: ModelConfig):
-        super().__init__()
-        self.inner = norm(width, cfg)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.inner(x.reshape(-1, x.shape[-1])).reshape(x.shape)
-
-
 class TransformerBlock(nn.Module):
     """Attention + FFN, Post-LN or Pre-LN; `forward` returns (output, norm1 input, norm1
     output) like the MLP's Block."""
@@ -69,8 +60,9 @@ class TransformerBlock(nn.Module):
         self.pre_ln = cfg.placement == "pre_residual"
         self.attn = SelfAttention(width, cfg)
         self.ffn = FFN2(width, width, cfg)
-        self.norm1 = TokenNorm(width, cfg)
-        self.norm2 = TokenNorm(width, cfg)
+        # Built after both branches' Linears; norms draw no random numbers.
+        self.norm1 = norm(width, cfg, "sequence")
+        self.norm2 = norm(width, cfg, "sequence")
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if self.pre_ln:
