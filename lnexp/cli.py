@@ -246,7 +246,7 @@ def _load(config: Path | None, sets: list[str] | None, output_dir: Path | None =
                                              list(positional or []))) from None
 
 
-# Test hook (documented in the README): seconds to wait after the run folder is marked
+# Test hook (documented in docs/contracts.md): seconds to wait after the run folder is marked
 # running and before computing, so a test can interrupt a real run at a known point.
 HOLD_ENV = "LNEXP_TEST_HOLD_S"
 
