@@ -703,7 +703,7 @@ def runs_cmd(ctx: typer.Context,
     runs --norm ln --status failed`; `lnexp runs show RUN` prints one."""
     if ctx.invoked_subcommand is not None:
         return
-    from lnexp import history, tables
+    from lnexp import history
 
     skipped: list[str] = []
     records = history.scan(output_dir, nested=all_, skipped=skipped)
@@ -716,6 +716,8 @@ def runs_cmd(ctx: typer.Context,
         _emit({"kind": "runs", "output_dir": str(output_dir), "total": len(records),
                "matched": len(picked), "runs": [r.as_dict() for r in shown]})
     else:
+        from lnexp import tables  # rich tables and numpy: not needed for --json
+
         tables.render_runs(tables.make_console(), shown, str(output_dir), len(records))
 
 
