@@ -4,24 +4,32 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 # torch is pinned here (pyproject keeps torch>=2.4): 2.13.0 resolves to the local CPU build.
 TORCH  ?= torch==2.13.0
-STAMP  := $(VENV)/.lnexp-installed
+CORE   := $(VENV)/.lnexp-core
+DEV    := $(VENV)/.lnexp-dev
 
 .PHONY: run test lint bench clean
 
-$(STAMP): pyproject.toml
+# The main job needs only the core dependencies; tests and benchmarks add the dev extra, which
+# pulls every optional extra (data, models, dask, mlflow) so the suite exercises the real tools.
+# torch goes first so no extra's resolver can pull a CUDA build.
+$(CORE): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check "$(TORCH)"
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
-	touch $(STAMP)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e .
+	touch $(CORE)
 
-run: $(STAMP)  ## run the tutorial's experiment (configs/default.yaml)
+$(DEV): $(CORE)
+	$(BIN)/python -m pip install -q --disable-pip-version-check "$(TORCH)" -e '.[dev]'
+	touch $(DEV)
+
+run: $(CORE)  ## run the tutorial's experiment (configs/default.yaml)
 	$(BIN)/lnexp run configs/default.yaml
 
-test: $(STAMP)  ## lint + the whole test suite
+test: $(DEV)  ## lint + the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)  ## benchmark against the tutorial script; lnexp inspect vs the bare MiniLM forward
+bench: $(DEV)  ## benchmark against the tutorial script; lnexp inspect vs the bare MiniLM forward
 	$(BIN)/python benchmarks/bench.py
 	$(BIN)/python benchmarks/bench_inspect.py
 

@@ -246,7 +246,7 @@ def _load(config: Path | None, sets: list[str] | None, output_dir: Path | None =
                                              list(positional or []))) from None
 
 
-# Test hook (documented in the README): seconds to wait after the run folder is marked
+# Test hook (documented in docs/contracts.md): seconds to wait after the run folder is marked
 # running and before computing, so a test can interrupt a real run at a known point.
 HOLD_ENV = "LNEXP_TEST_HOLD_S"
 
@@ -703,7 +703,7 @@ def runs_cmd(ctx: typer.Context,
     runs --norm ln --status failed`; `lnexp runs show RUN` prints one."""
     if ctx.invoked_subcommand is not None:
         return
-    from lnexp import history, tables
+    from lnexp import history
 
     skipped: list[str] = []
     records = history.scan(output_dir, nested=all_, skipped=skipped)
@@ -716,6 +716,8 @@ def runs_cmd(ctx: typer.Context,
         _emit({"kind": "runs", "output_dir": str(output_dir), "total": len(records),
                "matched": len(picked), "runs": [r.as_dict() for r in shown]})
     else:
+        from lnexp import tables  # rich tables and numpy: not needed for --json
+
         tables.render_runs(tables.make_console(), shown, str(output_dir), len(records))
 
 

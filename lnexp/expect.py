@@ -97,7 +97,7 @@ def split_key(key: str) -> tuple[str, str, str]:
                         f"post_norm.per_sample.mean, STAGE.global.STAT, sample.STAGE.STAT, "
                         f"numeric_trouble.STAGE.COUNT, layers.STAT, precision.STAT or "
                         f"training.heldout.MODE.STAT "
-                        f"(see README, Expectations)")
+                        f"(see docs/contracts.md, Expectations)")
     if reducer not in REDUCERS:
         close = difflib.get_close_matches(reducer, REDUCERS, n=1, cutoff=0.6)
         hint = f" (did you mean '{close[0]}'?)" if close else ""

@@ -2,7 +2,7 @@
 
 Every factory is called as ``factory(num_features, eps=..., affine=..., groups=..., layout=...)``
 and returns an ``nn.Module`` that maps a tensor of the layout (``(N, C)``, ``(N, C, H, W)`` or
-``(N, T, C)``) to the same shape, normalizing over the axes in the README's table. Options a
+``(N, T, C)``) to the same shape, normalizing over the axes in docs/findings.md's table. Options a
 norm does not use are ignored. torch is imported inside the factories only, so this module is
 cheap to import (the CLI and the config schema read the registry without loading torch).
 """

@@ -1,12 +1,13 @@
 """Reading configs: YAML (safe_load semantics only) with the line of every key, `--set`
 overrides and `--expect` texts merged in, then one validation (lnexp/config/problems.py).
 
-A config file is read with bounds, all checked before any large Python object exists (README,
-"Reading configs"): at most MAX_CONFIG_BYTES bytes (a bounded read, so /dev/zero or an endless
-pipe cannot eat the memory, and SIGTERM/Ctrl-C stop a read that waits), nesting at most
-MAX_DEPTH levels (counted while composing, so 2,000 nested `[` is one clear line, not a
-RecursionError), at most MAX_VALUES values once aliases are expanded (a "billion laughs" file
-is refused from its node graph, before construction), and no key given twice in one mapping.
+A config file is read with bounds, all checked before any large Python object exists
+(docs/contracts.md, "Reading configs"): at most MAX_CONFIG_BYTES bytes (a bounded read, so
+/dev/zero or an endless pipe cannot eat the memory, and SIGTERM/Ctrl-C stop a read that waits),
+nesting at most MAX_DEPTH levels (counted while composing, so 2,000 nested `[` is one clear
+line, not a RecursionError), at most MAX_VALUES values once aliases are expanded (a "billion
+laughs" file is refused from its node graph, before construction), and no key given twice in
+one mapping.
 """
 
 from __future__ import annotations

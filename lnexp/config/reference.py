@@ -1,5 +1,5 @@
-"""The config reference table in the README, generated from the schema (a test keeps the
-README in sync; scripts/update_readme_reference.py rewrites it)."""
+"""The config reference table in docs/config.md, generated from the schema (a test keeps the
+page in sync; scripts/update_readme_reference.py rewrites it)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from lnexp.config.schema import VALID_PATHS, Config, TrainConfig, section_of, to
 
 
 def reference_markdown() -> str:
-    """The config reference table for the README (a test keeps the README in sync)."""
+    """The config reference table for docs/config.md (a test keeps the page in sync)."""
     rows = ["| key | default | description |", "| --- | --- | --- |"]
     defaults = to_dict(Config())
     filled = to_dict(Config(train=TrainConfig()))  # defaults inside optional sections

@@ -50,7 +50,7 @@ def _finite(value: Any) -> Any:
     return value
 
 
-# Every number in a config is finite (README, "Numbers"); data.values uses RawFloat so a file
+# Every number in a config is finite (docs/contracts.md, "Numbers"); data.values uses RawFloat so a file
 # full of NaN gets one problem line from Config._check_values, not one per value.
 # (pydantic runs Before validators last-first: _to_float, then _finite.)
 Float = Annotated[float, BeforeValidator(_finite), BeforeValidator(_to_float)]

@@ -174,7 +174,7 @@ def training_dict(tr: TrainResult) -> dict[str, Any]:
 
 
 def metrics(result: RunResult, explanation: list[str]) -> dict[str, Any]:
-    """The metrics.json document for a RunResult (see README, "metrics.json contract"),
+    """The metrics.json document for a RunResult (see docs/contracts.md, "metrics.json contract"),
     without `expectations`: they are evaluated on this document and added by the core."""
     cfg = result.config
     extra: dict[str, Any] = {}

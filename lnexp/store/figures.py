@@ -45,7 +45,7 @@ def save_figure(fig: Figure, path: Path, dpi: int) -> None:
     write_atomic(path, png_bytes(fig, dpi))
 
 
-# Test hook (documented in the README): seconds each figure job waits before drawing, so a
+# Test hook (documented in docs/contracts.md): seconds each figure job waits before drawing, so a
 # test can interrupt a real run while its figures render.
 FIGURE_HOLD_ENV = "LNEXP_TEST_FIGURE_HOLD_S"
 

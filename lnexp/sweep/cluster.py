@@ -10,8 +10,8 @@ task calling run_on_worker, which runs the same workers.run_trial as the local p
   one worker with two threads gave different numbers).
 - No engine retries: the LocalCluster's scheduler runs with allowed-failures 0, so a trial
   whose worker dies fails at once (KilledWorker) and stays failed until --resume. An existing
-  scheduler should be started the same way (README); if it retries anyway, the retried attempt
-  finds the trial folder its first attempt created and refuses (workers.run_trial).
+  scheduler should be started the same way (docs/commands.md); if it retries anyway, the retried
+  attempt finds the trial folder its first attempt created and refuses (workers.run_trial).
 - Folders: with a shared filesystem the workers write each trial folder where the parent
   expects it, and the parent checks it is there; with collect the worker runs the trial in a
   temporary folder and returns its files, which the parent writes and renames into place.
@@ -38,7 +38,7 @@ from lnexp.errors import ClusterError
 from lnexp.store import files
 from lnexp.sweep import workers
 
-# Test hook (documented in the README): a worker reports this lnexp version instead of its
+# Test hook (documented in docs/contracts.md): a worker reports this lnexp version instead of its
 # own, so a test can exercise the version check with a real worker process.
 VERSION_ENV = "LNEXP_TEST_WORKER_VERSION"
 CONNECT_TIMEOUT_S = 20

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# Test hook (documented in the README): seconds each trial waits after its folder is marked
+# Test hook (documented in docs/contracts.md): seconds each trial waits after its folder is marked
 # running, so a test can interrupt a real sweep at a known point.
 HOLD_ENV = "LNEXP_TEST_TRIAL_HOLD_S"
 INTERRUPT_GRACE_S = 10.0
