@@ -53,6 +53,23 @@ def run_json(invoke, tmp_path: Path, config: str | Path, *sets: str,
     return json.loads(result.stdout)
 
 
+# A tiny config for sweep tests (test_sweep_runner, test_sweep_cluster): 8 samples, no figures.
+TINY_SWEEP = ("name: tiny\ndata:\n  n_samples: 8\nmodel:\n  in_features: 6\n  out_features: 4\n"
+              "output:\n  figures: false\n")
+
+
+@pytest.fixture
+def tiny_sweep_cfg(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY_SWEEP)
+    return path
+
+
+def invoke_app(*args: str):
+    """The CLI in-process, exceptions propagating (sweep tests read stdout and stderr)."""
+    return CliRunner().invoke(app, list(args), catch_exceptions=False)
+
+
 # --------------------------------------------------------------------------- Dask clusters
 
 def _free_port() -> int:

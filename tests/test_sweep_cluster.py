@@ -14,27 +14,17 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from lnexp.cli import app
 from lnexp.sweep import cluster, workers
 from lnexp.sweep.folder import SweepFolder
+from tests.conftest import invoke_app as _invoke
 
 LNEXP = Path(sys.executable).with_name("lnexp")
-SMALL = ("name: tiny\ndata:\n  n_samples: 8\nmodel:\n  in_features: 6\n  out_features: 4\n"
-         "output:\n  figures: false\n")
 
 
 @pytest.fixture
-def cfg(tmp_path: Path) -> Path:
-    path = tmp_path / "tiny.yaml"
-    path.write_text(SMALL)
-    return path
-
-
-def _invoke(*args: str):
-    return CliRunner().invoke(app, list(args), catch_exceptions=False)
-
+def cfg(tiny_sweep_cfg: Path) -> Path:
+    return tiny_sweep_cfg
 
 # --------------------------------------------------------------------------- no processes
 

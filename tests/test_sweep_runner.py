@@ -15,29 +15,22 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from lnexp import expect
-from lnexp.cli import app
 from lnexp.errors import RunFolderError
 from lnexp.sweep import summary
 from lnexp.sweep.folder import SweepFolder
 from lnexp.sweep.workers import HOLD_ENV
+from tests.conftest import TINY_SWEEP
+from tests.conftest import invoke_app as _invoke
 
 LNEXP = Path(sys.executable).with_name("lnexp")
-SMALL = ("name: tiny\ndata:\n  n_samples: 8\nmodel:\n  in_features: 6\n  out_features: 4\n"
-         "output:\n  figures: false\n")
+SMALL = TINY_SWEEP
 
 
 @pytest.fixture
-def cfg(tmp_path: Path) -> Path:
-    path = tmp_path / "tiny.yaml"
-    path.write_text(SMALL)
-    return path
-
-
-def _invoke(*args: str):
-    return CliRunner().invoke(app, list(args), catch_exceptions=False)
+def cfg(tiny_sweep_cfg: Path) -> Path:
+    return tiny_sweep_cfg
 
 
 # --------------------------------------------------------------------------- expansion
