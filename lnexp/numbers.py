@@ -26,3 +26,20 @@ def show_value(v: Any) -> str:
     if isinstance(v, str | int):
         return str(v)
     return json.dumps(v, separators=(",", ":"))
+
+
+def count(k: int, word: str) -> str:
+    """'1 sample', '2,048 samples'."""
+    return f"{k} {word}" if k == 1 else f"{k:,} {word}s"
+
+
+def shape_words(cfg: Any) -> str:
+    """A config's batch in words, for titles: '100 samples × 50 features', '2 samples × 32
+    channels × 8×8 pixels', '4 samples × 16 tokens × 32 channels'."""
+    d = cfg.dims()
+    if cfg.data.layout == "image":
+        return f"{count(d['N'], 'sample')} × {count(d['C'], 'channel')} × {d['H']}×{d['W']} pixels"
+    if cfg.data.layout == "sequence":
+        return (f"{count(d['N'], 'sample')} × {count(d['T'], 'token')} × "
+                f"{count(d['C'], 'channel')}")
+    return f"{count(d['N'], 'sample')} × {count(d['C'], 'feature')}"

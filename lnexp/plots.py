@@ -15,7 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, NullLocator
 
-from lnexp.numbers import show_value
+from lnexp.numbers import shape_words, show_value
 from lnexp.registry import AXES, METRIC_TITLES
 
 if TYPE_CHECKING:  # experiment imports torch; the sweep figure is drawn without it
@@ -71,24 +71,12 @@ def _layer_name(cfg: Any) -> str:
     return f"Linear({m.in_features}→{m.out_features}){per}"
 
 
-def _shape(cfg: Any) -> str:
-    """'100 samples × 50 features', '2 samples × 32 channels × 8×8', '4 × 16 tokens × 32'."""
-    d = cfg.dims()
-    if cfg.data.layout == "image":
-        return (f"{_count(d['N'], 'sample')} × {_count(d['C'], 'channel')} × "
-                f"{d['H']}×{d['W']} pixels")
-    if cfg.data.layout == "sequence":
-        return (f"{_count(d['N'], 'sample')} × {_count(d['T'], 'token')} × "
-                f"{_count(d['C'], 'channel')}")
-    return f"{_count(d['N'], 'sample')} × {_count(d['C'], 'feature')}"
-
-
 def _describe(result: RunResult) -> str:
     cfg = result.config
     m = cfg.model
     layer = f"{_layer_name(cfg)} → " if m.linear else ""
     source = "  ·  scikit-learn digits" if cfg.data.source == "digits" else ""
-    return (f"{layer}{result.norm.title} ({m.norm}), {m.mode} mode  ·  {_shape(cfg)}"
+    return (f"{layer}{result.norm.title} ({m.norm}), {m.mode} mode  ·  {shape_words(cfg)}"
             f"{source}  ·  seed {cfg.seed}")
 
 
@@ -399,7 +387,7 @@ def comparison(cmp: CompareResult) -> Figure:
     kind = "Conv2d" if cfg.data.layout == "image" else "Linear"
     same = f"same inputs, same {kind} weights" if m.linear else "same inputs"
     fig.suptitle(f"{same[0].upper() + same[1:]}, one norm per column  ·  {layer}, "
-                 f"{m.mode} mode  ·  {_shape(cfg)}  ·  seed {cfg.seed}\n"
+                 f"{m.mode} mode  ·  {shape_words(cfg)}  ·  seed {cfg.seed}\n"
                  f"variances are biased (÷n); blue before the norm, green after; dashed line "
                  f"at 1", fontsize=13)
     return fig
@@ -761,7 +749,7 @@ def norm_axes(cmp: CompareResult) -> Figure:
         lead.set_ylabel("after the norm\n(shaded: the norm's own axis)", fontsize=10.5)
     pos = "H·W pixels" if layout == "image" else "T tokens"
     fig.suptitle(f"Which values share one mean and variance (blue), measured: one input "
-                 f"perturbed, the outputs that move  ·  {_shape(cfg)}\n"
+                 f"perturbed, the outputs that move  ·  {shape_words(cfg)}\n"
                  f"the GroupNorm paper's Figure 2: axes N (samples), C (channels), {pos}, the "
                  f"first few of each shown; below: how far each axis is from mean 0, "
                  f"variance 1  ·  seed {cfg.seed}, {cfg.model.mode} mode", fontsize=12.5)

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from lnexp.console import make_console
 from lnexp.explain import axis_descriptions
-from lnexp.numbers import show_value
+from lnexp.numbers import shape_words, show_value
 from lnexp.registry import AXES, COMPARATORS, LISTED_METRICS
 
 if TYPE_CHECKING:  # stats imports torch; `lnexp check` renders tables without it
@@ -244,19 +244,6 @@ def compare_table(cmp: CompareResult, outcomes: list[Any] | None = None,
     if cmp.not_computed:
         t.add_row("not computed because", *[o.why or "" for o in shown])
     return t
-
-
-def shape_words(cfg: Any) -> str:
-    """'100 samples × 50 features', '2 samples × 32 channels × 8×8 pixels',
-    '4 samples × 16 tokens × 32 channels'."""
-    d = cfg.dims()
-    if cfg.data.layout == "image":
-        return (f"{_plural(d['N'], 'sample')} × {_plural(d['C'], 'channel')} × "
-                f"{d['H']}×{d['W']} pixels")
-    if cfg.data.layout == "sequence":
-        return (f"{_plural(d['N'], 'sample')} × {_plural(d['T'], 'token')} × "
-                f"{_plural(d['C'], 'channel')}")
-    return f"{d['N']} samples × {d['C']} features"
 
 
 def _axes(cmp: CompareResult) -> list[str]:

@@ -122,11 +122,6 @@ class _Probe:
         if self.calls == 0:
             self.ctx.order.append(self)
         self.calls += 1
-        # One thread for the statistics: these reductions over ~1 MB are memory-bound, and on
-        # 2 threads they spent longer in OpenMP fork/join than computing (3-10x slower on a
-        # busy 2-core machine); the model's own forward keeps every thread.
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
         try:
             xd, locate = self._rows(x)
             self.pre.update(xd, locate)
@@ -138,8 +133,6 @@ class _Probe:
         except Exception as exc:  # ours, not the model's: must not read as a bad input
             raise HookError(f"measuring {self.layer.name} ({self.layer.type}, input "
                             f"{tuple(x.shape)}): {type(exc).__name__}: {exc}") from exc
-        finally:
-            torch.set_num_threads(threads)
 
     def _rows(self, t: torch.Tensor) -> tuple[torch.Tensor, Any]:
         """`t` as float64 (tokens, dims) rows without padding, and how to locate them."""
