@@ -1,6 +1,6 @@
 """`python -m lnexp` is the same as the `lnexp` command."""
 
-from lnexp.cli import main
+from lnexp.entry import main
 
 if __name__ == "__main__":
     main()

@@ -158,6 +158,7 @@ def guarded(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         json_mode = bool(kwargs.get("json_"))
+        _command_signals()
         try:
             return func(*args, **kwargs)
         except typer.Exit:
@@ -865,9 +866,17 @@ def _sigterm(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt  # a cancelled CI job: mark the run interrupted, exit 130
 
 
+def _command_signals() -> None:
+    """From here on Ctrl-C and SIGTERM are KeyboardInterrupt, which the command turns into a
+    run folder marked `interrupted` and exit 130 (before a command starts, lnexp.entry's
+    handlers end lnexp with 130 and one line)."""
+    with contextlib.suppress(ValueError):  # signal handlers can be set in the main thread only
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _sigterm)
+
+
 def main() -> None:
-    """Console-script entry point."""
-    signal.signal(signal.SIGTERM, _sigterm)
+    """The CLI with exit-code handling (the console script is lnexp.entry.main)."""
     try:
         app()
     except SystemExit as exc:

@@ -190,8 +190,8 @@ def _signal(proc: Lnexp, name: str) -> None:
         os.kill(proc.pid, SIGNALS[name])
 
 
-@pytest.mark.parametrize("sig", ["kill9", "sigterm"])
-@pytest.mark.parametrize("delay", [0.4, 1.2])
+@pytest.mark.parametrize("sig", ["kill9", "sigterm", "sigint"])
+@pytest.mark.parametrize("delay", [0.15, 0.4, 1.2])
 def test_signal_at_startup(sig: str, delay: float, tmp_path: Path, configs: Path) -> None:
     """While lnexp imports, loads the config and starts its figure workers: it ends (130
     with one line once its handler is installed, else SIGTERM's default), writes no
