@@ -225,6 +225,25 @@ def _sample_panel(ax: Axes, result: RunResult) -> None:
     ax.legend(loc="upper right", fontsize=9)
 
 
+
+def _std_margins(top: Axes, right: Axes, std_max: float,
+                 columns: tuple[np.ndarray, np.ndarray, str],
+                 rows: tuple[np.ndarray, np.ndarray, str]) -> None:
+    """The grey std bars above (one per column) and beside (one per row) a heatmap, each
+    (values, bin edges, label), with a dashed line at 1 on a shared 0..std_max scale."""
+    values, edges, label = columns
+    top.stairs(values, edges, fill=True, color="0.45")
+    top.axhline(1, color="k", linestyle="--", linewidth=1)
+    top.set_ylim(0, std_max)
+    top.set_ylabel(label, fontsize=9)
+    top.tick_params(labelbottom=False)
+    values, edges, label = rows
+    right.stairs(values, edges, fill=True, color="0.45", orientation="horizontal")
+    right.axvline(1, color="k", linestyle="--", linewidth=1)
+    right.set_xlim(0, std_max)
+    right.set_xlabel(label, fontsize=9)
+    right.tick_params(labelleft=False)
+
 def heatmap(result: RunResult) -> Figure:
     """The activation matrix (samples x features) before and after the norm.
 
@@ -261,19 +280,11 @@ def heatmap(result: RunResult) -> Figure:
         ax.set_xlabel("feature (dim 1)")
         ax.set_ylabel(f"sample (dim 0{thinned})")
         feats = np.arange(len(st.per_feature.std))
-        top.stairs(st.per_feature.std, np.append(feats, len(feats)) - 0.5, fill=True,
-                   color="0.45")
-        top.axhline(1, color="k", linestyle="--", linewidth=1)
-        top.set_ylim(0, std_max)
-        top.set_ylabel("std per\nfeature", fontsize=9)
-        top.tick_params(labelbottom=False)
+        _std_margins(top, right, std_max,
+                     (st.per_feature.std, np.append(feats, len(feats)) - 0.5, "std per\nfeature"),
+                     (st.per_sample.std[rows], np.arange(len(rows) + 1) * step - 0.5,
+                      "std per\nsample"))
         top.set_title(f"Activations {label}", fontsize=12)
-        right.stairs(st.per_sample.std[rows], np.arange(len(rows) + 1) * step - 0.5, fill=True,
-                     color="0.45", orientation="horizontal")
-        right.axvline(1, color="k", linestyle="--", linewidth=1)
-        right.set_xlim(0, std_max)
-        right.set_xlabel("std per\nsample", fontsize=9)
-        right.tick_params(labelleft=False)
         cax = fig.add_subplot(gs[3, col])
         fig.colorbar(im, cax=cax, orientation="horizontal",
                      label="activation value (one scale for both; clipped at the 99.5th "
@@ -838,18 +849,10 @@ def token_heatmap(result: RunResult) -> Figure:
                           interpolation="nearest", extent=(-0.5, c - 0.5, t - 0.5, -0.5))
         ax.set_xlabel("channel (C)")
         ax.set_ylabel("token (T)")
-        top.stairs(data.std(axis=0), np.arange(c + 1) - 0.5, fill=True, color="0.45")
-        top.axhline(1, color="k", linestyle="--", linewidth=1)
-        top.set_ylim(0, std_max)
-        top.set_ylabel("std over\ntokens", fontsize=9)
-        top.tick_params(labelbottom=False)
+        _std_margins(top, right, std_max,
+                     (data.std(axis=0), np.arange(c + 1) - 0.5, "std over\ntokens"),
+                     (data.std(axis=1), np.arange(t + 1) - 0.5, "std over\nchannels"))
         top.set_title(f"Sample {i} {label} {cfg.model.norm}", fontsize=12)
-        right.stairs(data.std(axis=1), np.arange(t + 1) - 0.5, fill=True, color="0.45",
-                     orientation="horizontal")
-        right.axvline(1, color="k", linestyle="--", linewidth=1)
-        right.set_xlim(0, std_max)
-        right.set_xlabel("std over\nchannels", fontsize=9)
-        right.tick_params(labelleft=False)
         cax = fig.add_subplot(gs[3, col])
         fig.colorbar(image, cax=cax, orientation="horizontal",
                      label="activation (one scale before and after; clipped at the 99.5th "
