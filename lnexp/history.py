@@ -10,7 +10,6 @@ read from sweep.json and its journal (its run.json counts are written when it en
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ from lnexp.errors import RunFolderError
 from lnexp.numbers import finite_or_none
 from lnexp.procs import effective_status
 from lnexp.registry import LISTED_METRICS, RUN_KINDS, RUN_STATUSES
-from lnexp.store.files import read_json
+from lnexp.store import reading
 from lnexp.store.files import read_json_or_none as _json
 
 
@@ -90,17 +89,11 @@ def record(folder: Path | str, parent: Path | str | None = None) -> RunRecord | 
     folder = os.fspath(folder)
     run_json = os.path.join(folder, "run.json")
     try:
-        with open(run_json, "rb") as f:
-            info = json.loads(f.read().decode("utf-8"))
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        info = reading.read_json(run_json)
+    except reading.MissingFile:
         return None
-    except (OSError, UnicodeDecodeError, ValueError):
-        try:  # the store's reader words the problem, as for every other run-folder file
-            info = read_json(Path(run_json))
-        except RunFolderError as exc:
-            raise MalformedFolder(str(exc).removeprefix(f"{folder}: ")) from None
-    if not isinstance(info, dict):
-        raise MalformedFolder("run.json is not a JSON object")
+    except reading.UnreadableFile as exc:
+        raise MalformedFolder(f"cannot read run.json: {exc.why}") from None
     if "kind" not in info:
         return None
     kind = _text(info, "kind", required=True)
@@ -271,21 +264,22 @@ def details(folder: Path) -> dict[str, Any]:
         raise RunFolderError(f"{folder}: {exc}") from None
     if rec is None:
         raise RunFolderError(f"{folder}: no readable run.json; not an lnexp run folder")
-    out: dict[str, Any] = {"record": rec.as_dict(), "run": _json(folder / "run.json")}
+    out: dict[str, Any] = {"record": rec.as_dict(),
+                           "run": reading.read_json(folder / "run.json")}
     if rec.kind == "run":
-        doc = _json(folder / "metrics.json")
+        doc = reading.read_json_or_none(folder / "metrics.json")
         if doc is not None:
             out["config"] = doc.get("config")
             out["verdict"] = doc.get("verdict")
             out["explanation"] = doc.get("explanation")
             out["expectations"] = doc.get("expectations")
     elif rec.kind == "compare":
-        doc = _json(folder / "comparison.json")
+        doc = reading.read_json_or_none(folder / "comparison.json")
         if doc is not None:
             out["norms"] = [{k: n.get(k) for k in ("name", "status", "standardizes", "reason",
                                                     "run_dir")} for n in doc.get("norms", [])]
     elif rec.kind == "sweep":
-        doc = _json(folder / "sweep.json")
+        doc = reading.read_json_or_none(folder / "sweep.json")
         if doc is not None:
             out["sweep"] = {k: doc.get(k) for k in ("command", "status", "counts", "keys",
                                                     "group_keys", "metrics", "summary")}

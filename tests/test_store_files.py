@@ -145,7 +145,7 @@ def test_sigint_subprocess_leaves_interrupted_folder(cfg: Path, tmp_path: Path) 
 @pytest.mark.parametrize(("setup", "message"), [
     (lambda d: None, "no such folder"),
     (lambda d: d.mkdir(), "no run.json"),
-    (lambda d: (d.mkdir(), (d / "run.json").write_text("{nope")), "run.json cannot be read"),
+    (lambda d: (d.mkdir(), (d / "run.json").write_text("{nope")), "cannot read"),
     (lambda d: (d.mkdir(), (d / "run.json").write_text('{"status": "running"}')),
      "run status is 'running'"),
     (lambda d: (d.mkdir(), (d / "run.json").write_text('{"status": "completed", '

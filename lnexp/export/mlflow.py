@@ -21,6 +21,7 @@ turned off unless MLFLOW_DISABLE_TELEMETRY is set (lnexp runs offline, e.g. in C
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import math
@@ -146,14 +147,20 @@ def metrics_of(doc: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, list
 def history_of(path: Path) -> dict[str, list[tuple[int, float]]]:
     """history.csv as {column: [(step, value), ...]}, empty cells skipped."""
     out: dict[str, list[tuple[int, float]]] = {}
-    if not path.is_file():
+    from lnexp.store import reading
+
+    try:
+        text = reading.read_text(path)
+    except reading.MissingFile:
         return out
-    with path.open(newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
+    try:
+        for row in csv.DictReader(io.StringIO(text, newline="")):
             step = int(row.pop("step"))
             for key, cell in row.items():
                 if cell not in ("", None):
                     out.setdefault(key, []).append((step, float(cell)))
+    except (ValueError, TypeError, KeyError, csv.Error) as exc:  # a cell that is not a number, no step
+        raise reading.UnreadableFile(path, f"not the CSV lnexp writes ({exc})") from None
     return out
 
 
@@ -168,13 +175,11 @@ def _millis(stamp: Any) -> int | None:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ExportError(f"{path}: cannot read ({exc})") from None
-    return doc if isinstance(doc, dict) else {}
+    """A document of the folder through lnexp's one bounded reader ({} when absent);
+    "cannot read FILE: why" (exit 2) when it is unreadable or not of the expected shape."""
+    from lnexp.store import reading
+
+    return reading.read_json_or_none(path) or {}
 
 
 def folder_kind(folder: Path) -> str:

@@ -29,6 +29,7 @@ from lnexp.report.document import (
     Text,
     Tone,
 )
+from lnexp.store import reading
 
 # The files that say what a folder is, for folders whose run.json is missing.
 MARKERS = {"sweep.json": "sweep", "comparison.json": "compare", "metrics.json": "run"}
@@ -115,22 +116,17 @@ def _plain(v: Any) -> str:
 # --------------------------------------------------------------------------- files
 
 def _read_json(path: Path) -> dict[str, Any] | None:
-    """A JSON document of the folder, None when the file is absent."""
-    if not path.is_file():
-        return None
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RunFolderError(f"{path}: cannot read ({exc})") from None
-    if not isinstance(doc, dict):
-        raise RunFolderError(f"{path}: expected a JSON object")
-    return doc
+    """A JSON document of the folder, None when the file is absent; "cannot read FILE: why"
+    (exit 2) when it is unreadable or not of the shape lnexp writes (lnexp.store.reading)."""
+    return reading.read_json_or_none(path)
 
 
 def _read_text(path: Path) -> str | None:
+    """config.yaml as text (bounded, regular files only), None when absent or unreadable: the
+    config is shown, never trusted."""
     try:
-        return path.read_text(encoding="utf-8") if path.is_file() else None
-    except (OSError, UnicodeDecodeError):
+        return reading.read_text(path)
+    except reading.UnreadableFile:
         return None
 
 
@@ -429,9 +425,12 @@ def run_document(path: Path) -> Document:
 def _safe_yaml(text: str | None) -> dict[str, Any] | None:
     if not text:
         return None
+    from lnexp.config.loading import load_yaml  # the config loader's depth and alias bounds
+    from lnexp.errors import ConfigError
+
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
+        data, _ = load_yaml(text, "config.yaml")
+    except ConfigError:
         return None
     return data if isinstance(data, dict) else None
 

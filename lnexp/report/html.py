@@ -150,10 +150,12 @@ def _table(t: Table) -> str:
 
 
 def _figure(f: Figure) -> str:
+    from lnexp.store import reading
+
     try:
-        data = f.path.read_bytes()
-    except OSError as exc:
-        return f'<p class="warn">{escape(f.path.name)}: cannot read ({escape(str(exc))})</p>'
+        data = reading.read_bytes(f.path, reading.LIMITS["figure"])
+    except reading.UnreadableFile as exc:
+        return f'<p class="warn">{escape(f.path.name)}: cannot read ({escape(exc.why)})</p>'
     size = png_size(data)
     if size is None:
         return f'<p class="warn">{escape(f.path.name)}: not a PNG file, left out</p>'

@@ -84,20 +84,19 @@ def _umask() -> int:
 
 
 def read_json(path: Path, folder: Path | None = None) -> dict[str, Any]:
-    """A JSON object from a run folder; RunFolderError (exit 2) naming the folder when it is
-    missing, unreadable or not an object. Callers that tolerate a bad file catch that."""
+    """A JSON object from a run folder, through the one bounded reader (lnexp.store.reading);
+    RunFolderError (exit 2) naming the folder when it is missing, and "cannot read FILE: why"
+    when it is unreadable, too large, not a regular file or not of the expected shape.
+    Callers that tolerate a bad file catch that."""
+    from lnexp.store.reading import MissingFile
+    from lnexp.store.reading import read_json as read
+
     folder = path.parent if folder is None else folder
-    try:  # open first, no is_file() stat: listing reads 10,000 of these
-        with open(path, "rb") as f:
-            doc = json.loads(f.read().decode("utf-8"))
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+    try:
+        return read(path)
+    except MissingFile:
         raise RunFolderError(f"{folder}: no {path.name}; not a completed lnexp run folder"
                              ) from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise RunFolderError(f"{folder}: {path.name} cannot be read ({exc})") from None
-    if not isinstance(doc, dict):
-        raise RunFolderError(f"{folder}: {path.name} is not a JSON object")
-    return doc
 
 
 def read_json_or_none(path: Path) -> dict[str, Any] | None:

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lnexp import __version__, procs
 from lnexp.errors import RunFolderError
-from lnexp.store import files
+from lnexp.store import files, reading
 
 if TYPE_CHECKING:
     from lnexp.sweep.grid import Definition, Trial
@@ -30,6 +31,38 @@ JOURNAL = "journal.jsonl"
 # Lines are flushed to the OS at once (a killed parent loses nothing); fsync, which costs a
 # disk round trip, at most this often and when the journal is closed (power loss: <= 1 s).
 FSYNC_EVERY_S = 1.0
+# A trial folder name as grid.Trial.dirname makes it: t<index>, then an optional -<slug>.
+_TRIAL_DIR = re.compile(r"t[0-9]{3,}(-[A-Za-z0-9._-]{0,40})?")
+# The fields a journal line may carry, and their types (index: the trial's position).
+_EVENT_TYPES: dict[str, tuple[type, ...]] = {
+    "index": (int,), "status": (str,), "error": (str, type(None)),
+    "seconds": (int, float, type(None)), "cpu_seconds": (int, float, type(None)),
+    "threads": (int, type(None)), "attempts": (int,), "worker_pid": (int, type(None)),
+    "worker_host": (str, type(None))}
+
+
+def _event(line: str, n_trials: int) -> dict[str, Any]:
+    """One journal line as an event; ValueError saying what is wrong with it."""
+    if len(line) > reading.JOURNAL_LINE_BYTES:
+        raise ValueError(f"longer than {reading.JOURNAL_LINE_BYTES:,} characters")
+    try:
+        event = reading.parse_json(line, JOURNAL)  # depth and integer caps
+    except reading.UnreadableFile as exc:
+        raise ValueError(exc.why) from None
+    if not isinstance(event, dict):
+        raise ValueError("not a JSON object")
+    for key, value in event.items():
+        types = _EVENT_TYPES.get(key)
+        if types is None:
+            raise ValueError(f"unknown key {key!r}")
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise ValueError(f"{key} is {value!r}, not of the type lnexp writes")
+    index = event.get("index")
+    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < n_trials:
+        raise ValueError(f"index {index!r} is not a trial of this sweep")
+    if "status" in event and event["status"] not in TRIAL_STATES:
+        raise ValueError(f"status {event['status']!r} is not a trial state")
+    return event
 
 
 class SweepFolder:
@@ -89,22 +122,48 @@ class SweepFolder:
                                  f"{doc.get('schema_version')!r}, this lnexp reads "
                                  f"{files.SCHEMA_VERSION}")
         folder = cls(path, doc)
+        folder._check_trials()
         folder._fold()
         return folder
 
+    def _check_trials(self) -> None:
+        """Every trial entry as lnexp writes it: index = its position, run_dir one plain folder
+        name starting t<index>, status a known state (sweep.json is read through the shape
+        check, so the types are right); RunFolderError naming the trial otherwise."""
+        for i, t in enumerate(self.trials):
+            where = f"{self.path / 'sweep.json'}: trial {i}"
+            if t.get("index") != i:
+                raise RunFolderError(f"{where}: index {t.get('index')!r}, expected {i}")
+            run_dir = t.get("run_dir")
+            if not isinstance(run_dir, str) or not _TRIAL_DIR.fullmatch(run_dir) or \
+                    not run_dir.startswith(f"t{i:03d}"):
+                raise RunFolderError(f"{where}: run_dir {run_dir!r} is not a trial folder name "
+                                     f"(t{i:03d}-...); refusing to use it")
+            if t.get("status") not in TRIAL_STATES:
+                raise RunFolderError(f"{where}: status {t.get('status')!r}, not one of "
+                                     f"{', '.join(TRIAL_STATES)}")
+
     def _fold(self) -> None:
-        """Apply journal.jsonl's events to the document (a torn last line is skipped)."""
+        """Apply journal.jsonl's events to the document. A torn last line (no newline: a
+        crash mid-write) is skipped; any other line that is not an event lnexp writes (known
+        keys, their types, an existing trial) is an error naming the line."""
+        path = self.path / JOURNAL
         try:
-            text = (self.path / JOURNAL).read_text(encoding="utf-8")
-        except OSError:
+            text = reading.read_text(path)
+        except reading.MissingFile:
             return
-        for line in text.splitlines():
+        lines = text.split("\n")
+        for number, line in enumerate(lines, 1):
+            last = number == len(lines)
+            if not line.strip():
+                continue
             try:
-                event = json.loads(line)
-                entry = self.trials[event.pop("index")]
-            except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-                continue  # a line cut short by a crash
-            entry.update(event)
+                event = _event(line, len(self.trials))
+            except ValueError as exc:
+                if last:  # no newline after it: cut short by a crash
+                    continue
+                raise RunFolderError(f"cannot read {path}: line {number}: {exc}") from None
+            self.trials[event.pop("index")].update(event)
 
     @property
     def trials(self) -> list[dict[str, Any]]:
@@ -118,7 +177,7 @@ class SweepFolder:
         results computed with different thread counts. The entry is set completed."""
         if entry.get("hash") != config_hash:
             return False
-        run_dir = self.path / entry["run_dir"]
+        run_dir = self.trial_path(entry["index"])
         info = files.read_json_or_none(run_dir / "run.json")
         env = files.read_json_or_none(run_dir / "env.json") or {}
         done = (info is not None and info.get("status") == "completed"
@@ -127,14 +186,34 @@ class SweepFolder:
             entry.update(status="completed", error=None)
         return done
 
+    def trial_path(self, index: int) -> Path:
+        """A trial's run folder: a direct child of the sweep folder, named as lnexp names it
+        (checked on load), and not a symlink out of it; RunFolderError otherwise."""
+        name = self.trials[index]["run_dir"]
+        if not isinstance(name, str) or not _TRIAL_DIR.fullmatch(name):
+            raise RunFolderError(f"{self.path / 'sweep.json'}: trial {index}: run_dir "
+                                 f"{name!r} is not a trial folder name; refusing to use it")
+        path = self.path / name
+        if path.is_symlink():
+            raise RunFolderError(f"{path}: a symlink where lnexp keeps trial {index}'s folder; "
+                                 f"refusing to use or remove it")
+        return path
+
     def reset_trial(self, index: int) -> Path:
         """Mark a trial pending and remove a failed or interrupted attempt's folder (its
-        results are not trusted); returns the trial's run folder path."""
+        results are not trusted); returns the trial's run folder path. Only a real folder
+        directly inside the sweep folder, with a trial's name, is ever removed."""
         import shutil
 
-        path = self.path / self.trials[index]["run_dir"]
-        if path.exists():
+        path = self.trial_path(index)
+        if path.resolve().parent != self.path.resolve():
+            raise RunFolderError(f"{path}: not inside the sweep folder {self.path}; refusing "
+                                 f"to remove it")
+        if path.is_dir():
             shutil.rmtree(path)
+        elif path.exists():
+            raise RunFolderError(f"{path}: not a folder where lnexp keeps trial {index}'s run; "
+                                 f"refusing to remove it")
         if self.trials[index]["status"] != "pending":
             self.update(index, status="pending", error=None)
         return path
@@ -201,7 +280,7 @@ class SweepFolder:
         """Every trial entry plus `metrics` (its metrics.json, or None when not completed)."""
         out = []
         for t in self.trials:
-            doc = (files.read_json_or_none(self.path / t["run_dir"] / "metrics.json")
+            doc = (files.read_json_or_none(self.trial_path(t["index"]) / "metrics.json")
                    if t["status"] == "completed" else None)
             out.append({**t, "metrics": doc})
         return out

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from lnexp import plan, resources
 from lnexp.config import read_raw, to_dict
-from lnexp.errors import ConfigError
+from lnexp.errors import ConfigError, RunFolderError
 from lnexp.store import documents, files
 from lnexp.sweep import executors, grid, summary, workers
 from lnexp.sweep.folder import SweepFolder
@@ -105,10 +105,26 @@ def plan_sweep(config: Path | None, grid_options: list[str], sets: list[str],
         str(output_dir) if output_dir is not None else d.base.get("output", {}).get("dir")
         or "outputs")
     trials = grid.expand(d, output_dir=str(root))
+    if folder is not None:
+        _same_trials(folder, trials)
     guard(trials, d.size)
     summary.x_key(d, x)  # a bad --x is an error before anything runs
     return SweepPlan(d, trials, metrics, root, jobs or workers.default_jobs(), folder, x,
                      executor or executors.LOCAL, jobs is not None)
+
+
+def _same_trials(folder: SweepFolder, trials: list[grid.Trial]) -> None:
+    """A resumed sweep.json lists the definition's trials, each in the folder lnexp names it
+    (what --resume may remove and rerun); RunFolderError naming the first that differs."""
+    where = folder.path / "sweep.json"
+    if len(folder.trials) != len(trials):
+        raise RunFolderError(f"{where}: lists {len(folder.trials)} trials, its definition has "
+                             f"{len(trials)}; refusing to resume")
+    for t in trials:
+        if folder.trials[t.index]["run_dir"] != t.dirname:
+            raise RunFolderError(f"{where}: trial {t.index}: run_dir "
+                                 f"{folder.trials[t.index]['run_dir']!r}, expected "
+                                 f"{t.dirname!r}; refusing to resume")
 
 
 def guard(trials: list[grid.Trial], size: int) -> None:
