@@ -94,9 +94,11 @@ def _root(
 
 
 def _err(message: str) -> None:
+    from lnexp.console import plain_line
+
     with contextlib.suppress(OSError):  # a closed stderr must not turn an error into a crash
         for line in message.splitlines() or [message]:
-            typer.echo(f"error: {line}", err=True)
+            typer.echo(f"error: {plain_line(line)}", err=True)
 
 
 def _stdout_closed() -> bool:
@@ -268,8 +270,10 @@ def _warn_trouble(trouble: dict[str, Any]) -> None:
 
 
 def _warn(message: str) -> None:
+    from lnexp.console import plain_line
+
     with contextlib.suppress(OSError):
-        typer.echo(f"warning: {message}", err=True)
+        typer.echo(f"warning: {plain_line(message)}", err=True)
 
 
 @app.command("run", short_help="Run one experiment from a YAML config.")
@@ -808,6 +812,13 @@ def report_cmd(folder: Annotated[Path, typer.Argument(
         sys.stdout.write(report.to_markdown(doc))
         return
     target = output if output is not None else folder / "report.html"
+    from lnexp.errors import OutputError
+    from lnexp.store.files import result_file
+
+    if result_file(target):
+        raise OutputError(f"{target}: a file lnexp wrote into a result folder; refusing to "
+                          f"overwrite it with the report (give -o another file, e.g. "
+                          f"{target.parent / 'report.html'})")
     _write(target, report.to_html(doc))
     typer.echo(str(target))
 

@@ -6,12 +6,36 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import sys
-from typing import IO
+from typing import IO, Any
 
 from rich.console import Console
 
 PIPE_WIDTH = 120  # plain output when COLUMNS is unset: a CI log, a file
+# C0 controls (line breaks and tabs included: the fields shown are one line each), DEL, C1.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def plain_line(text: Any) -> str:
+    """Text lnexp did not write itself (a field of a result folder, a file name), safe on a
+    terminal: control characters as \\xNN, so no clear-screen, OSC title or carriage return
+    that draws a fake line reaches it."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+
+
+def printable(value: Any) -> Any:
+    """plain_line for every string inside `value` (dicts, lists), with rich markup escaped too
+    (`[bold]` in a run name is shown, not interpreted); numbers and None unchanged."""
+    from rich.markup import escape
+
+    if isinstance(value, str):
+        return escape(plain_line(value))
+    if isinstance(value, dict):
+        return {printable(k): printable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [printable(v) for v in value]
+    return value
 
 
 class _StripTrailing:

@@ -522,13 +522,24 @@ def runs_table(records: list[RunRecord], width: int = 120) -> Table:
 
 
 def render_runs(console: Console, records: list[RunRecord], root: str, total: int) -> None:
-    """Everything `lnexp runs` prints for a person."""
+    """Everything `lnexp runs` prints for a person (the folders' text fields escaped:
+    console.printable)."""
+    import dataclasses
+
+    from lnexp.console import printable
+
+    records = [dataclasses.replace(r, **{f.name: printable(getattr(r, f.name))
+                                         for f in dataclasses.fields(r)}) for r in records]
     console.print(runs_title(records, root, total))
     console.print(runs_table(records, console.width))
 
 
 def render_run_details(console: Console, info: dict[str, Any]) -> None:
-    """`lnexp runs show`: what the folder is, its status and its main results."""
+    """`lnexp runs show`: what the folder is, its status and its main results (every text
+    field escaped: console.printable)."""
+    from lnexp.console import printable
+
+    info = printable(info)
     rec = info["record"]
     t = Table(box=box.SIMPLE_HEAD, show_header=False, title=f"{rec['kind']} {rec['path']}",
               title_justify="left")

@@ -159,7 +159,7 @@ def history_of(path: Path) -> dict[str, list[tuple[int, float]]]:
             for key, cell in row.items():
                 if cell not in ("", None):
                     out.setdefault(key, []).append((step, float(cell)))
-    except (ValueError, TypeError, KeyError, csv.Error) as exc:  # a cell that is not a number, no step
+    except (ValueError, TypeError, KeyError, csv.Error) as exc:  # not a number, no step
         raise reading.UnreadableFile(path, f"not the CSV lnexp writes ({exc})") from None
     return out
 

@@ -4,14 +4,33 @@ embedded images), no config or environment (the HTML page has them)."""
 
 from __future__ import annotations
 
+import html
+import re
+
 from lnexp.report.document import Bullets, Code, Document, Fields, Figure, Table, Text
 
 MARK = {"pass": "✅ ", "fail": "❌ ", "warn": "⚠️ ", "": ""}
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _text(text: object) -> str:
+    """Text from the folder's files as Markdown shows it: HTML escaped (GitHub renders inline
+    HTML in a job summary, so `<script>` or `<img onerror>` in a name would be markup),
+    control characters as \\xNN."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}",
+                        html.escape(str(text), quote=False))
+
+
+def _line(text: object) -> str:
+    """_text on one line (headings, bullets)."""
+    return _text(text).replace("\r", " ").replace("\n", " ")
+
+
 def _cell(text: str) -> str:
-    """A table cell: pipes escaped, line breaks flattened."""
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    """A table cell: HTML escaped, pipes escaped, line breaks flattened."""
+    return _line(text).replace("\\", "\\\\").replace("|", "\\|")
 
 
 def _table(t: Table) -> list[str]:
@@ -30,34 +49,34 @@ def _table(t: Table) -> list[str]:
             cells[0] = f"**{cells[0]}**"
         out.append("| " + " | ".join(cells) + " |")
     if t.note:
-        out += ["", f"_{t.note}_"]
+        out += ["", f"_{_line(t.note)}_"]
     return out
 
 
 def render(doc: Document) -> str:
     """The summary: title and status, headline, then each summary section's tables."""
-    lines = [f"### {doc.title} — {doc.status}", ""]
+    lines = [f"### {_line(doc.title)} — {_line(doc.status)}", ""]
     for t in doc.headline:
-        lines += [f"{MARK[t.tone]}{t.text}", ""]
-    lines += [f"Folder: `{doc.path}`", ""]
+        lines += [f"{MARK[t.tone]}{_line(t.text)}", ""]
+    lines += [f"Folder: {_cell(str(doc.path))}", ""]
     left_out = bool(doc.figures())
     for section in doc.sections:
         if not section.summary:
             left_out = True
             continue
-        lines += [f"#### {section.title}", ""]
+        lines += [f"#### {_line(section.title)}", ""]
         for b in section.blocks:
             if isinstance(b, Table):
                 lines += [*_table(b), ""]
             elif isinstance(b, Text):
-                lines += [f"{MARK[b.tone]}{b.text}", ""]
+                lines += [f"{MARK[b.tone]}{_line(b.text)}", ""]
             elif isinstance(b, Bullets):
-                lines += [*(f"- {x}" for x in b.items), ""]
+                lines += [*(f"- {_line(x)}" for x in b.items), ""]
             elif isinstance(b, Fields):
-                lines += [*(f"- {k}: {v}" for k, v in b.items), ""]
+                lines += [*(f"- {_line(k)}: {_line(v)}" for k, v in b.items), ""]
             elif isinstance(b, Figure | Code):
                 left_out = True
     if left_out:
-        lines += [f"_Figures, the resolved config and the environment: `lnexp report "
-                  f"{doc.path}` writes them into one HTML page._", ""]
+        lines += [f"_Figures, the resolved config and the environment: lnexp report "
+                  f"{_cell(str(doc.path))} writes them into one HTML page._", ""]
     return "\n".join(lines)

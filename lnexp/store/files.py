@@ -83,6 +83,23 @@ def _umask() -> int:
     return current
 
 
+# The files lnexp writes into a result folder (and its trial, norm and figures folders).
+RESULT_FILES = frozenset({
+    "run.json", "metrics.json", "env.json", "config.yaml", "stats.csv", "history.csv",
+    "comparison.json", "comparison.csv", "comparison.png", "layers.png", "sweep.json",
+    "summary.csv", "summary.png", "journal.jsonl", "inspect.json", "layers.csv", "dims.csv"})
+
+
+def result_file(path: Path) -> bool:
+    """Whether `path` (resolved: a symlink counts as its target) is a file lnexp wrote into a
+    result folder: one of RESULT_FILES, or a PNG of its figures/, next to a run.json."""
+    real = path.resolve()
+    folder = real.parent.parent if real.parent.name == "figures" else real.parent
+    ours = real.name in RESULT_FILES or (real.parent.name == "figures"
+                                         and real.suffix == ".png")
+    return ours and (folder / "run.json").exists()
+
+
 def read_json(path: Path, folder: Path | None = None) -> dict[str, Any]:
     """A JSON object from a run folder, through the one bounded reader (lnexp.store.reading);
     RunFolderError (exit 2) naming the folder when it is missing, and "cannot read FILE: why"
