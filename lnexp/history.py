@@ -242,7 +242,7 @@ def select(records: list[RunRecord], norm: str | None = None, status: str | None
 def find(root: Path, ref: str) -> Path:
     """A folder from a path, or from its <timestamp>-<id> (or just the id) under root."""
     path = Path(ref)
-    if (path / "run.json").is_file():
+    if os.path.lexists(path / "run.json"):  # whatever it is: the reader says what is wrong
         return path
     matches = [p.parent for p in root.glob("*/*/run.json")
                if p.parent.name == ref or p.parent.name.endswith(f"-{ref}")]
@@ -258,14 +258,14 @@ def find(root: Path, ref: str) -> Path:
 def details(folder: Path) -> dict[str, Any]:
     """Everything `lnexp runs show` prints: the record, run.json, and the folder's main
     document (metrics.json without its long per-index lists, comparison.json or sweep.json)."""
+    run = reading.read_json_or_none(folder / "run.json")  # "cannot read FILE: why" first
     try:
         rec = record(folder)
     except MalformedFolder as exc:
         raise RunFolderError(f"{folder}: {exc}") from None
     if rec is None:
         raise RunFolderError(f"{folder}: no readable run.json; not an lnexp run folder")
-    out: dict[str, Any] = {"record": rec.as_dict(),
-                           "run": reading.read_json(folder / "run.json")}
+    out: dict[str, Any] = {"record": rec.as_dict(), "run": run}
     if rec.kind == "run":
         doc = reading.read_json_or_none(folder / "metrics.json")
         if doc is not None:

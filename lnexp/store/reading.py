@@ -148,7 +148,7 @@ def read_json(path: Path | str, shape: dict[str, Any] | None = None) -> dict[str
     its shape (SHAPES by file name, unless given)."""
     doc = parse_json(read_text(path), path)
     if not isinstance(doc, dict):
-        raise UnreadableFile(path, f"not a JSON object (a {_type(doc)})")
+        raise UnreadableFile(path, f"not a JSON object ({_type(doc)})")
     spec = SHAPES.get(os.path.basename(os.fspath(path)), {}) if shape is None else shape
     for key, allowed in spec.items():
         for where, value in _at(doc, key.split(".")):

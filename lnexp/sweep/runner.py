@@ -125,6 +125,7 @@ def _same_trials(folder: SweepFolder, trials: list[grid.Trial]) -> None:
             raise RunFolderError(f"{where}: trial {t.index}: run_dir "
                                  f"{folder.trials[t.index]['run_dir']!r}, expected "
                                  f"{t.dirname!r}; refusing to resume")
+        folder.trial_path(t.index)  # not a symlink: before anything is written
 
 
 def guard(trials: list[grid.Trial], size: int) -> None:
