@@ -17,6 +17,8 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -419,3 +421,46 @@ def test_report_never_overwrites_a_file_lnexp_wrote(pristine: dict[str, Path],
     assert _snapshot(folder) == before
     res = _cli("report", str(folder), "-o", str(folder / "page.html"))
     assert res.exit_code == 0, res.output
+
+
+# --------------------------------------------------------------------------- real processes
+
+LNEXP = shutil.which("lnexp", path=str(Path(sys.executable).parent))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(LNEXP is None, reason="lnexp entry point not installed")
+@pytest.mark.parametrize(("mutation", "argv"), [
+    ("fifo", ["runs"]), ("fifo", ["runs", "show", "{folder}"]),
+    ("dev-zero", ["check", "{folder}"]), ("dev-zero", ["runs"]),
+    ("deep-object", ["report", "{folder}"])])
+def test_real_process_on_hostile_run_json(pristine: dict[str, Path], tmp_path: Path,
+                                          mutation: str, argv: list[str]) -> None:
+    """As a user runs it: one line, exit 0 (listing) or 2, within seconds, no traceback."""
+    folder = _copy(pristine, "run", tmp_path)
+    STRUCTURAL[mutation](folder / "run.json")
+    args = [a.format(folder=folder) for a in argv]
+    if args[0] == "runs":
+        args += ["-o", str(tmp_path / "out")]
+    proc = subprocess.run([LNEXP, *args], capture_output=True, text=True, timeout=60,
+                          cwd=tmp_path)
+    assert proc.returncode == (0 if args[:2] == ["runs", "-o"] else 2), proc.stderr
+    assert "Traceback" not in proc.stderr
+    listing = args[:2] == ["runs", "-o"]
+    assert ("skipped: cannot read run.json" if listing else f"cannot read {folder / 'run.json'}"
+            ) in proc.stderr, proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(LNEXP is None, reason="lnexp entry point not installed")
+def test_real_resume_with_a_climbing_run_dir_deletes_nothing(pristine: dict[str, Path],
+                                                             tmp_path: Path) -> None:
+    folder = _copy(pristine, "sweep", tmp_path)
+    _rewrite_json(folder / "sweep.json", lambda d: d["trials"][0].update(
+        run_dir="../../../canary", status="failed"))
+    before = _snapshot(tmp_path)
+    proc = subprocess.run([LNEXP, "sweep", "--resume", str(folder)], capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 2 and "trial 0" in proc.stderr, proc.stderr
+    assert proc.stderr.count("error:") == 1 and "Traceback" not in proc.stderr
+    assert _snapshot(tmp_path) == before
