@@ -400,7 +400,8 @@ def test_control_characters_and_html_are_escaped(pristine: dict[str, Path],
         assert not set(res.output) & {"\x1b", "\x07", "\r"}, (cmd, res.output)
         assert "\\x1b[2J" in res.output, (cmd, res.output)
         if cmd[0] == "report":
-            assert "<script>" not in res.output and "&lt;script&gt;" in res.output
+            assert "<script>" not in res.output and "&lt;script>" in res.output
+            assert "</script>" not in res.output
     (tmp_path / "out" / f"x\x1b[2J{HOSTILE_TEXT[:3]}").mkdir()
     (tmp_path / "out" / f"x\x1b[2J{HOSTILE_TEXT[:3]}" / "20260101-000000-aaaaaa").mkdir()
     (tmp_path / "out" / f"x\x1b[2J{HOSTILE_TEXT[:3]}" / "20260101-000000-aaaaaa" /

@@ -4,7 +4,6 @@ embedded images), no config or environment (the HTML page has them)."""
 
 from __future__ import annotations
 
-import html
 import re
 
 from lnexp.report.document import Bullets, Code, Document, Fields, Figure, Table, Text
@@ -13,14 +12,14 @@ MARK = {"pass": "✅ ", "fail": "❌ ", "warn": "⚠️ ", "": ""}
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_TAG = re.compile(r"<(?=[A-Za-z/!?])")  # what could open an HTML tag or comment
 
 
 def _text(text: object) -> str:
-    """Text from the folder's files as Markdown shows it: HTML escaped (GitHub renders inline
-    HTML in a job summary, so `<script>` or `<img onerror>` in a name would be markup),
-    control characters as \\xNN."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}",
-                        html.escape(str(text), quote=False))
+    """Text from the folder's files as Markdown shows it: every `<` that could open an HTML
+    tag as &lt; (GitHub renders inline HTML in a job summary, so `<script>` or `<img onerror>`
+    in a name would be markup; `<= 0.01` stays readable), control characters as \\xNN."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", _TAG.sub("&lt;", str(text)))
 
 
 def _line(text: object) -> str:
