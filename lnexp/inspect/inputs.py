@@ -28,6 +28,7 @@ BUILTIN_TEXTS = (
     "Quantizing activations to eight bits saves memory.",
 )
 MAX_TOKENS = 256  # text is truncated to this many tokens per input
+MAX_SEED = 2**63 - 1  # --seed, as the config's seed (torch.manual_seed overflows above 2**64)
 
 
 @dataclass(frozen=True)
@@ -293,6 +294,9 @@ def resolve(spec: InputSpec, tokenizer: Any | None, model_name: str) -> Source:
                            f"--random SHAPE, --digits or a .npy/.pt file")
     if spec.random is not None:
         shape = parse_shape(spec.random)
+        if not 0 <= spec.seed <= MAX_SEED:
+            raise InspectError(f"--seed {spec.seed}: give a whole number from 0 to {MAX_SEED} "
+                               f"(2**63 - 1, as the config's seed)")
         if spec.limit:
             shape = (min(shape[0], spec.limit), *shape[1:])
         return RandomSource(shape, spec.seed)
