@@ -87,3 +87,33 @@ def test_two_exports_at_once_log_each_run_once(folders: dict[str, Path],
     actions = sorted(line.split(":")[0] for out, _ in results for line in out.splitlines()
                      if line.startswith(("created", "unchanged")))
     assert actions == ["created", "unchanged"], actions  # the second waited, then saw it
+
+
+def test_a_lock_held_too_long_is_exit_3(tmp_path: Path) -> None:
+    """The bounded wait: a lock another process holds is given up after `wait_s`, exit 3."""
+    import fcntl
+
+    from lnexp.export.store import ExportBusy, _lock_path, export_lock
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    holder = subprocess.Popen(  # a real second process holds the lock
+        [sys.executable, "-c", "import fcntl, os, sys, time; fd = os.open(sys.argv[1], "
+         "os.O_RDWR | os.O_CREAT); fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); "
+         "time.sleep(30)", str(_lock_path(uri, "lnexp"))], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        start = time.monotonic()
+        with pytest.raises(ExportBusy, match="has held") as caught, \
+                export_lock(uri, "lnexp", wait_s=1):
+            pass
+        assert caught.value.exit_code == 3 and time.monotonic() - start < 5
+        with export_lock(uri, "other-experiment", wait_s=1):  # another experiment: no wait
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with export_lock(uri, "lnexp", wait_s=1):  # released with the process
+        fd = os.open(_lock_path(uri, "lnexp"), os.O_RDWR)
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.close(fd)

@@ -9,7 +9,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from lnexp.errors import ExportError
+from lnexp.errors import EXIT_PARTIAL, ExportError
+
+
+class ExportBusy(ExportError):
+    """Another export held the store's lock too long: a run-time refusal (exit 3)."""
+
+    exit_code = EXIT_PARTIAL
 
 # MLflow's own retry settings, unless the user set them: its defaults (7 retries, backoff 2,
 # 120 s per request) took 250 s to give up on a server that refuses connections.
@@ -84,7 +90,7 @@ def export_lock(uri: str, experiment: str, wait_s: float = LOCK_WAIT_S) -> Itera
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise ExportError(
+                    raise ExportBusy(
                         f"another lnexp export into {uri} (experiment {experiment!r}) has "
                         f"held {path} for {wait_s:.0f} s; run this one when it ends") from None
                 time.sleep(0.2)
