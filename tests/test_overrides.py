@@ -77,3 +77,22 @@ def test_the_hinted_values_fail_and_the_quoted_ones_pass_validation(item: str) -
     assert yaml.safe_load(quoted.partition("=")[2]) == raw
     if key != "model.norm":  # "no" is no norm either way; the hint still explains the type
         config.from_mapping({}, [quoted])
+
+
+@pytest.mark.parametrize("how", ["positional", "--set"])
+def test_a_section_given_a_value_is_refused_with_its_keys(how: str, invoke, tmp_path) -> None:
+    """`model=bn` (not model.norm=bn) was accepted and ignored: LayerNorm ran."""
+    from tests.conftest import CONFIGS
+
+    args = ["model=bn"] if how == "positional" else ["--set", "model=bn"]
+    r = invoke("run", str(CONFIGS / "default.yaml"), *args, "-o", str(tmp_path / "out"))
+    assert r.exit_code == 2, r.output
+    lines = [x for x in r.stderr.splitlines() if x.startswith("error:")]
+    assert len(lines) == 1, r.stderr
+    assert "model is a section, not a key" in lines[0] and "model.norm=" in lines[0]
+    assert "norm, out_features" in lines[0]  # the section's keys, listed
+    assert not (tmp_path / "out").exists()
+    # a mapping or null for a section still works (train=null turns training off)
+    assert invoke("validate", str(CONFIGS / "default.yaml"), "train=null").exit_code == 0
+    assert invoke("validate", str(CONFIGS / "default.yaml"),
+                  "model={norm: bn}").exit_code == 0

@@ -237,6 +237,15 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         if key not in VALID_PATHS:
             problems.append(f"--set {key}: unknown key{suggest(key)}")
             continue
+        inside = sorted(p[len(key) + 1:] for p in VALID_PATHS if p.startswith(key + ".")
+                        and "." not in p[len(key) + 1:])
+        if inside and value is not None and not isinstance(value, dict):
+            # model=bn used to replace the section with a string that validation dropped:
+            # LayerNorm ran, without a word
+            example = "norm" if "norm" in inside else inside[0]
+            problems.append(f"--set {key}={value!r}: {key} is a section, not a key; set one of "
+                            f"its keys, e.g. {key}.{example}=..., from: {', '.join(inside)}")
+            continue
         set_path(out, key, value)
     if problems:
         raise ConfigError(problems)

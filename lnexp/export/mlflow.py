@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from lnexp.errors import ExportError
+from lnexp.export.store import check_store, export_lock
 
 DEFAULT_EXPERIMENT = "lnexp"
 DB_NAME = "mlflow.db"
@@ -360,9 +361,14 @@ def export(folders: list[Path], uri: str, experiment: str = DEFAULT_EXPERIMENT
     """Export each folder into `experiment` of the store at `uri`; every folder is checked
     before anything is written."""
     kinds = [folder_kind(Path(f)) for f in folders]
+    check_store(uri)
     client_cls = _import_mlflow()
-    if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    with export_lock(uri, experiment):
+        return _export(client_cls, folders, kinds, uri, experiment)
+
+
+def _export(client_cls: Any, folders: list[Path], kinds: list[str], uri: str,
+            experiment: str) -> list[Exported]:
     try:
         client = client_cls(tracking_uri=uri)
         found = client.get_experiment_by_name(experiment)

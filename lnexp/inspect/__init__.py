@@ -24,6 +24,8 @@ def run_inspect(model_spec: str, input_spec: InputSpec, options: InspectOptions,
     """Load MODEL, feed it the inputs, and measure every norm layer (no files, no prints)."""
     from lnexp.inspect import core, inputs, models
 
+    if input_spec.text_file is not None:  # a FIFO or device is refused before a model loads
+        inputs.check_text_file(input_spec.text_file)
     loaded = models.load(model_spec)
     source = inputs.resolve(input_spec, loaded.tokenizer, model_spec)
     return core.measure(loaded, source, options, progress)

@@ -160,7 +160,9 @@ class _Probe:
     def report(self, index: int, label: Callable[[int], str | None]) -> LayerReport:
         k = self.opts.top_k
         pre = self.pre.result(k, label)
-        post = self.post.result(k, label) if self.post.n else pre
+        # None when no call's output was a floating-point tensor lnexp could find: "not
+        # measured", never the input's statistics in its place.
+        post = self.post.result(k, label) if self.post.n else None
         dims = [o.dim for o in pre.outliers]
         m = self.layer.module
         bn = None
@@ -272,6 +274,10 @@ def measure(loaded: LoadedModel, source: Source, options: InspectOptions,
                     out = model(*batch.args, **batch.kwargs)
                 except (RuntimeError, ValueError, TypeError, IndexError) as exc:
                     raise InspectError(_forward_error(loaded, batch, exc)) from None
+                except (KeyboardInterrupt, Exception):
+                    raise
+                except BaseException as exc:  # sys.exit() or a custom BaseException: the model's
+                    raise InspectError(_forward_error(loaded, batch, exc)) from None
                 if model_bn is not None:
                     model_bn.update(batch, _tensor(out), ctx)
                 done += batch.size
@@ -302,7 +308,8 @@ def measure(loaded: LoadedModel, source: Source, options: InspectOptions,
 
 def _forward_error(loaded: LoadedModel, batch: Batch, exc: BaseException) -> str:
     shapes = ", ".join(str(tuple(a.shape)) for a in batch.args if isinstance(a, torch.Tensor))
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    first = f"sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else \
+        str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return (f"model {loaded.spec} failed on the inputs"
             + (f" of shape {shapes}" if shapes else "") + f": {first}")
 

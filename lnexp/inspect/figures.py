@@ -63,7 +63,7 @@ def absmax_heatmap(o: InspectOutcome) -> Figure:
     """max |x| per hidden dim (columns) for every norm layer (rows), before and after it."""
     layers = o.layers
     pre = _matrix([r.pre.per_dim.absmax for r in layers])
-    post = _matrix([r.post.per_dim.absmax for r in layers])
+    post = _matrix([r.post.per_dim.absmax if r.post else None for r in layers])
     finite = np.concatenate([pre[np.isfinite(pre) & (pre > 0)], post[np.isfinite(post) &
                                                                       (post > 0)]])
     lo = max(float(np.percentile(finite, 1)), 1e-6) if finite.size else 1e-3
@@ -78,7 +78,10 @@ def absmax_heatmap(o: InspectOutcome) -> Figure:
         # name the largest outlier dims on top of their columns
         for r_i, r in enumerate(layers):
             stage = r.pre if ax is axes[0] else r.post
-            if stage.outliers and stage.outliers[0].ratio >= 10:
+            if stage is None:  # the output was not measured: say so on its empty row
+                ax.text(0.5, r_i, "not measured", transform=ax.get_yaxis_transform(),
+                        ha="center", va="center", fontsize=8, color="0.35")
+            elif stage.outliers and stage.outliers[0].ratio >= 10:
                 d = stage.outliers[0].dim
                 ax.annotate(f"dim {d}: {stage.outliers[0].ratio:.0f}×", (d, r_i), xytext=(5, 0),
                             textcoords="offset points", va="center", fontsize=7,
@@ -103,10 +106,11 @@ def token_variance(o: InspectOutcome) -> Figure:
     for off, colour, label, get in ((-0.17, PRE, "input (before the norm)", lambda r: r.pre),
                                     (0.17, POST, "output (after, γ and β applied)",
                                      lambda r: r.post)):
-        t = [get(r).per_token for r in layers]
-        q = {k: np.array([s.var_quantiles[k] for s in t]) for k in ("p1", "p25", "p50", "p75",
-                                                                    "p99")}
-        mx = np.array([s.var_max for s in t])
+        t = [get(r).per_token if get(r) is not None else None for r in layers]
+        nan = float("nan")  # an output not measured draws nothing on its row
+        q = {k: np.array([s.var_quantiles[k] if s else nan for s in t])
+             for k in ("p1", "p25", "p50", "p75", "p99")}
+        mx = np.array([s.var_max if s else nan for s in t])
         ys = y + off
         ax.hlines(ys, q["p1"], q["p99"], color=colour, lw=1.2, alpha=0.8)
         ax.hlines(ys, q["p25"], q["p75"], color=colour, lw=5, alpha=0.85)

@@ -36,12 +36,15 @@ def layers_csv(o: InspectOutcome) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(LAYER_COLUMNS)
     for r in o.layers:
-        pt, qt = r.pre.outliers[0], r.post.outliers[0]
+        pt = r.pre.outliers[0]
+        qt = r.post.outliers[0] if r.post else None  # None: the output was not measured
         at = r.weight.at_outliers[0] if r.weight and r.weight.at_outliers else None
         row = [r.index, r.name, r.type, r.pre.per_dim.mean.size, r.eps, r.pre.per_token.count,
                r.pre.per_token.var_quantiles["p50"], r.pre.per_token.var_max,
-               r.post.per_token.var_quantiles["p50"], r.post.per_token.var_max,
-               pt.dim, pt.absmax, pt.ratio, qt.dim, qt.absmax, qt.ratio,
+               r.post.per_token.var_quantiles["p50"] if r.post else None,
+               r.post.per_token.var_max if r.post else None,
+               pt.dim, pt.absmax, pt.ratio, qt.dim if qt else None, qt.absmax if qt else None,
+               qt.ratio if qt else None,
                at.value if at else None, at.rank if at else None,
                r.weight.smallest_abs[0].dim if r.weight else None,
                r.weight.smallest_abs[0].value if r.weight else None,
@@ -61,6 +64,8 @@ def dims_csv(o: InspectOutcome) -> str:
     w.writerow(("layer", "stage", "dim", "mean", "var", "absmax", "weight", "bias"))
     for r in o.layers:
         for stage, s in (("pre", r.pre), ("post", r.post)):
+            if s is None:  # the output was not measured: no rows, never the input's
+                continue
             d = s.per_dim
             n = d.mean.size
             wv = r.weight.values if r.weight is not None and r.weight.values.size == n else None

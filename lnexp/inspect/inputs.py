@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ BUILTIN_TEXTS = (
     "Quantizing activations to eight bits saves memory.",
 )
 MAX_TOKENS = 256  # text is truncated to this many tokens per input
+MAX_SEED = 2**63 - 1  # --seed, as the config's seed (torch.manual_seed overflows above 2**64)
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,29 @@ def parse_shape(text: str) -> tuple[int, ...]:
     return shape
 
 
+def _check_array(data: Any) -> None:
+    """Only what inspect feeds a model batch by batch: a numeric, native-byte-order array."""
+    if data.dtype.kind not in "fiub":
+        raise ValueError(f"dtype {data.dtype} is not numeric")
+    if not data.dtype.isnative:
+        raise ValueError(f"dtype {data.dtype.str} is big-endian; save it little-endian "
+                         f"(array.astype('{data.dtype.newbyteorder('=').str}'))")
+
+
+def _check_tensor(data: torch.Tensor) -> None:
+    """A dense (strided), unquantized, real-valued tensor: sparse and quantized tensors cannot
+    be sliced into batches and turned into float32 inputs."""
+    if data.layout != torch.strided:
+        raise ValueError(f"a {str(data.layout).removeprefix('torch.')} tensor; save a dense "
+                         f"one (tensor.to_dense())")
+    if data.is_quantized:
+        raise ValueError(f"a quantized {str(data.dtype).removeprefix('torch.')} tensor; save "
+                         f"a dense float one (tensor.dequantize())")
+    if data.is_complex() or (not data.dtype.is_floating_point and data.dtype not in (
+            torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.bool)):
+        raise ValueError(f"dtype {str(data.dtype).removeprefix('torch.')} is not real-valued")
+
+
 def read_tensor_file(path: Path) -> Any:
     """A .npy (memory-mapped) or .pt file holding one tensor with a leading input axis."""
     if not path.is_file():
@@ -146,14 +171,16 @@ def read_tensor_file(path: Path) -> Any:
             import numpy as np
 
             data: Any = np.load(path, mmap_mode="r", allow_pickle=False)
-            if data.dtype.kind not in "fiub":
-                raise ValueError(f"dtype {data.dtype} is not numeric")
+            _check_array(data)
         elif suffix in (".pt", ".pth"):
-            data = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch warns while loading quantized tensors
+                warnings.simplefilter("ignore")
+                data = torch.load(path, map_location="cpu", weights_only=True)
             if isinstance(data, dict) and len(data) == 1:
                 data = next(iter(data.values()))
             if not isinstance(data, torch.Tensor):
                 raise ValueError(f"holds a {type(data).__name__}, not one tensor")
+            _check_tensor(data)
         else:
             raise ValueError("use a .npy or .pt file")
     except Exception as exc:  # any reader error: one line naming the file
@@ -174,13 +201,67 @@ def _digits() -> torch.Tensor:
     return torch.tensor(images, dtype=torch.float32).unsqueeze(1) / 16.0
 
 
-def _read_lines(path: Path) -> list[str]:
+MAX_LINE_BYTES = 64 * 1024  # a longer line is cut here (MAX_TOKENS tokens fit in far less)
+
+
+def _open_regular(path: Path) -> Any:
+    """Open a regular file for reading in binary; a FIFO, device or folder is refused before
+    anything is read (O_NONBLOCK: opening a FIFO with no writer would otherwise hang)."""
+    import os
+    import stat
+
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
         raise InspectError(f"text file {path}: cannot read it "
-                           f"({getattr(exc, 'strerror', None) or exc})") from None
-    return [line.strip() for line in text.splitlines() if line.strip()]
+                           f"({exc.strerror or exc})") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket"
+                if stat.S_ISSOCK(mode) else "not a regular file")
+        raise InspectError(f"text file {path}: {kind}, not a regular file")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def check_text_file(path: Path) -> None:
+    """Refuse a text file that cannot be read as one (missing, a FIFO, a device, a folder)."""
+    _open_regular(path).close()
+
+
+def _decode(raw: bytes, path: Path, number: int, cut: bool) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if cut and exc.start >= len(raw) - 3:  # the cut fell inside a character
+            return raw[:exc.start].decode("utf-8", errors="replace")
+        raise InspectError(f"text file {path}: line {number} is not UTF-8 ({exc.reason} at "
+                           f"byte {exc.start})") from None
+
+
+def read_lines(path: Path, limit: int | None = None) -> list[str]:
+    """The non-blank lines of a UTF-8 text file, stripped, streamed: reading stops after
+    `limit` of them, and a line longer than MAX_LINE_BYTES is cut there (the rest of it is
+    skipped without being held), so memory is bounded by `limit` x MAX_LINE_BYTES."""
+    lines: list[str] = []
+    with _open_regular(path) as f:
+        number = 0
+        while limit is None or len(lines) < limit:
+            raw = f.readline(MAX_LINE_BYTES)
+            if not raw:
+                break
+            number += 1
+            cut = not raw.endswith(b"\n") and len(raw) == MAX_LINE_BYTES
+            while cut:  # skip the rest of an over-long line in bounded chunks
+                rest = f.readline(MAX_LINE_BYTES)
+                if not rest or rest.endswith(b"\n"):
+                    break
+            text = _decode(raw, path, number, cut).strip()
+            if text:
+                lines.append(text)
+    return lines
 
 
 def resolve(spec: InputSpec, tokenizer: Any | None, model_name: str) -> Source:
@@ -198,7 +279,8 @@ def resolve(spec: InputSpec, tokenizer: Any | None, model_name: str) -> Source:
                                f"(not {tensor_kinds[0]})")
         texts = list(spec.texts)
         if spec.text_file is not None:
-            texts += _read_lines(spec.text_file)
+            left = None if not spec.limit else max(spec.limit - len(texts), 0)
+            texts += read_lines(spec.text_file, left) if left != 0 else []
         desc = ("built-in sentences" if not text_given else
                 f"{spec.text_file}" if spec.text_file and not spec.texts else "given text")
         if not text_given:
@@ -212,6 +294,9 @@ def resolve(spec: InputSpec, tokenizer: Any | None, model_name: str) -> Source:
                            f"--random SHAPE, --digits or a .npy/.pt file")
     if spec.random is not None:
         shape = parse_shape(spec.random)
+        if not 0 <= spec.seed <= MAX_SEED:
+            raise InspectError(f"--seed {spec.seed}: give a whole number from 0 to {MAX_SEED} "
+                               f"(2**63 - 1, as the config's seed)")
         if spec.limit:
             shape = (min(shape[0], spec.limit), *shape[1:])
         return RandomSource(shape, spec.seed)

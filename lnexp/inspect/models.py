@@ -70,8 +70,17 @@ def set_offline() -> None:
 
 
 def _first_line(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"sys.exit({exc.code!r})"
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+# What user code (a factory, the module it lives in) may raise and still be the user's error:
+# everything but Ctrl-C. SystemExit and custom BaseException subclasses included, so a factory
+# that calls sys.exit(0) cannot end lnexp with exit 0 and no output.
+def _users(exc: BaseException) -> bool:
+    return not isinstance(exc, KeyboardInterrupt)
 
 
 def _transformers() -> Any:
@@ -117,6 +126,15 @@ def _load_packaged(name: str, spec: str) -> LoadedModel:
                           f"package {entry.package} {version}: {entry.title}")
 
 
+def _cwd_importable() -> None:
+    """Put the current folder first on sys.path, as `python -m` does, so `mypkg.models:build`
+    works from the project folder without PYTHONPATH=. (a console script's sys.path[0] is
+    its bin folder, not the current one)."""
+    cwd = os.getcwd()
+    if not any(p in ("", ".") or os.path.abspath(p) == cwd for p in sys.path):
+        sys.path.insert(0, cwd)
+
+
 def _load_factory(spec: str) -> LoadedModel:
     import torch
 
@@ -133,17 +151,22 @@ def _load_factory(spec: str) -> LoadedModel:
         sys.modules[mod_name] = module  # dataclasses and pickling look modules up here
         try:
             loader_spec.loader.exec_module(module)
-        except Exception as exc:
+        except BaseException as exc:
+            if not _users(exc):
+                raise
             sys.modules.pop(mod_name, None)
             raise InspectError(f"model {spec}: importing {path} failed: "
                                f"{_first_line(exc)}") from None
         name = path.stem
     else:
+        _cwd_importable()
         try:
             module = importlib.import_module(target)
         except ImportError as exc:
             raise InspectError(f"model {spec}: cannot import {target} ({exc})") from None
-        except Exception as exc:
+        except BaseException as exc:
+            if not _users(exc):
+                raise
             raise InspectError(f"model {spec}: importing {target} failed: "
                                f"{_first_line(exc)}") from None
         name = target.rsplit(".", 1)[-1]
@@ -157,7 +180,9 @@ def _load_factory(spec: str) -> LoadedModel:
         raise InspectError(f"model {spec}: {attr} is a {type(factory).__name__}, not callable")
     try:
         model = factory()
-    except Exception as exc:
+    except BaseException as exc:
+        if not _users(exc):
+            raise
         raise InspectError(f"model {spec}: {attr}() raised {_first_line(exc)}") from None
     if not isinstance(model, torch.nn.Module):
         raise InspectError(f"model {spec}: {attr}() returned a {type(model).__name__}, "

@@ -37,7 +37,7 @@ def _outlier_line(r: LayerReport) -> str:
 
 
 def _amplified(r: LayerReport) -> str | None:
-    if r.weight is None or not r.weight.at_outliers or not r.post.outliers:
+    if r.weight is None or not r.weight.at_outliers or r.post is None or not r.post.outliers:
         return None
     e = r.weight.at_outliers[0]
     n = r.weight.values.size
@@ -70,6 +70,11 @@ def findings(o: InspectOutcome) -> list[str]:
     lines += [_outlier_line(r) for r in big[:MAX_LINES]]
     lines += [s for s in (_amplified(r) for r in o.layers) if s][:MAX_LINES]
     lines += [s for s in (_dead(r) for r in o.layers) if s][:MAX_LINES]
+    blind = [r.name for r in o.layers if r.post is None]
+    if blind:
+        lines.append(f"output not measured (not a floating-point tensor lnexp can find) for "
+                     f"{len(blind)} layer(s): {', '.join(blind[:MAX_LINES])}"
+                     + (" ..." if len(blind) > MAX_LINES else ""))
     worst = min(o.layers, key=lambda r: r.quant.per_tensor_sqnr_db)
     q = worst.quant
     lines.append(f"int8 of {worst.name}'s input: one scale per tensor gives "

@@ -139,7 +139,7 @@ class LayerReport:
     eps: float | None
     calls: int  # forward calls seen (a shared module is called more than once per input)
     pre: StageStats
-    post: StageStats
+    post: StageStats | None  # None: the output was not measured (see core._tensor)
     weight: ParamStats | None
     bias: ParamStats | None
     quant: QuantStats
@@ -223,7 +223,7 @@ def layer_dict(r: LayerReport, dim_limit: int) -> dict[str, Any]:
         "name": r.name, "type": r.type, "found_by": r.found_by, "axis": r.axis,
         "normalized_shape": list(r.normalized_shape) if r.normalized_shape else None,
         "eps": _num(r.eps), "calls": r.calls,
-        "pre": _stage(r.pre, dim_limit), "post": _stage(r.post, dim_limit),
+        "pre": _stage(r.pre, dim_limit), "post": _stage(r.post, dim_limit) if r.post else None,
         "weight": _param(r.weight), "bias": _param(r.bias),
         "quant": {"per_tensor_sqnr_db": _num(q.per_tensor_sqnr_db),
                   "per_token_sqnr_db": _num(q.per_token_sqnr_db),
@@ -250,6 +250,8 @@ def document(o: InspectOutcome) -> dict[str, Any]:
                          "log-spaced histogram (~1% resolution)",
             "per_dim": "one value per hidden dim (channel), over every real token",
             "var": "biased (÷n), what the norm layers divide by",
+            "post": "null when the layer's output could not be measured (not a floating-point "
+                    "tensor lnexp can find in what the layer returns)",
             "ratio": "absmax / median over dims of the per-dim absmax",
             "quant": "symmetric int8: per tensor = one scale per forward call's input, "
                      "per token = one scale per token",

@@ -52,7 +52,8 @@ def layers_table(o: InspectOutcome) -> Table:
         at = r.weight.at_outliers[0] if r.weight and r.weight.at_outliers else None
         row = [str(r.index), r.name, *([r.type] if len(types) > 1 else []),
                f"{_g(tok.var_quantiles['p50'])} / {_g(tok.var_max)}", _top(r.pre.outliers),
-               f"{_g(at.value)} ({at.rank})" if at else "-", _top(r.post.outliers),
+               f"{_g(at.value)} ({at.rank})" if at else "-",
+               _top(r.post.outliers) if r.post else "not measured",
                f"{r.quant.per_tensor_sqnr_db:.1f}/{r.quant.per_token_sqnr_db:.1f}"]
         if bn:
             b = r.batchnorm

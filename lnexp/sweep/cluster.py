@@ -27,6 +27,7 @@ import os
 import platform
 import secrets
 import shutil
+import signal
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
@@ -87,19 +88,17 @@ def connect(scheduler: str | None, jobs: int | None) -> Iterator[tuple[Any, int,
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
         if scheduler is None:
             jobs = jobs or workers.default_jobs()
-            try:
-                cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
-                                       host="127.0.0.1", dashboard_address="127.0.0.1:0",
-                                       silence_logs=logging.ERROR)
-            except Exception as exc:
-                raise ClusterError(f"could not start a Dask LocalCluster: {exc}") from None
-            with cluster, Client(cluster) as client:
-                # threads per trial fixed (not cores // jobs): results must not depend on -j
-                yield client, jobs, workers.TRIAL_THREADS
+            with _workers_ignore_sigint(), contextlib.ExitStack() as stack:
+                cluster = stack.enter_context(_quiet_close(_local_cluster(LocalCluster, jobs)))
+                with Client(cluster) as client:
+                    # threads per trial fixed (not cores // jobs): results must not depend
+                    # on -j
+                    yield client, jobs, workers.TRIAL_THREADS
             return
         try:
             client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)
-        except (OSError, TimeoutError, ValueError) as exc:
+        except (OSError, TimeoutError, ValueError, TypeError) as exc:
+            # TypeError: tls:// without Dask's TLS settings ("TLS expects a `ssl_context`")
             raise ClusterError(f"Dask scheduler {scheduler}: cannot connect ({exc})") from None
         with client:
             threads = sum(client.nthreads().values())
@@ -108,6 +107,84 @@ def connect(scheduler: str | None, jobs: int | None) -> Iterator[tuple[Any, int,
             # One torch thread per trial on an existing cluster: its workers' core counts are
             # not ours to know; a trial gets what its worker thread was given.
             yield client, min(jobs or threads, threads), 1
+
+
+@contextlib.contextmanager
+def _workers_ignore_sigint() -> Iterator[None]:
+    """The LocalCluster's worker processes start with SIGINT ignored, so a Ctrl-C (sent to
+    the whole process group) reaches only this process, which cancels the trials and closes
+    the cluster; the workers used to print KeyboardInterrupt tracebacks (while importing
+    distributed, or mid-task). Dask spawns them through multiprocessing's spawn executable:
+    for the cluster's life that is a short sh script, `trap '' INT; exec python "$@"` (an
+    ignored signal stays ignored across exec, and Python then installs no KeyboardInterrupt
+    handler). Blocking or ignoring SIGINT here instead does not work: spawning resets the
+    mask, and torch's native threads would swallow an ignored Ctrl-C meant for lnexp."""
+    import multiprocessing.spawn
+    import shlex
+    import sys
+
+    old = multiprocessing.spawn.get_executable()
+    folder = Path(tempfile.mkdtemp(prefix="lnexp-dask-"))
+    wrapper = folder / "python"
+    # the resource tracker (started through it too) would warn about the semaphores of a
+    # worker stopped mid-start: noise after a Ctrl-C
+    wrapper.write_text("#!/bin/sh\ntrap '' INT\ncase \"$*\" in *resource_tracker*) "
+                       "export PYTHONWARNINGS=ignore;; esac\n"
+                       f"exec {shlex.quote(sys.executable)} \"$@\"\n")
+    wrapper.chmod(0o700)
+    multiprocessing.spawn.set_executable(str(wrapper))
+    try:
+        yield
+    finally:
+        multiprocessing.spawn.set_executable(old)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _local_cluster(local_cluster: Any, jobs: int) -> Any:
+    """Start the LocalCluster; on a Ctrl-C or error while it starts, close the half-started
+    one here, quietly (Dask's own atexit hook would print an AssertionError traceback)."""
+    import atexit
+
+    from distributed.deploy import spec
+
+    atexit.unregister(spec.close_clusters)  # this module closes what it starts
+    before = set(spec.SpecCluster._instances)
+    try:
+        # CRITICAL: a worker's ERROR lines (heartbeat failures while the cluster closes) are
+        # noise; a trial's failure is reported by lnexp itself
+        return local_cluster(n_workers=jobs, threads_per_worker=1, processes=True,
+                             host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                             silence_logs=logging.CRITICAL)
+    except BaseException as exc:
+        for half in set(spec.SpecCluster._instances) - before:
+            _close_quietly(half)
+        if isinstance(exc, Exception):
+            raise ClusterError(f"could not start a Dask LocalCluster: {exc}") from None
+        raise
+
+
+@contextlib.contextmanager
+def _quiet_close(cluster: Any) -> Iterator[Any]:
+    try:
+        yield cluster
+    finally:
+        _close_quietly(cluster)
+
+
+def _close_quietly(cluster: Any) -> None:
+    """Close the LocalCluster, silencing Dask's logging (a scheduler or nanny ERROR line
+    about a worker stopped mid-task is noise after a Ctrl-C); a close that fails (Dask asserts
+    on a worker still starting) kills the worker processes instead of printing a traceback."""
+    for name in ("distributed", "tornado", "asyncio"):
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+    pids = [w.process.pid for w in getattr(cluster, "workers", {}).values()
+            if getattr(getattr(w, "process", None), "pid", None)]
+    try:
+        cluster.close(timeout=10)
+    except BaseException:  # a Ctrl-C while closing too: kill them, stay quiet
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def execute(client: Any, slots: int, threads: int, tasks: Sequence[workers.Task], *,

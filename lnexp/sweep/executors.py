@@ -44,6 +44,30 @@ class Executor:
 LOCAL = Executor()
 
 
+# tcp:// (also the default for HOST:PORT) is what lnexp connects with; tls:// needs Dask's TLS
+# settings (distributed.comm.tls.* in the Dask config), checked when connecting.
+SCHEMES = ("tcp", "tls")
+
+
+def check_scheduler(address: str, where: str) -> None:
+    """A Dask scheduler address lnexp can connect to: [tcp://|tls://]HOST:PORT. An empty one
+    used to run the sweep locally without a word; ucx://, inproc://, ... ended in exit 70."""
+    text = address.strip()
+    if not text:
+        raise ConfigError([f"{where} is empty: give the scheduler as tcp://HOST:PORT (or leave "
+                           f"it out to run locally)"])
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "tcp", text
+    if scheme.lower() not in SCHEMES:
+        raise ConfigError([f"{where} {address!r}: the {scheme}:// protocol is not supported; "
+                           f"use tcp://HOST:PORT (or tls:// with Dask's TLS settings)"])
+    host, colon, port = rest.rpartition(":")
+    if not colon or not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError([f"{where} {address!r}: expected {scheme}://HOST:PORT, e.g. "
+                           f"tcp://127.0.0.1:8786"])
+
+
 def choose(kind: str | None, scheduler: str | None, collect: bool) -> Executor:
     """The executor from --executor, --scheduler (or LNEXP_DASK_SCHEDULER) and --collect.
 
@@ -54,9 +78,13 @@ def choose(kind: str | None, scheduler: str | None, collect: bool) -> Executor:
         raise ConfigError([f"--executor {kind!r}: choose one of {', '.join(KINDS)}"])
     if scheduler is not None and kind == "local":
         raise ConfigError(["--scheduler needs --executor dask (or no --executor)"])
+    if scheduler is not None:
+        check_scheduler(scheduler, "--scheduler")
     kind = kind or ("dask" if scheduler else "local")
     if kind == "dask" and scheduler is None:
         scheduler = os.environ.get(SCHEDULER_ENV) or None
+        if scheduler is not None:
+            check_scheduler(scheduler, SCHEDULER_ENV)
     if collect and kind != "dask":
         raise ConfigError(["--collect ships trial folders back from Dask workers; it needs "
                            "--executor dask"])

@@ -234,6 +234,8 @@ def parse_block(block: Any, source: str) -> list[Axis]:
         if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
             problems.append(f"{where}.seeds: expected a whole number >= 1 (seeds: 3 means "
                             f"seed 0, 1, 2), got {seeds!r}")
+        elif seeds > MAX_TRIALS:  # checked before range(seeds) is built
+            problems.append(f"{where}.seeds: {seeds} seeds (at most {MAX_TRIALS} trials)")
         else:
             axes.append(Axis((SEED_KEY,), tuple((s,) for s in range(seeds)), f"{where}.seeds"))
     if problems:
@@ -246,6 +248,8 @@ def merge_axes(file_axes: list[Axis], cli_axes: list[Axis], seeds: int | None = 
     """File axes, then command-line ones; a command-line axis replaces any file axis that
     shares a key with it (in its place). `seeds` (the --seeds option) replaces the seed axis."""
     if seeds is not None:
+        if seeds > MAX_TRIALS:  # before range(seeds) is built: --seeds 10**20 hung
+            raise ConfigError([f"--seeds {seeds}: at most {MAX_TRIALS} trials"])
         cli_axes = [*cli_axes, Axis((SEED_KEY,), tuple((s,) for s in range(seeds)),
                                     f"--seeds {seeds}")]
     out = list(file_axes)
