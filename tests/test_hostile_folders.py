@@ -215,9 +215,9 @@ def _commands(kind: str, folder: Path, out: Path, n: int) -> list[list[str]]:
 
 
 def _selected(cases: list) -> list:
-    """Every case with LNEXP_FUZZ_ALL=1 (661 cases, ~8 minutes on 2 busy cores); otherwise,
-    to fit the test budget, for each kind of folder each mutation once, on files taken in turn,
-    plus every journal line."""
+    """Every case with LNEXP_FUZZ_ALL=1 (661 cases, 4 minutes on 2 cores shared with other
+    jobs); otherwise, to fit the test budget, for each kind of folder each mutation once, on
+    files taken in turn, plus every journal line."""
     if os.environ.get("LNEXP_FUZZ_ALL") == "1":
         return cases
     groups: dict[tuple[str, str], list] = {}
