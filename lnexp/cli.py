@@ -558,8 +558,12 @@ def sweep_cmd(config: Annotated[Path | None, typer.Argument(
     failed = outcome.not_completed
     if failed:
         total = outcome.counts["total"]
-        typer.echo(f"partly done (exit {EXIT_PARTIAL}): {len(failed)} of {total} trials "
-                   f"not completed:", err=True)
+        if outcome.status == "failed":
+            typer.echo(f"nothing completed (exit {EXIT_PARTIAL}): 0 of {total} trials "
+                       f"completed, so there is no summary and no summary.png:", err=True)
+        else:
+            typer.echo(f"partly done (exit {EXIT_PARTIAL}): {len(failed)} of {total} trials "
+                       f"not completed:", err=True)
         for t in failed[:20]:
             typer.echo(f"  {t['run_dir']}: {t['status']}: {t['error'] or 'not run'}", err=True)
         if len(failed) > 20:

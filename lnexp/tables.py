@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from lnexp.console import make_console
@@ -395,7 +396,7 @@ def sweep_summary_table(rows: list[dict[str, Any]], group_keys: list[str],
     for r in rows:
         ns = f"{r['completed']}" + (f" ({r['failed']} failed)" if r["failed"] else "")
         t.add_row(*[show_value(r[k]) for k in group_keys], ns,
-                  *[median_range(r["metrics"][m], fmt, _short) for m in metrics])
+                  *[median_range(r["metrics"][m], _short) for m in metrics])
     return t
 
 
@@ -555,9 +556,13 @@ def render_run_details(console: Console, info: dict[str, Any]) -> None:
 def render_sweep(console: Console, outcome: SweepOutcome) -> None:
     """Everything `lnexp sweep` prints for a person once the trials ran."""
     d, counts = outcome.plan.definition, outcome.counts
+    if not counts["completed"]:
+        console.print(f"0 of {counts['total']} trials completed: nothing to summarize")
+        console.print(f"sweep folder: {outcome.sweep_dir}  (sweep.json)")
+        return
     console.print(sweep_summary_table(
         outcome.rows, d.group_keys, outcome.plan.metrics,
         f"{counts['completed']} of {counts['total']} trials completed; "
-        + SWEEP_CELLS.format(over="seeds" if "seed" in d.keys else "repeats")))
+        + escape(SWEEP_CELLS.format(over="seeds" if "seed" in d.keys else "repeats"))))
     png = ", summary.png" if (outcome.sweep_dir / "summary.png").exists() else ""
     console.print(f"sweep folder: {outcome.sweep_dir}  (sweep.json, summary.csv{png})")

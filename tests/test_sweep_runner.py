@@ -170,6 +170,22 @@ def test_partial_failure_exits_3_and_others_complete(cfg: Path, tmp_path: Path,
 
 
 @pytest.mark.slow  # starts real processes
+def test_nothing_completed_is_failed_not_partial(cfg: Path, tmp_path: Path) -> None:
+    # issue 19 #5: 0 of N completed read `partial` with an empty-axes summary.png
+    res = _invoke("sweep", str(cfg), "--set", "model.norm=bn", "--grid", "data.n_samples=1",
+                  "--grid", "model.in_features=5,6", "-j", "2", "-o", str(tmp_path / "out"))
+    assert res.exit_code == 3, res.output
+    assert "nothing completed (exit 3): 0 of 2 trials completed" in res.stderr
+    assert "partly done" not in res.stderr
+    assert "0 of 2 trials completed: nothing to summarize" in res.stdout
+    (sweep_dir,) = (tmp_path / "out" / "tiny-sweep").iterdir()
+    assert _read(sweep_dir)["status"] == "failed"
+    run = json.loads((sweep_dir / "run.json").read_text())
+    assert run["status"] == "failed" and run["error"].startswith("nothing completed")
+    assert not (sweep_dir / "summary.png").exists()
+
+
+@pytest.mark.slow  # starts real processes
 def test_fail_fast_stops_starting_trials(cfg: Path, tmp_path: Path) -> None:
     res = _invoke("sweep", str(cfg), "--grid", "data.n_samples=1,2,3,4",
                   "--set", "model.norm=bn", "-j", "1", "--fail-fast",

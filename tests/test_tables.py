@@ -60,4 +60,4 @@ def test_sweep_cells_are_median_and_range_like_the_figure() -> None:
     out = Console(width=100, record=True)
     out.print(t)
     text = out.export_text()
-    assert "1.0000 [0.5, 4.5]" in text and "±" not in text
+    assert "1 [0.5, 4.5]" in text and "±" not in text
