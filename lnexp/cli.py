@@ -344,7 +344,7 @@ BUILTIN_CONFIG = "<built-in defaults>"
 def compare_cmd(names: NamesArg = None, config: ConfigOpt = None,
                 set_: CompareSetOpt = None, json_: JsonOpt = False,
                 quiet: Annotated[bool, typer.Option(
-                    "--quiet", "-q", help="Print only the compare folder.")] = False,
+                    "--quiet", "-q", help="Print only the compare folder; no progress.")] = False,
                 output_dir: OutOpt = None) -> None:
     """Run several norms on the same inputs and weights, e.g. `lnexp compare bn ln
     data.n_samples=8`.
@@ -354,7 +354,7 @@ def compare_cmd(names: NamesArg = None, config: ConfigOpt = None,
     comparison.json, comparison.csv and comparison.png. Exit 3 if some norm could not be
     computed (e.g. bn on a batch of 1 in train mode); the others are still written.
     """
-    from lnexp import core, resources, tables
+    from lnexp import core, progress, resources, tables
     from lnexp.compare import norm_configs
     from lnexp.store import figures, files
 
@@ -367,8 +367,9 @@ def compare_cmd(names: NamesArg = None, config: ConfigOpt = None,
     root = files.ensure_output_dir(Path(cfg.output.dir))
     configs = norm_configs(cfg, selected, str(config or BUILTIN_CONFIG))  # before any folder
     # Figure workers start before torch is imported (core imports it lazily).
-    with figures.figure_pool(cfg.output, core.compare_figure_count(cfg, configs)) as pool:
-        outcome = core.compare(cfg, configs, root, sys.argv, pool)
+    with figures.figure_pool(cfg.output, core.compare_figure_count(cfg, configs)) as pool, \
+            progress.steps("compare", quiet=quiet or json_) as update:
+        outcome = core.compare(cfg, configs, root, sys.argv, pool, update)
     if json_:
         _emit({**outcome.document, "compare_dir": str(outcome.compare_dir)})
     elif quiet:
@@ -562,8 +563,12 @@ def sweep_cmd(config: Annotated[Path | None, typer.Argument(
     failed = outcome.not_completed
     if failed:
         total = outcome.counts["total"]
-        typer.echo(f"partly done (exit {EXIT_PARTIAL}): {len(failed)} of {total} trials "
-                   f"not completed:", err=True)
+        if outcome.status == "failed":
+            typer.echo(f"nothing completed (exit {EXIT_PARTIAL}): 0 of {total} trials "
+                       f"completed, so there is no summary and no summary.png:", err=True)
+        else:
+            typer.echo(f"partly done (exit {EXIT_PARTIAL}): {len(failed)} of {total} trials "
+                       f"not completed:", err=True)
         for t in failed[:20]:
             typer.echo(f"  {t['run_dir']}: {t['status']}: {t['error'] or 'not run'}", err=True)
         if len(failed) > 20:

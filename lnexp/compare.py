@@ -10,6 +10,8 @@ norm's result equals that of a separate `run` (tests/test_compare.py checks both
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from lnexp import config, norms, plan
 from lnexp.config import Config
 from lnexp.errors import ConfigError, NormError, NotDefinedError
@@ -52,16 +54,22 @@ def norm_configs(cfg: Config, names: list[str] | None,
 
 
 def compare(cfg: Config, names: list[str] | None = None, source: str = "<config>",
-            configs: dict[str, Config] | None = None) -> CompareResult:
+            configs: dict[str, Config] | None = None,
+            update: Callable[[int, int, str], None] | None = None,
+            steps: int | None = None) -> CompareResult:
     """Run every requested norm on `cfg` (or the `configs` norm_configs already built); a norm
     that is not defined for this input (bn on a batch of 1 in train mode) keeps its reason
-    instead of a result, the others still run."""
+    instead of a result, the others still run. `update(done, steps, note)` (lnexp.progress)
+    hears of each norm as it ends; `steps` defaults to the number of norms."""
     from lnexp import experiment  # torch: imported only when something is computed
 
     outcomes: list[NormOutcome] = []
     if configs is None:
         configs = norm_configs(cfg, names, source)
+    total = steps or len(configs)
     for name, norm_cfg in configs.items():
+        if update is not None:
+            update(len(outcomes), total, f"running {name}")
         spec = norms.get(name).on(cfg.data.layout)
         reason = plan.not_defined_reason(norm_cfg)
         if reason:

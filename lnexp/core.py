@@ -189,17 +189,21 @@ def compare_figure_count(cfg: Config, configs: dict[str, Config]) -> int:
 
 
 def compare(cfg: Config, configs: dict[str, Config], root: Path, argv: list[str],
-            pool: FigurePool | None = None) -> CompareOutcome:
+            pool: FigurePool | None = None, update: Progress | None = None) -> CompareOutcome:
     """`lnexp compare`: run each norm's config (from compare.norm_configs) on the same inputs
     and write one run folder per computed norm, the comparison figures, comparison.csv and
-    comparison.json (last). The folder ends 'partial' when some norm was not computed."""
+    comparison.json (last). The folder ends 'partial' when some norm was not computed.
+    `update` (lnexp.progress) hears of each norm, then of the figures and files."""
     from lnexp import compare as comparing
 
     compare_dir = files.create_run_dir(root, f"{cfg.name}-compare")
     folder = files.RunFolder(compare_dir, "compare", argv, name=cfg.name,
                              norm=",".join(configs))
     with folder.tracking():
-        cmp = comparing.compare(cfg, configs=configs)
+        steps = len(configs) + 1  # each norm, then the figures and files
+        cmp = comparing.compare(cfg, configs=configs, update=update, steps=steps)
+        if update is not None:
+            update(len(configs), steps, "drawing figures, writing files")
         folder.describe(norm=",".join(o.name for o in cmp.outcomes),
                         norms={"completed": sum(o.result is not None for o in cmp.outcomes),
                                "total": len(cmp.outcomes)})
@@ -209,6 +213,8 @@ def compare(cfg: Config, configs: dict[str, Config], root: Path, argv: list[str]
         explanations = explain.compare_lines(cmp)
         axes = explain.axes_text(cfg)
         doc = _write_compare(cmp, compare_dir, argv, explanations, axes, pool)
+        if update is not None:
+            update(steps, steps, "done")
     return CompareOutcome(cmp, compare_dir, doc, explanations, axes)
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from lnexp.results import CompareResult, NormOutcome, RunResult
+    from lnexp.results import CompareResult, RunResult
 
 # (norm name, its lines) for `lnexp compare`: the first line says what it did, the rest are
 # norm-specific notes.
@@ -60,7 +60,6 @@ def lines(result: RunResult) -> list[str]:
     """What a newcomer should read off this run, one sentence per line."""
     cfg = result.config
     n, c = cfg.data.n_samples, cfg.features
-    post = result.post_stats
     v = result.verdicts
     out: list[str] = []
 
@@ -69,32 +68,7 @@ def lines(result: RunResult) -> list[str]:
         out.append(trouble_line(trouble) + "; statistics involving them are NaN.")
 
     feat, samp = v["per_feature"], v["per_sample"]
-    if cfg.data.layout != "features":
-        out.append(_axes_line(result))
-    elif samp.standardized and feat.standardized:
-        out.append(f"Both axes are standardized: every sample has mean 0, variance 1 across its "
-                   f"{c} features, and every feature across the {n} samples.")
-    elif samp.standardized and n == 1:
-        out.append(f"The sample now has mean 0, variance 1 across its {c} features "
-                   f"(with one sample, per-feature statistics are just its values).")
-    elif samp.standardized:
-        out.append(f"Every sample now has mean 0, variance 1 across its {c} features; "
-                   f"per-feature variance ranges {_range(post.per_feature.var)} "
-                   f"and per-feature mean {_range(post.per_feature.mean)}, so features are "
-                   f"not standardized.")
-    elif feat.standardized:
-        out.append(f"Every feature now has mean 0, variance 1 across the {n} samples; "
-                   f"per-sample variance ranges {_range(post.per_sample.var)} "
-                   f"and per-sample mean {_range(post.per_sample.mean)}, so samples are "
-                   f"not standardized.")
-    elif not trouble["detected"] and np.array_equal(result.pre, result.post):
-        out.append("Nothing was normalized: the output equals the input.")
-    else:
-        ps = post.per_sample
-        rms = np.sqrt(ps.mean**2 + ps.var)
-        out.append(f"No axis is standardized: per-sample mean ranges {_range(ps.mean)}, "
-                   f"per-sample variance {_range(ps.var)}, per-sample RMS {_range(rms)}; "
-                   f"per-feature variance {_range(post.per_feature.var)}.")
+    out.append(observed(result))
     out.extend(_norm_specific(result))
 
     if cfg.data.layout != "features":
@@ -245,36 +219,68 @@ def compare_lines(cmp: CompareResult) -> list[NormLines]:
         if o.result is None:
             out.append((o.name, [f"{head}: not computed - {o.why}"]))
             continue
-        out.append((o.name, [f"{head}: {_observed(o)}", *_norm_specific(o.result)]))
+        out.append((o.name, [f"{head}: {observed(o.result, compare=True)}",
+                                  *_norm_specific(o.result)]))
     return out
 
 
-def _observed(o: NormOutcome) -> str:
-    r = o.result
-    if r.config.data.layout != "features":
-        if np.array_equal(r.pre, r.post, equal_nan=True):
-            return "here nothing is normalized: output = input."
+def observed(result: RunResult, compare: bool = False) -> str:
+    """The sentence saying which axes the norm standardized, for `lnexp run` (a sentence of
+    its own) or `lnexp compare` (compare=True: 'here ...', after the norm's summary).
+
+    The one place that words result.standardized_axes, the same list the verdict table's
+    'standardizes' row is made of (results.RunResult.standardizes), so the two cannot
+    disagree: the features layout's own sentences only for the axes they name (features,
+    samples, both, neither), the per-axis sentence for every other combination."""
+    r = result
+    done = set(r.standardized_axes)
+    unchanged = not r.numeric_trouble["detected"] and np.array_equal(r.pre, r.post,
+                                                                      equal_nan=True)
+    if r.config.data.layout != "features" or done - {"per_feature", "per_sample"}:
+        if unchanged and not done:
+            return "here nothing is normalized: output = input." if compare else \
+                "Nothing was normalized: the output equals the input."
         line = _axes_line(r)
-        return "here " + line[0].lower() + line[1:]
+        return "here " + line[0].lower() + line[1:] if compare else line
     n, c = r.config.data.n_samples, r.config.features
     post = r.post_stats
     feat_var, samp_var = _range(post.per_feature.var), _range(post.per_sample.var)
-    if o.standardizes == "features and samples":
-        return (f"here every feature (over {n} samples) and every sample (over {c} features) "
-                f"has mean 0, variance 1.")
-    if o.standardizes == "features":
-        return (f"here every feature has mean 0, variance 1 over the {n} samples; samples are "
-                f"not standardized (per-sample variance {samp_var}).")
-    if o.standardizes == "samples":
-        return (f"here every sample has mean 0, variance 1 over its {c} features; features are "
-                f"not standardized (per-feature variance {feat_var}).")
-    if np.array_equal(r.pre, r.post, equal_nan=True):
-        return (f"here nothing is normalized: output = input (per-feature variance {feat_var}, "
-                f"per-sample variance {samp_var}).")
+    if done == {"per_feature", "per_sample"}:
+        if compare:
+            return (f"here every feature (over {n} samples) and every sample (over {c} "
+                    f"features) has mean 0, variance 1.")
+        return (f"Both axes are standardized: every sample has mean 0, variance 1 across its "
+                f"{c} features, and every feature across the {n} samples.")
+    if done == {"per_feature"}:
+        if compare:
+            return (f"here every feature has mean 0, variance 1 over the {n} samples; samples "
+                    f"are not standardized (per-sample variance {samp_var}).")
+        return (f"Every feature now has mean 0, variance 1 across the {n} samples; per-sample "
+                f"variance ranges {samp_var} and per-sample mean {_range(post.per_sample.mean)}"
+                f", so samples are not standardized.")
+    if done == {"per_sample"}:
+        if compare:
+            return (f"here every sample has mean 0, variance 1 over its {c} features; features "
+                    f"are not standardized (per-feature variance {feat_var}).")
+        if n == 1:
+            return (f"Every sample (here the only one) now has mean 0, variance 1 across its "
+                    f"{c} features (with one sample, per-feature statistics are just its "
+                    f"values).")
+        return (f"Every sample now has mean 0, variance 1 across its {c} features; per-feature "
+                f"variance ranges {feat_var} and per-feature mean "
+                f"{_range(post.per_feature.mean)}, so features are not standardized.")
+    if unchanged:
+        if compare:
+            return (f"here nothing is normalized: output = input (per-feature variance "
+                    f"{feat_var}, per-sample variance {samp_var}).")
+        return "Nothing was normalized: the output equals the input."
     ps = post.per_sample
-    rms = np.sqrt(ps.mean**2 + ps.var)
-    return (f"here neither axis is standardized: per-sample mean {_range(ps.mean)}, per-sample "
-            f"RMS {_range(rms)}, per-feature variance {feat_var}.")
+    rms = _range(np.sqrt(ps.mean**2 + ps.var))
+    if compare:
+        return (f"here neither axis is standardized: per-sample mean {_range(ps.mean)}, "
+                f"per-sample RMS {rms}, per-feature variance {feat_var}.")
+    return (f"No axis is standardized: per-sample mean ranges {_range(ps.mean)}, per-sample "
+            f"variance {samp_var}, per-sample RMS {rms}; per-feature variance {feat_var}.")
 
 
 def trouble_line(trouble: dict[str, Any]) -> str:

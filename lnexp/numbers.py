@@ -43,3 +43,26 @@ def shape_words(cfg: Any) -> str:
         return (f"{count(d['N'], 'sample')} × {count(d['T'], 'token')} × "
                 f"{count(d['C'], 'channel')}")
     return f"{count(d['N'], 'sample')} × {count(d['C'], 'feature')}"
+
+
+# How a sweep summary cell reads, in the terminal table, the report and the figure alike:
+# the median over seeds with its range (a ratio spanning decades is not read by mean ± std).
+SWEEP_CELLS = "median [min, max] over {over}, n = completed trials"
+
+
+def median_range(stat: dict[str, Any] | None, num: Any, short: Any = None) -> str:
+    """A sweep summary cell from {median, min, max, mean, ...}: 'median [min, max]' with
+    `num` for the median and `short` (default `num`) for the range; one value when n is 1 or
+    all agree; 'n/a' when nothing was computed. Rows of an older sweep.json (no median) show
+    their mean."""
+    short = short or num
+    if not stat:
+        return "n/a"
+    centre = stat.get("median")
+    if centre is None:
+        centre = stat.get("mean")
+        return "n/a" if centre is None else num(centre)
+    lo, hi = stat.get("min"), stat.get("max")
+    if lo is None or hi is None or short(lo) == short(hi):
+        return num(centre)
+    return f"{num(centre)} [{short(lo)}, {short(hi)}]"

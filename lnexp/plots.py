@@ -82,9 +82,10 @@ def _describe(result: RunResult) -> str:
 
 def _axis_title(cfg: Any, axis: str) -> str:
     """'Per-feature … (over samples, dim 0)' on features; 'Per-channel … (over N·H·W …)'."""
-    if cfg.data.layout == "features":
-        return {"per_feature": "Per-feature {} (over samples, dim 0)",
-                "per_sample": "Per-sample {} (over features, dim 1)"}[axis]
+    tutorial = {"per_feature": "Per-feature {} (over samples, dim 0)",
+                "per_sample": "Per-sample {} (over features, dim 1)"}
+    if cfg.data.layout == "features" and axis in tutorial:
+        return tutorial[axis]
     from lnexp.explain import axis_descriptions
 
     unit, over = axis_descriptions(cfg)[axis]
@@ -127,13 +128,20 @@ def overview(result: RunResult) -> Figure:
     Columns: distribution | per feature (over samples, dim 0) | per sample (over features,
     dim 1). Top row: all values and means; bottom row: the chosen sample and biased variances.
     """
+    cfg = result.config
+    pre_s, post_s = result.pre_stats, result.post_stats
+    # The third column shows the norm's own axis when it is not one of the first two (tokens
+    # for ln on sequences, instances, groups: also on the features layout).
+    own = result.norm.standardizes_axis
+    third = own if own in pre_s.axes and own not in ("per_feature", "per_sample") \
+        else "per_sample"
     fig = _new_figure(16, 9)
-    two_line = result.config.data.layout != "features"  # axis titles of two lines
+    # axis titles of two lines
+    two_line = cfg.data.layout != "features" or third != "per_sample"
     ax = fig.subplots(2, 3, gridspec_kw={"left": 0.045, "right": 0.99, "bottom": 0.065,
                                          "top": 0.83 if two_line else 0.86, "wspace": 0.2,
                                          "hspace": 0.36 if two_line else 0.3})
-    name = result.config.model.norm
-    pre_s, post_s = result.pre_stats, result.post_stats
+    name = cfg.model.norm
 
     bins = bin_edges([result.pre, result.post], 60)
     for data, color, label, g in ((result.pre, PRE, "before", pre_s.global_),
@@ -147,12 +155,6 @@ def overview(result: RunResult) -> Figure:
 
     _sample_panel(ax[1, 0], result)
 
-    cfg = result.config
-    # Images and sequences: the third column shows the norm's own axis when it is not one of
-    # the first two (tokens for ln on sequences, instances, groups).
-    own = result.norm.standardizes_axis
-    third = own if own in pre_s.axes and own not in ("per_feature", "per_sample") \
-        else "per_sample"
     unit = "feature" if cfg.data.layout == "features" else "channel"
     third_unit = {"per_sample": "sample", "per_token": "token (n·T + t)",
                   "per_instance": "(sample, channel) (n·C + c)",

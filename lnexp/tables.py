@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from lnexp.console import make_console
 from lnexp.explain import axis_descriptions
-from lnexp.numbers import shape_words, show_value
+from lnexp.numbers import SWEEP_CELLS, median_range, shape_words, show_value
 from lnexp.registry import AXES, COMPARATORS, LISTED_METRICS
 
 if TYPE_CHECKING:  # stats imports torch; `lnexp check` renders tables without it
@@ -382,16 +383,10 @@ def trials_table(trials: list[Trial], keys: list[str], title: str) -> Table:
     return t
 
 
-def mean_pm(mean: float | None, std: float | None) -> str:
-    """'0.1234 ± 0.0100', 'n/a' when nothing was computed, no ± for one value."""
-    if mean is None:
-        return "n/a"
-    return fmt(mean) if std is None else f"{fmt(mean)} ± {_short(std)}"
-
-
 def sweep_summary_table(rows: list[dict[str, Any]], group_keys: list[str],
                         metrics: list[str], title: str) -> Table:
-    """One row per combination of the non-seed keys; each metric as mean ± std over seeds."""
+    """One row per combination of the non-seed keys; each metric as median [min, max] over
+    seeds, as the summary figure draws it."""
     t = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
     for k in group_keys:
         t.add_column(k, justify="right")
@@ -401,7 +396,7 @@ def sweep_summary_table(rows: list[dict[str, Any]], group_keys: list[str],
     for r in rows:
         ns = f"{r['completed']}" + (f" ({r['failed']} failed)" if r["failed"] else "")
         t.add_row(*[show_value(r[k]) for k in group_keys], ns,
-                  *[mean_pm(r["metrics"][m]["mean"], r["metrics"][m]["std"]) for m in metrics])
+                  *[median_range(r["metrics"][m], _short) for m in metrics])
     return t
 
 
@@ -572,10 +567,13 @@ def render_run_details(console: Console, info: dict[str, Any]) -> None:
 def render_sweep(console: Console, outcome: SweepOutcome) -> None:
     """Everything `lnexp sweep` prints for a person once the trials ran."""
     d, counts = outcome.plan.definition, outcome.counts
+    if not counts["completed"]:
+        console.print(f"0 of {counts['total']} trials completed: nothing to summarize")
+        console.print(f"sweep folder: {outcome.sweep_dir}  (sweep.json)")
+        return
     console.print(sweep_summary_table(
         outcome.rows, d.group_keys, outcome.plan.metrics,
-        f"{counts['completed']} of {counts['total']} trials completed; mean ± std over "
-        f"{'seeds' if 'seed' in d.keys else 'repeats'} (std with n−1), n = completed "
-        f"trials"))
+        f"{counts['completed']} of {counts['total']} trials completed; "
+        + escape(SWEEP_CELLS.format(over="seeds" if "seed" in d.keys else "repeats"))))
     png = ", summary.png" if (outcome.sweep_dir / "summary.png").exists() else ""
     console.print(f"sweep folder: {outcome.sweep_dir}  (sweep.json, summary.csv{png})")

@@ -187,6 +187,33 @@ def test_bn_batch_of_one_exits_3_and_writes_the_other_norms(tmp_path: Path) -> N
     assert rows[0]["status"] == "not_defined" and rows[0]["per_sample_var_min"] == ""
 
 
+def test_compare_shows_progress_like_run_and_sweep(tmp_path: Path) -> None:
+    # issue 19 #6: compare printed nothing for ~20 s. Not a terminal: a few plain lines on
+    # stderr, one per norm and one for the figures; silent with -q.
+    res = invoke("compare", "bn", "ln", "-o", str(tmp_path / "a"))
+    assert res.exit_code == 0, res.output
+    lines = res.stderr.splitlines()
+    assert lines == ["compare 0/3  running bn", "compare 1/3  running ln",
+                     "compare 2/3  drawing figures, writing files", "compare 3/3  done"]
+    quiet = invoke("compare", "bn", "ln", "-q", *NO_FIGURES, "-o", str(tmp_path / "b"))
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+
+
+def test_compare_progress_is_a_transient_bar_on_a_terminal(tmp_path: Path) -> None:
+    from lnexp import core, progress
+
+    cfg = config.from_mapping({"data": {"n_samples": 8}, "output": {"figures": False}})
+    configs = cmp_mod.norm_configs(cfg, ["bn", "ln"])
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=80)
+    with progress.steps("compare", console=console) as update:
+        core.compare(cfg, configs, tmp_path, ["lnexp", "compare"], None, update)
+    text = out.getvalue()
+    # a bar (rich redraws on a timer, so only its final state is certain), not plain lines
+    assert "━" in text and "3/3" in text and "done" in text
+    assert "compare 3/3  done" not in text
+
+
 def test_groups_not_dividing_is_a_config_error_before_anything_runs(tmp_path: Path) -> None:
     res = invoke("compare", "--set", "model.groups=7", *NO_FIGURES, "-o", str(tmp_path))
     assert res.exit_code == EXIT_USAGE, res.output

@@ -87,3 +87,25 @@ def test_padding_does_not_change_the_statistics(minilm) -> None:
                                    atol=1e-5)
         np.testing.assert_allclose(a.post.per_dim.var, b.post.per_dim.var, rtol=1e-3,
                                    atol=1e-5)
+
+
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_the_table_gives_way_on_a_narrow_terminal(outcome, width: int) -> None:
+    # issue 19 #7: at 80 columns every cell was cut to '…'. Columns leave, least important
+    # first; the layer column folds long names; no cell is cut.
+    from rich.console import Console
+
+    from lnexp.inspect.table import render
+
+    console = Console(width=width, record=True)
+    render(console, outcome)  # what `lnexp inspect` prints
+    text = console.export_text()
+    assert "…" not in text
+    assert max(len(line) for line in text.splitlines()) <= width
+    joined = text.replace("\n", "")
+    for r in outcome.layers:
+        assert r.name in "".join(text.split()) or r.name in joined, r.name
+    header = " ".join(text.split())
+    assert "top dim in" in header  # the most important number column stays at 60
+    if width >= 120:
+        assert "int8 dB" in header and "top dim out" in header

@@ -144,6 +144,13 @@ def test_sweep_page_has_summary_failed_trials_and_every_trial(folders: dict[str,
     assert len(tables["Failed trials"][0].rows) == 2
     assert len(tables["Trials"][0].rows) == 8
     assert "summary.png" in html
+    # the cells, the caption and the figure's caption all say median [min, max] (issue 19 #4)
+    assert summary.caption.startswith("Median [min, max] over seeds")
+    assert "±" not in html and "std band" not in html and "min–max band" in html
+    row = next(r for r in stored["summary"] if r["completed"] > 1)
+    stat = row["metrics"][stored["metrics"][0]]
+    cells = [c for r in summary.rows for c in r]
+    assert f"{fmt(stat['median'])} [" in " ".join(cells)
     md = report.to_markdown(doc)
     assert "#### Failed trials" in md and "#### Trials" not in md  # every trial: HTML only
 

@@ -126,6 +126,29 @@ def test_two_workers_aggregate_matches_the_trials(cfg: Path, tmp_path: Path,
 
 
 @pytest.mark.slow  # starts real processes
+def test_trials_draw_their_figures_with_the_default_figure_workers(tmp_path: Path) -> None:
+    # Every other sweep test turns figures off; here each trial forks its figure children
+    # inside a sweep worker (the forkserver's at-fork guard once killed them: issue 19 #1).
+    from PIL import Image
+
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(SMALL.replace("figures: false", "figures: true"))
+    res = _invoke("sweep", str(cfg), "--grid", "model.norm=bn,ln", "--seeds", "2", "-j", "2",
+                  "--json", "-o", str(tmp_path / "out"))
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["status"] == "completed" and doc["counts"]["completed"] == 4
+    sweep_dir = Path(doc["sweep_dir"])
+    for t in _read(sweep_dir)["trials"]:
+        for name in ("overview.png", "heatmap.png"):
+            with Image.open(sweep_dir / t["run_dir"] / "figures" / name) as im:
+                im.load()
+                assert im.size[0] > 100 and im.size[1] > 100
+    with Image.open(sweep_dir / "summary.png") as im:
+        im.load()
+
+
+@pytest.mark.slow  # starts real processes
 def test_partial_failure_exits_3_and_others_complete(cfg: Path, tmp_path: Path,
                                                      executor_args: list[str]) -> None:
     res = _invoke("sweep", str(cfg), "--grid", "model.norm=bn,ln",
@@ -144,6 +167,22 @@ def test_partial_failure_exits_3_and_others_complete(cfg: Path, tmp_path: Path,
     assert json.loads((sweep_dir / "run.json").read_text())["status"] == "partial"
     failed_run = json.loads((sweep_dir / doc["trials"][0]["run_dir"] / "run.json").read_text())
     assert failed_run["status"] == "failed"
+
+
+@pytest.mark.slow  # starts real processes
+def test_nothing_completed_is_failed_not_partial(cfg: Path, tmp_path: Path) -> None:
+    # issue 19 #5: 0 of N completed read `partial` with an empty-axes summary.png
+    res = _invoke("sweep", str(cfg), "--set", "model.norm=bn", "--grid", "data.n_samples=1",
+                  "--grid", "model.in_features=5,6", "-j", "2", "-o", str(tmp_path / "out"))
+    assert res.exit_code == 3, res.output
+    assert "nothing completed (exit 3): 0 of 2 trials completed" in res.stderr
+    assert "partly done" not in res.stderr
+    assert "0 of 2 trials completed: nothing to summarize" in res.stdout
+    (sweep_dir,) = (tmp_path / "out" / "tiny-sweep").iterdir()
+    assert _read(sweep_dir)["status"] == "failed"
+    run = json.loads((sweep_dir / "run.json").read_text())
+    assert run["status"] == "failed" and run["error"].startswith("nothing completed")
+    assert not (sweep_dir / "summary.png").exists()
 
 
 @pytest.mark.slow  # starts real processes

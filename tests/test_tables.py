@@ -46,7 +46,18 @@ def test_expectations_table_uses_the_registry_symbols() -> None:
     assert "NaN/Inf" in text
 
 
-def test_mean_pm() -> None:
-    assert tables.mean_pm(None, None) == "n/a"
-    assert tables.mean_pm(1.0, None) == "1.0000"
-    assert tables.mean_pm(1.0, 0.5) == "1.0000 ± 0.5"
+def test_sweep_cells_are_median_and_range_like_the_figure() -> None:
+    # issue 19 #4: the table said mean ± std under a figure of median and min..max
+    from lnexp.numbers import median_range
+
+    stat = {"mean": 2.0, "std": 1.7, "n": 3, "median": 1.0, "min": 0.5, "max": 4.5}
+    assert median_range(stat, tables.fmt) == "1.0000 [0.5000, 4.5000]"
+    assert median_range({**stat, "min": 1.0, "max": 1.0}, tables.fmt) == "1.0000"
+    assert median_range(None, tables.fmt) == "n/a"
+    assert median_range({"mean": 2.0, "std": None, "n": 1}, tables.fmt) == "2.0000"
+    t = tables.sweep_summary_table([{"model.norm": "ln", "completed": 3, "failed": 0,
+                                     "metrics": {"m.x": stat}}], ["model.norm"], ["m.x"], "t")
+    out = Console(width=100, record=True)
+    out.print(t)
+    text = out.export_text()
+    assert "1 [0.5, 4.5]" in text and "±" not in text

@@ -24,48 +24,87 @@ def _top(o: list[Outlier]) -> str:
     return f"{o[0].dim} ({_g(o[0].ratio)}×)"
 
 
-def layers_table(o: InspectOutcome) -> Table:
-    """One row per norm layer in forward order; fits 120 columns for names up to ~45
-    characters (the layer column never wraps). The smallest |γ| goes to the notes."""
-    types = sorted({r.type for r in o.layers})
-    bn = any(r.batchnorm is not None for r in o.layers)
-    t = Table(title=f"{o.model['name']} ({o.model['class']}, {o.model['parameters']:,} "
-                    f"parameters): {len(o.layers)} norm layers"
-                    + (f" ({types[0]})" if len(types) == 1 else "")
-                    + f" on {o.inputs['description']} ({o.inputs['count']} inputs"
-                    + (f", {o.inputs['tokens']} tokens)" if o.inputs.get("tokens") else ")"),
-              box=box.SIMPLE_HEAD, title_justify="left", padding=(0, 0), pad_edge=False,
-              show_edge=False)
-    t.add_column("#", justify="right")
-    t.add_column("layer", no_wrap=True)
+def _title(o: InspectOutcome, types: list[str]) -> str:
+    return (f"{o.model['name']} ({o.model['class']}, {o.model['parameters']:,} parameters): "
+            f"{len(o.layers)} norm layers" + (f" ({types[0]})" if len(types) == 1 else "")
+            + f" on {o.inputs['description']} ({o.inputs['count']} inputs"
+            + (f", {o.inputs['tokens']} tokens)" if o.inputs.get("tokens") else ")"))
+
+
+# Which columns stay when the terminal is narrow, most important first; the layer column
+# always stays and folds its name (never cut) when it must.
+PRIORITY = ("layer", "top_in", "gamma", "token_var", "top_out", "int8", "bn", "type", "#")
+LAYER_MIN = 24  # the layer column folds names longer than what is left, but not below this
+
+
+def _columns(o: InspectOutcome, types: list[str]) -> dict[str, tuple[str, str, list[str]]]:
+    """key -> (header, justify, one cell per layer), in display order."""
+    rows = o.layers
+    cols: dict[str, tuple[str, str, list[str]]] = {
+        "#": ("#", "right", [str(r.index) for r in rows]),
+        "layer": ("layer", "left", [r.name for r in rows])}
     if len(types) > 1:
-        t.add_column("type", no_wrap=True)
-    t.add_column("token var\np50 / max", justify="right", no_wrap=True)
-    t.add_column("top dim in\n(× median)", justify="right", no_wrap=True)
-    t.add_column("γ there\n(rank)", justify="right", no_wrap=True)
-    t.add_column("top dim out\n(× median)", justify="right", no_wrap=True)
-    t.add_column("int8 dB\ntensor/tok", justify="right", no_wrap=True)
-    if bn:
-        t.add_column("BN train\nvs eval", justify="right", no_wrap=True)
-    for r in o.layers:
-        tok = r.pre.per_token
-        at = r.weight.at_outliers[0] if r.weight and r.weight.at_outliers else None
-        row = [str(r.index), r.name, *([r.type] if len(types) > 1 else []),
-               f"{_g(tok.var_quantiles['p50'])} / {_g(tok.var_max)}", _top(r.pre.outliers),
-               f"{_g(at.value)} ({at.rank})" if at else "-",
-               _top(r.post.outliers) if r.post else "not measured",
-               f"{r.quant.per_tensor_sqnr_db:.1f}/{r.quant.per_token_sqnr_db:.1f}"]
-        if bn:
-            b = r.batchnorm
-            row.append(f"{b.rel_rms_diff:.1%}" if b and b.rel_rms_diff is not None
-                       else ("n/a" if b else ""))
-        t.add_row(*row)
+        cols["type"] = ("type", "left", [r.type for r in rows])
+    ats = [r.weight.at_outliers[0] if r.weight and r.weight.at_outliers else None for r in rows]
+    cols["token_var"] = ("token var\np50 / max", "right",
+                         [f"{_g(r.pre.per_token.var_quantiles['p50'])} / "
+                          f"{_g(r.pre.per_token.var_max)}" for r in rows])
+    cols["top_in"] = ("top dim in\n(× median)", "right", [_top(r.pre.outliers) for r in rows])
+    cols["gamma"] = ("γ there\n(rank)", "right",
+                     [f"{_g(at.value)} ({at.rank})" if at else "-" for at in ats])
+    cols["top_out"] = ("top dim out\n(× median)", "right",
+                       [_top(r.post.outliers) if r.post else "not measured"
+                        for r in rows])
+    cols["int8"] = ("int8 dB\ntensor/tok", "right",
+                    [f"{r.quant.per_tensor_sqnr_db:.1f}/{r.quant.per_token_sqnr_db:.1f}"
+                     for r in rows])
+    if any(r.batchnorm is not None for r in rows):
+        cols["bn"] = ("BN train\nvs eval", "right",
+                      [(f"{b.rel_rms_diff:.1%}" if b.rel_rms_diff is not None else "n/a")
+                       if (b := r.batchnorm) else "" for r in rows])
+    return cols
+
+
+def layers_table(o: InspectOutcome, width: int = 120) -> Table:
+    """One row per norm layer in forward order. Columns that do not fit `width` are left out,
+    least important first (PRIORITY), as `lnexp runs` does; the layer column always stays
+    and folds a long name instead of cutting it. The smallest |γ| goes to the notes."""
+    types = sorted({r.type for r in o.layers})
+    cols = _columns(o, types)
+
+    def natural(key: str) -> int:
+        header, _, cells = cols[key]
+        return max(max((len(c) for c in cells), default=0),
+                   *(len(line) for line in header.split("\n")))
+
+    # The whole layer name when that leaves room for the next column, else folded (never
+    # below LAYER_MIN); one space between columns, none at the edges.
+    layer_width = min(natural("layer"),
+                      max(LAYER_MIN, width - 1 - natural(PRIORITY[1])))
+    chosen = {"layer"}
+    used = layer_width
+    for key in PRIORITY[1:]:
+        if key in cols and used + 1 + natural(key) <= width:
+            chosen.add(key)
+            used += 1 + natural(key)
+    t = Table(title=_title(o, types), box=box.SIMPLE_HEAD, title_justify="left",
+              padding=(0, 0), pad_edge=False, show_edge=False)
+    for key, (header, justify, _) in cols.items():
+        if key not in chosen:
+            continue
+        if key == "layer":
+            t.add_column(header, overflow="fold", min_width=layer_width, max_width=layer_width)
+        else:
+            t.add_column(header, justify=justify, no_wrap=True,  # type: ignore[arg-type]
+                         min_width=natural(key))
+    for i in range(len(o.layers)):
+        t.add_row(*[cells[i] for key, (_, _, cells) in cols.items() if key in chosen])
     return t
 
 
 def render(console: Console, o: InspectOutcome, run_dir: str | None = None) -> None:
     """The table, the findings, unused layers, and the run folder."""
-    console.print(layers_table(o))
+    console.print(layers_table(o, console.width))
     for line in o.notes:
         console.print(f"• {line}", soft_wrap=False)
     if o.unused:

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from lnexp.errors import RunFolderError
+from lnexp.numbers import SWEEP_CELLS, median_range
 from lnexp.report.document import (
     Bullets,
     Code,
@@ -47,8 +48,8 @@ FIGURE_CAPTIONS = {
                 "update/weight ratio by layer over the steps.",
     "comparison": "One column per norm: per-feature variance, per-sample variance and the "
                   "activation heatmap on one colour scale.",
-    "summary": "Each metric against a swept key, one line per norm, with a ± std band over "
-               "the seeds.",
+    "summary": "Each metric against a swept key, one line per norm: the median over the "
+               "seeds, with a min–max band.",
 }
 FIGURE_ORDER = ("overview", "heatmap", "layers", "training")
 
@@ -92,16 +93,6 @@ def span(lo: Any, hi: Any) -> str:
 def plural(k: Any, word: str) -> str:
     """`1 sample`, `100 samples`."""
     return f"{fmt(k)} {word}" + ("" if k == 1 else "s")
-
-
-def plus_minus(stat: dict[str, Any] | None) -> str:
-    """A sweep cell, `mean ± std`, from {mean, std, n}; std with two significant digits."""
-    if not stat or stat.get("mean") is None:
-        return "n/a"
-    std = stat.get("std")
-    if std is None or (isinstance(std, float) and math.isnan(std)):
-        return fmt(stat["mean"])
-    return f"{fmt(stat['mean'])} ± {std:.2g}"
 
 
 def _plain(v: Any) -> str:
@@ -601,11 +592,11 @@ def sweep_document(path: Path) -> Document:
     summary = [r for r in sw.get("summary") or [] if isinstance(r, dict)]
     if summary:
         rows = [[*(_plain(r.get(k)) for k in group_keys), str(r.get("completed", "")),
-                 *(plus_minus((r.get("metrics") or {}).get(m)) for m in metrics)]
+                 *(median_range((r.get("metrics") or {}).get(m), fmt) for m in metrics)]
                 for r in summary]
         doc.sections.append(Section("Summary", [Table(
             [*group_keys, "n", *(_short_metric(m) for m in metrics)], rows[:MAX_ROWS],
-            caption="Mean ± std over seeds (std with n−1), n = completed trials",
+            caption=SWEEP_CELLS.format(over="seeds").capitalize(),
             note=f"first {MAX_ROWS} of {len(rows)} rows; summary.csv has all"
             if len(rows) > MAX_ROWS else "")]))
     elif trials:

@@ -239,6 +239,11 @@ class RunFolder:
         """End as 'partial' (some part was not computed) instead of 'completed' on success."""
         self._final = ("partial", error)
 
+    def mark_failed(self, error: str) -> None:
+        """End as 'failed' on success too: nothing of what it ran was computed (a sweep whose
+        trials all failed)."""
+        self._final = ("failed", error)
+
     def _write_status(self) -> None:
         write_atomic(self.path / "run.json", dumps(self.info))
 

@@ -33,8 +33,14 @@ def _arm() -> None:
     if os.getppid() != lnexp_pid:  # lnexp died before the signal was armed
         os._exit(1)
     server = os.getpid()
+    armed = [True]  # False in a worker: its own forks (figure children) are not the server's
 
     def in_child() -> None:  # runs in each forked worker before anything else
+        # The hook is inherited by the workers: a figure child a trial forks runs it too,
+        # with the worker as its parent. Only the server's direct children are checked.
+        if not armed[0]:
+            return
+        armed[0] = False
         procs.set_pdeathsig(signal.SIGKILL)
         if os.getppid() != server:
             os._exit(1)

@@ -65,6 +65,11 @@ class SweepOutcome:
         return self.folder.counts()
 
     @property
+    def status(self) -> str:
+        """sweep.json's status: completed, partial or failed (nothing completed)."""
+        return str(self.folder.doc.get("status"))
+
+    @property
     def not_completed(self) -> list[dict[str, Any]]:
         return [t for t in self.folder.trials if t["status"] != "completed"]
 
@@ -227,10 +232,21 @@ def _run(plan: SweepPlan, folder: SweepFolder, run_folder: files.RunFolder,
         bad = counts["total"] - counts["completed"]
         run_folder.describe(trials={"completed": counts["completed"],
                                     "total": counts["total"]})
-        if bad:
+        status = sweep_status(counts)
+        if status == "failed":
+            run_folder.mark_failed(f"nothing completed: 0 of {counts['total']} trials")
+        elif bad:
             run_folder.mark_partial(f"{bad} of {counts['total']} trials not completed")
-        folder.finish("partial" if bad else "completed", rows)
+        folder.finish(status, rows)
     return SweepOutcome(plan, folder, rows, skipped)
+
+
+def sweep_status(counts: dict[str, int]) -> str:
+    """completed (every trial), partial (some), failed (trials ran and none completed:
+    nothing to summarize, no summary.png)."""
+    if counts["completed"] == counts["total"]:
+        return "completed"
+    return "partial" if counts["completed"] else "failed"
 
 
 def write_summary(folder: SweepFolder, d: grid.Definition, metrics: list[str], x: str | None,
@@ -240,7 +256,8 @@ def write_summary(folder: SweepFolder, d: grid.Definition, metrics: list[str], x
     rows = documents.summary_rows(groups, d.group_keys, metrics)
     files.write_atomic(folder.path / "summary.csv",
                        documents.summary_csv(rows, d.group_keys, metrics))
-    x_key = summary.x_key(d, x) if figure and rows else None
+    drawn = any(r["completed"] for r in rows)  # nothing completed: no empty-axes figure
+    x_key = summary.x_key(d, x) if figure and drawn else None
     if x_key is not None:
         from lnexp import plots
         from lnexp.store.figures import save_figure
