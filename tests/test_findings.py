@@ -58,6 +58,15 @@ def test_deep_sigmoid_ln_and_rms_map_every_sample_to_the_same_vector(norm):
     assert lay.std[-1] > 0.1  # the old panel: every value's std looks healthy
 
 
+def test_deep_sigmoid_runs_in_float64_below_the_float32_floor():
+    """The shipped finding is in float64: ln's last-block spread (~3e-9) is below float32's
+    rounding floor of sigmoid outputs near 0.5 (~3e-8), which float32 cannot go under."""
+    assert load_config(CONFIGS / "deep_sigmoid.yaml").model.dtype == "float64"
+    f64 = _layers("deep_sigmoid.yaml", "model.norm=ln").spread[-1]
+    f32 = _layers("deep_sigmoid.yaml", "model.norm=ln", "model.dtype=float32").spread[-1]
+    assert f64 < 1e-8 < 2e-8 < f32, (f64, f32)
+
+
 def test_deep_sigmoid_bn_keeps_the_samples_apart():
     lay = _layers("deep_sigmoid.yaml")  # bn
     assert lay.spread[-1] > 0.1 and lay.cosine[-1] < 0.9
