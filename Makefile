@@ -33,7 +33,7 @@ bench: $(DEV)  ## benchmark against the tutorial script; lnexp inspect vs the ba
 	$(BIN)/python benchmarks/bench.py
 	$(BIN)/python benchmarks/bench_inspect.py
 
-docs: $(DEV)  ## regenerate every docs/*.png from its shipped config (scripts/make_docs.py; ~40 min)
+docs: $(DEV)  ## regenerate every docs/*.png from its shipped config (scripts/make_docs.py; ~1 h on 2 cores)
 	$(BIN)/python scripts/make_docs.py
 
 clean:

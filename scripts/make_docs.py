@@ -1,7 +1,7 @@
 """Regenerate every PNG under docs/ from its shipped config, with the code that ships.
 
 Usage:
-    .venv/bin/python scripts/make_docs.py                  # every figure (the sweeps take ~40 min)
+    .venv/bin/python scripts/make_docs.py   # every figure (sweeps: ~1 h on 2 cores)
     .venv/bin/python scripts/make_docs.py warmup.png ...   # only these
     .venv/bin/python scripts/make_docs.py --list           # the table: png, config, command, figure
     .venv/bin/python scripts/make_docs.py --from warmup.png=outputs/warmup-sweep/<run> ...

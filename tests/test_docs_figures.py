@@ -84,4 +84,5 @@ def test_the_script_refuses_an_unknown_figure(capsys):
 def test_list_prints_each_row(entry, capsys):
     MAKE_DOCS.main(["--list"])
     rows = capsys.readouterr().out.splitlines()
-    assert f"{entry.png}\t{entry.config or '-'}\tlnexp {' '.join(entry.args)}\t{entry.figure}" in rows
+    row = f"{entry.png}\t{entry.config or '-'}\tlnexp {' '.join(entry.args)}\t{entry.figure}"
+    assert row in rows
