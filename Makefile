@@ -7,7 +7,7 @@ TORCH  ?= torch==2.13.0
 CORE   := $(VENV)/.lnexp-core
 DEV    := $(VENV)/.lnexp-dev
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench docs clean
 
 # The main job needs only the core dependencies; tests and benchmarks add the dev extra, which
 # pulls every optional extra (data, models, dask, mlflow) so the suite exercises the real tools.
@@ -32,6 +32,9 @@ test: $(DEV)  ## lint + the whole test suite
 bench: $(DEV)  ## benchmark against the tutorial script; lnexp inspect vs the bare MiniLM forward
 	$(BIN)/python benchmarks/bench.py
 	$(BIN)/python benchmarks/bench_inspect.py
+
+docs: $(DEV)  ## regenerate every docs/*.png from its shipped config (scripts/make_docs.py; ~1 h on 2 cores)
+	$(BIN)/python scripts/make_docs.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -134,7 +134,8 @@ DEFAULT_BLOCK = "linear"
 # --------------------------------------------------------------------------- precision
 
 # model.dtype -> the torch dtype's attribute name. Statistics are float64 whatever this is.
-DTYPES: dict[str, str] = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
+DTYPES: dict[str, str] = {"float32": "float32", "float64": "float64", "bfloat16": "bfloat16",
+                          "float16": "float16"}
 DEVICES = ("cpu", "cuda", "auto")
 
 

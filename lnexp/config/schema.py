@@ -144,7 +144,7 @@ class ModelConfig(_Section):
         None, ge=1, le=MAX_DIM, description="Inner width of the ffn2 / transformer feed-forward branch, e.g. 256; default: the block width.")
     heads: StrictInt = Field(4, ge=1, description="Attention heads of a transformer block (must divide the width), e.g. 4.")
     dtype: Literal[DTYPES] = Field(  # type: ignore[valid-type]
-        "float32", description="Parameters, inputs and activations: float32, bfloat16, float16 (statistics are float64 whatever this is).")
+        "float32", description="Parameters, inputs and activations: float32, float64 (to see values below float32's resolution), bfloat16, float16 (statistics are float64 whatever this is).")
 
     @field_validator("norm")
     @classmethod
