@@ -204,3 +204,19 @@ def test_the_command_exports_again_as_unchanged(invoke, store: dict[str, Any],
         for kind, i, nested in zip(("run", "sweep"), ids,
                                    ("", f" ({len(doc['runs'][1]['children'])} nested runs)"),
                                    strict=True)]
+
+
+def test_children_named_by_a_hand_edited_file_never_lead_outside_the_folder(
+        tmp_path: Path) -> None:
+    """A comparison.json whose run_dir climbs, is absolute, empty or a symlink: only the
+    real child folder is exported (the others would log files from elsewhere into MLflow)."""
+    folder = tmp_path / "cmp"
+    outside = tmp_path / "outside"
+    for d in (folder / "ok", outside):
+        d.mkdir(parents=True)
+        (d / "run.json").write_text("{}")
+    (folder / "link").symlink_to(outside)
+    names = ["../outside", str(outside), "", ".", "link", "ok", "a/../../outside"]
+    (folder / "comparison.json").write_text(json.dumps(
+        {"norms": [{"norm": "ln", "run_dir": n} for n in names]}))
+    assert ex._children(folder, "compare") == [folder / "ok"]

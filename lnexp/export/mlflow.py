@@ -255,11 +255,16 @@ class _Exporter:
             self.client.log_batch(run_id, metrics=metrics[i:i + MAX_METRICS])
 
     def _artifacts(self, run_id: str, folder: Path, names: tuple[str, ...]) -> None:
+        # Only regular files of the folder itself: a symlink could point anywhere.
         for name in names:
-            if (folder / name).is_file():
+            if (folder / name).is_file() and not (folder / name).is_symlink():
                 self.client.log_artifact(run_id, str(folder / name))
-        for png in sorted((folder / "figures").glob("*.png")):
-            self.client.log_artifact(run_id, str(png), "figures")
+        from lnexp.store.reading import child_folder
+
+        figures = child_folder(folder, "figures")
+        for png in sorted(figures.glob("*.png")) if figures else []:
+            if not png.is_symlink():
+                self.client.log_artifact(run_id, str(png), "figures")
 
     def _start(self, folder: Path, kind: str, info: dict[str, Any], name: str,
                parent: str | None, extra_tags: dict[str, str]) -> str:
@@ -353,7 +358,10 @@ def _children(folder: Path, kind: str) -> list[Path]:
     else:
         doc = _read_json(folder / "sweep.json")
         names = [t.get("run_dir") for t in doc.get("trials") or [] if t.get("run_dir")]
-    return [folder / str(n) for n in names if (folder / str(n) / "run.json").is_file()]
+    from lnexp.store.reading import child_folder
+
+    found = [child_folder(folder, n) for n in names]
+    return [c for c in found if c is not None and (c / "run.json").is_file()]
 
 
 def export(folders: list[Path], uri: str, experiment: str = DEFAULT_EXPERIMENT

@@ -277,3 +277,16 @@ def _at(doc: Any, parts: list[str], where: str = "") -> list[tuple[str, Any]]:
 
 def _join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else str(key)
+
+
+def child_folder(folder: Path, name: object) -> Path | None:
+    """`folder / name` when `name` (read from one of the folder's own files) names a real
+    folder directly inside `folder`: one plain path component, not a symlink. Anything else
+    (absolute, climbing with `..`, empty, a symlink) is None, so nothing outside is followed."""
+    if not isinstance(name, str) or not name or name in (".", "..") or "/" in name \
+            or "\\" in name or "\0" in name:
+        return None
+    path = folder / name
+    if path.is_symlink() or not path.is_dir() or path.resolve().parent != folder.resolve():
+        return None
+    return path
