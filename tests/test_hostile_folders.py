@@ -465,3 +465,20 @@ def test_real_resume_with_a_climbing_run_dir_deletes_nothing(pristine: dict[str,
     assert proc.returncode == 2 and "trial 0" in proc.stderr, proc.stderr
     assert proc.stderr.count("error:") == 1 and "Traceback" not in proc.stderr
     assert _snapshot(tmp_path) == before
+
+
+def test_a_compare_report_reads_no_metrics_outside_its_folder(tmp_path: Path) -> None:
+    """comparison.json naming a run_dir outside the compare folder: the report's deep-model
+    rows never come from there (they would leak another folder's numbers into the page)."""
+    from lnexp.report import folders
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "metrics.json").write_text(json.dumps(
+        {"layers": {"grad_norm_first_over_last": 123456.0}}))
+    folder = tmp_path / "cmp"
+    (folder / "ok").mkdir(parents=True)
+    norms = [{"status": "completed", "run_dir": d, "name": n, "title": n}
+             for n, d in (("ln", "../outside"), ("bn", str(outside)), ("rms", "ok"))]
+    rows = folders._compare_rows(norms, folder, {})
+    assert "123456" not in json.dumps(rows, default=str) and "deep model" not in str(rows)

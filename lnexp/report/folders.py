@@ -464,8 +464,9 @@ def _compare_rows(norms: list[dict[str, Any]], path: Path, shape: dict[str, Any]
     # A deep model: the two rows the terminal adds, from each norm's own metrics.json.
     layers = {}
     for e in norms:
-        if e.get("status") == "completed" and e.get("run_dir"):
-            m = _read_json(path / str(e["run_dir"]) / "metrics.json") or {}
+        child = reading.child_folder(path, e.get("run_dir"))
+        if e.get("status") == "completed" and child is not None:
+            m = _read_json(child / "metrics.json") or {}
             if m.get("layers"):
                 layers[e["name"]] = m["layers"]
     if layers:
@@ -630,9 +631,8 @@ def sweep_document(path: Path) -> Document:
             Code("definition", yaml.safe_dump(definition, sort_keys=False,
                                               default_flow_style=None).rstrip("\n"))],
             summary=False))
-    first = next((path / str(t["run_dir"]) for t in trials
-                  if t.get("run_dir") and (path / str(t["run_dir"]) / "env.json").is_file()),
-                 None)
+    kids = (reading.child_folder(path, t.get("run_dir")) for t in trials)
+    first = next((c for c in kids if c is not None and (c / "env.json").is_file()), None)
     if first is not None:
         env = _env_section(_read_json(first / "env.json"),
                            note=f"From the first trial's env.json ({first.name}).")
