@@ -21,7 +21,6 @@ from lnexp.numbers import finite_or_none
 from lnexp.procs import effective_status
 from lnexp.registry import LISTED_METRICS, RUN_KINDS, RUN_STATUSES
 from lnexp.store import reading
-from lnexp.store.files import read_json_or_none as _json
 
 
 @dataclass
@@ -109,6 +108,8 @@ def record(folder: Path | str, parent: Path | str | None = None) -> RunRecord | 
                     error=_text(info, "error"), parent=parent)
     try:
         _fill(rec, info, folder)
+    except reading.UnreadableFile as exc:  # the folder's main document, when it is read
+        raise MalformedFolder(f"cannot read {os.path.basename(exc.path)}: {exc.why}") from None
     except (AttributeError, TypeError, ValueError, KeyError) as exc:
         raise MalformedFolder(f"its listing fields are malformed ({type(exc).__name__}: "
                               f"{exc})") from None
@@ -133,14 +134,14 @@ def _record_from_documents(rec: RunRecord, folder: Path) -> None:
     """Fill a record from the folder's main document (folders from before run.json carried
     the listing fields, and running sweeps)."""
     if rec.kind == "run":
-        doc = _json(folder / "metrics.json")
+        doc = reading.read_json_or_none(folder / "metrics.json")
         if doc is not None:
             rec.norm = ((doc.get("config") or {}).get("model") or {}).get("norm")
             rec.metrics = {m: finite_or_none(expect.metric_value(doc, m)) for m in LISTED_METRICS}
             shape = doc.get("shape") or {}
             rec.detail = f"{shape.get('n_samples')} × {shape.get('features')}"
     elif rec.kind == "compare":
-        doc = _json(folder / "comparison.json")
+        doc = reading.read_json_or_none(folder / "comparison.json")
         if doc is not None:
             rec.norm = ",".join(doc.get("norm_order") or [])
             done = sum(n.get("status") == "completed" for n in doc.get("norms") or [])
