@@ -1,7 +1,7 @@
 """Registries as data: every name a config, a model, a figure or a table refers to, defined once.
 
 Pure data, no torch, no matplotlib: the config schema reads these for its choices and
-descriptions (so `lnexp --help` and validation stay fast), and models, plots, tables and the
+descriptions (so `lnexp --help` and validation stay fast), and models, figures, tables and the
 store look their names up here instead of spelling them again. Norms have their own registry
 (`lnexp.norms`) because each entry carries a factory.
 """
@@ -143,7 +143,8 @@ DEVICES = ("cpu", "cuda", "auto")
 
 @dataclass(frozen=True)
 class FigureSpec:
-    """One PNG a command writes: `name` is also the lnexp.plots function that draws it."""
+    """One PNG a command writes: `name` is also its key in lnexp.figures.FIGURES (the function
+    that draws it)."""
 
     name: str
     file: str  # relative to the run (or compare) folder

@@ -1,4 +1,4 @@
-"""Figure rendering: PNG files from lnexp.plots, in worker processes where fork exists.
+"""Figure rendering: PNG files from lnexp.figures, in worker processes where fork exists.
 
 Two engines: a FigurePool forked *before* torch is imported (used by run and compare, whose
 figure workers load matplotlib while the parent loads torch), and render_figures' own forks
@@ -52,7 +52,7 @@ FIGURE_HOLD_ENV = "LNEXP_TEST_FIGURE_HOLD_S"
 
 @dataclass(frozen=True)
 class FigureJob:
-    """One PNG to render: lnexp.plots.FIGURES[make](arg) builds the Figure, saved atomically
+    """One PNG to render: lnexp.figures.FIGURES[make](arg) builds the Figure, saved atomically
     to `path`. The figure is named, not referenced, so a job pickles without matplotlib."""
 
     make: str
@@ -64,7 +64,7 @@ class FigureJob:
         """Draw and save the PNG. A figure that cannot be drawn (matplotlib refusing some
         data) is skipped with one warning line on stderr: the figures are a view of the
         metrics, and metrics.json is written regardless. Writing errors still raise."""
-        from lnexp import plots
+        from lnexp.figures import FIGURES
 
         hold = float(os.environ.get(FIGURE_HOLD_ENV) or 0)
         if hold > 0:
@@ -72,7 +72,7 @@ class FigureJob:
         try:
             with warnings.catch_warnings():  # numpy/matplotlib chatter on extreme values
                 warnings.simplefilter("ignore", RuntimeWarning)
-                png = png_bytes(plots.FIGURES[self.make](self.arg), self.dpi)
+                png = png_bytes(FIGURES[self.make](self.arg), self.dpi)
         except Exception as exc:  # any drawing failure skips this figure only
             # Printed here, not raised: a job may run in a forked worker, and one line on
             # stderr is the whole message (the CLI prints warnings the same way).
@@ -152,7 +152,7 @@ def _figure_worker(jobs: SimpleQueue, done: SimpleQueue, parent: dict[str, Any])
 
     procs.child_signals()
     procs.die_with_parent(parent)
-    from lnexp import plots  # noqa: F401  (matplotlib loads now, not after the compute)
+    import lnexp.figures  # noqa: F401  (matplotlib loads now, not after the compute)
 
     while (item := jobs.get()) is not None:
         i, job = item
