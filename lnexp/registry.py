@@ -96,6 +96,19 @@ AXIS_WORDS: dict[str, str] = {"per_feature": "features", "per_sample": "samples"
                               "per_group": "groups"}
 
 
+def standardizes(axes: list[str]) -> str:
+    """The standardized axes in words, e.g. ['per_feature'] -> 'features', ['per_group',
+    'per_sample'] -> 'groups and samples', [] -> 'neither'."""
+    # The finest axis first (the norm's own; the coarser ones follow from it): 'instances,
+    # features and samples', 'groups and samples', 'tokens and samples'.
+    finest_first = ("per_instance", "per_group", "per_token", "per_feature", "per_sample")
+    assert set(finest_first) == set(AXES)
+    words = [AXIS_WORDS[a] for a in finest_first if a in axes]
+    if not words:
+        return "neither"
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
 def axes(layout: str, norm: str) -> tuple[str, ...]:
     """The statistic axes reported for this layout and norm (per_group only for group)."""
     return tuple(a for a in AXES if a in LAYOUTS[layout].axes
