@@ -15,10 +15,10 @@ import sys
 import time
 import traceback
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from lnexp.errors import LnexpError, OutputError
 from lnexp.store.files import write_atomic
@@ -237,21 +237,8 @@ def render_figures(jobs: list[FigureJob], workers: int | None = None,
                 # 3.12+ warns about fork with torch's threads; children never use torch
                 warnings.simplefilter("ignore", DeprecationWarning)
                 pid = os.fork()
-            if pid == 0:  # child: render, then leave without running the parent's cleanup
-                code = 1
-                try:
-                    os.close(read_end)
-                    procs.child_signals()
-                    procs.die_with_parent(parent)
-                    work()
-                    code = 0
-                except (LnexpError, OSError) as exc:
-                    code = EXIT_CHILD_OUTPUT
-                    os.write(write_end, str(exc).encode()[:PIPE_MESSAGE] + b"\n")
-                except BaseException:
-                    os.write(write_end, traceback.format_exc(limit=4).encode()[-PIPE_MESSAGE:])
-                finally:
-                    os._exit(code)
+            if pid == 0:
+                _child(work, read_end, write_end, parent)
             children.append(pid)
         try:
             work()
@@ -277,3 +264,25 @@ def render_figures(jobs: list[FigureJob], workers: int | None = None,
 
 EXIT_CHILD_OUTPUT = 74  # sysexits EX_IOERR: a forked figure child could not write its file
 PIPE_MESSAGE = 3000
+
+
+def _child(work: Callable[[], None], read_end: int, write_end: int,
+           parent: dict[str, Any]) -> NoReturn:
+    """A forked figure child: render its share, report why it failed through the pipe, then
+    leave without running the parent's cleanup."""
+    from lnexp import procs
+
+    code = 1
+    try:
+        os.close(read_end)
+        procs.child_signals()
+        procs.die_with_parent(parent)
+        work()
+        code = 0
+    except (LnexpError, OSError) as exc:
+        code = EXIT_CHILD_OUTPUT
+        os.write(write_end, str(exc).encode()[:PIPE_MESSAGE] + b"\n")
+    except BaseException:
+        os.write(write_end, traceback.format_exc(limit=4).encode()[-PIPE_MESSAGE:])
+    finally:
+        os._exit(code)
