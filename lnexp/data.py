@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from lnexp.config import DataConfig
-from lnexp.config.schema import DIGITS_EXTRA
+from lnexp.config.sections import DIGITS_EXTRA
 from lnexp.errors import ConfigError
 
 

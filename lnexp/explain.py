@@ -41,21 +41,6 @@ def axis_descriptions(cfg: Any) -> dict[str, tuple[str, str]]:
             for axis in registry.axes(cfg.data.layout, cfg.model.norm)}
 
 
-def standardizes(axes: list[str]) -> str:
-    """The standardized axes in words, e.g. ['per_feature'] -> 'features', ['per_group',
-    'per_sample'] -> 'groups and samples', [] -> 'neither'."""
-    from lnexp.registry import AXES, AXIS_WORDS
-
-    # The finest axis first (the norm's own; the coarser ones follow from it): 'instances,
-    # features and samples', 'groups and samples', 'tokens and samples'.
-    finest_first = ("per_instance", "per_group", "per_token", "per_feature", "per_sample")
-    assert set(finest_first) == set(AXES)
-    words = [AXIS_WORDS[a] for a in finest_first if a in axes]
-    if not words:
-        return "neither"
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
-
-
 def lines(result: RunResult) -> list[str]:
     """What a newcomer should read off this run, one sentence per line."""
     cfg = result.config

@@ -1,7 +1,7 @@
 """Registries as data: every name a config, a model, a figure or a table refers to, defined once.
 
 Pure data, no torch, no matplotlib: the config schema reads these for its choices and
-descriptions (so `lnexp --help` and validation stay fast), and models, plots, tables and the
+descriptions (so `lnexp --help` and validation stay fast), and models, figures, tables and the
 store look their names up here instead of spelling them again. Norms have their own registry
 (`lnexp.norms`) because each entry carries a factory.
 """
@@ -96,6 +96,19 @@ AXIS_WORDS: dict[str, str] = {"per_feature": "features", "per_sample": "samples"
                               "per_group": "groups"}
 
 
+def standardizes(axes: list[str]) -> str:
+    """The standardized axes in words, e.g. ['per_feature'] -> 'features', ['per_group',
+    'per_sample'] -> 'groups and samples', [] -> 'neither'."""
+    # The finest axis first (the norm's own; the coarser ones follow from it): 'instances,
+    # features and samples', 'groups and samples', 'tokens and samples'.
+    finest_first = ("per_instance", "per_group", "per_token", "per_feature", "per_sample")
+    assert set(finest_first) == set(AXES)
+    words = [AXIS_WORDS[a] for a in finest_first if a in axes]
+    if not words:
+        return "neither"
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
 def axes(layout: str, norm: str) -> tuple[str, ...]:
     """The statistic axes reported for this layout and norm (per_group only for group)."""
     return tuple(a for a in AXES if a in LAYOUTS[layout].axes
@@ -143,7 +156,8 @@ DEVICES = ("cpu", "cuda", "auto")
 
 @dataclass(frozen=True)
 class FigureSpec:
-    """One PNG a command writes: `name` is also the lnexp.plots function that draws it."""
+    """One PNG a command writes: `name` is also its key in lnexp.figures.FIGURES (the function
+    that draws it)."""
 
     name: str
     file: str  # relative to the run (or compare) folder

@@ -2,7 +2,7 @@
 
 Runs before anything is allocated, so an absurd config fails in milliseconds with exit 2
 instead of being killed by the OS. The estimate counts what lnexp itself allocates (N samples,
-I inputs, C features the norm sees), as read from data.py, experiment.py, stats.py, plots.py
+I inputs, C features the norm sees), as read from data.py, experiment.py, stats.py, figures/
 and store/; it is an estimate of the peak, not a bound on what the OS reports:
 
 - a streamed run (the single-layer snapshot, see plan.py) holds the Linear weights, the rows

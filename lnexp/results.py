@@ -14,8 +14,7 @@ import numpy as np
 
 from lnexp import norms
 from lnexp.config import Config
-from lnexp.explain import standardizes
-from lnexp.registry import AXES
+from lnexp.registry import AXES, standardizes
 
 # An axis counts as standardized when every mean is within TOL of 0 and every biased variance
 # within TOL of 1. Generous next to float32 rounding (~1e-7), tight next to what eps does to a

@@ -14,7 +14,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from lnexp import compare as cmp_mod
-from lnexp import config, experiment, explain, norms, plots, tables
+from lnexp import config, experiment, explain, figures, norms, tables
 from lnexp.cli import app
 from lnexp.errors import EXIT_PARTIAL, EXIT_USAGE, ConfigError, NormError
 from lnexp.models import build_model
@@ -256,7 +256,7 @@ def test_comparison_png_has_the_expected_size_and_is_not_blank(tmp_path: Path) -
     cfg = config.from_mapping({"data": {"values": [[2.0, 3.0, 5.0, 1.0, 4.0]]},
                                "model": {"linear": False}})
     result = cmp_mod.compare(cfg)  # six columns, bn not computed (batch of 1)
-    fig = plots.comparison(result)
+    fig = figures.FIGURES["comparison"](result)
     save_figure(fig, tmp_path / "comparison.png", dpi=50)
     img = imread(tmp_path / "comparison.png")
     width, height = fig.get_size_inches() * 50
@@ -297,7 +297,7 @@ def test_compare_on_a_deep_model_draws_one_gradient_line_per_norm(tmp_path: Path
     result = cmp_mod.compare(cfg, ["bn", "ln", "none"], source="deep_tanh.yaml")
     ratios = {o.name: o.result.layers.first_over_last for o in result.outcomes}
     assert ratios["none"] < 1e-2 and ratios["bn"] > 1e-1 and ratios["ln"] > 1e-1
-    fig = plots.compare_layers(result)
+    fig = figures.FIGURES["compare_layers"](result)
     _, labels = fig.axes[1].get_legend_handles_labels()
     assert labels == ["bn", "ln", "none"]  # one gradient-norm line per norm
     save_figure(fig, tmp_path / "layers.png", dpi=80)
@@ -312,7 +312,7 @@ def test_comparison_figure_of_a_batch_larger_than_the_rows_kept(tmp_path: Path) 
     cfg = config.load_config(DEFAULT, ["data.n_samples=3000", "output.figures=false"])
     result = cmp_mod.compare(cfg, ["bn", "ln"], source=str(DEFAULT))
     assert all(o.result.rows_kept == 2000 for o in result.outcomes)
-    fig = plots.comparison(result)
+    fig = figures.FIGURES["comparison"](result)
     assert "first 2,000 of 3,000" in fig.axes[2].get_ylabel()
     assert fig.axes[2].get_ylim()[0] > 1999  # y in sample indices, not thinned positions
     save_figure(fig, tmp_path / "c.png", dpi=50)

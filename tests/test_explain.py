@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lnexp import explain
+from lnexp import explain, registry
 from lnexp.compare import compare
 from lnexp.config import from_mapping
 from lnexp.experiment import run
@@ -13,13 +13,13 @@ SMALL = {"data": {"n_samples": 16}, "model": {"in_features": 8, "out_features": 
 
 
 def test_standardizes_in_words() -> None:
-    assert explain.standardizes(["per_feature", "per_sample"]) == "features and samples"
-    assert explain.standardizes(["per_feature"]) == "features"
-    assert explain.standardizes(["per_sample"]) == "samples"
-    assert explain.standardizes([]) == "neither"
+    assert registry.standardizes(["per_feature", "per_sample"]) == "features and samples"
+    assert registry.standardizes(["per_feature"]) == "features"
+    assert registry.standardizes(["per_sample"]) == "samples"
+    assert registry.standardizes([]) == "neither"
     # the finest axis first: the norm's own, then what follows from it
-    assert explain.standardizes(["per_sample", "per_group"]) == "groups and samples"
-    assert (explain.standardizes(["per_feature", "per_sample", "per_instance"])
+    assert registry.standardizes(["per_sample", "per_group"]) == "groups and samples"
+    assert (registry.standardizes(["per_feature", "per_sample", "per_instance"])
             == "instances, features and samples")
 
 
@@ -96,7 +96,7 @@ def test_the_sentence_names_the_axes_of_the_verdict_table(layout: str) -> None:
     for o in cmp.outcomes:
         assert o.result is not None, o.why
         table = set(o.result.standardized_axes)
-        assert o.standardizes == explain.standardizes(sorted(table))
+        assert o.standardizes == registry.standardizes(sorted(table))
         said = by_name[o.name][0].split(": here ", 1)[1]
         assert _claimed("here " + said) == table, (layout, o.name, said, table)
         cfg = from_mapping({**base, "model": {**base["model"], "norm": o.name}})

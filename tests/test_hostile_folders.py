@@ -470,7 +470,7 @@ def test_real_resume_with_a_climbing_run_dir_deletes_nothing(pristine: dict[str,
 def test_a_compare_report_reads_no_metrics_outside_its_folder(tmp_path: Path) -> None:
     """comparison.json naming a run_dir outside the compare folder: the report's deep-model
     rows never come from there (they would leak another folder's numbers into the page)."""
-    from lnexp.report import folders
+    from lnexp.report import compare
 
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -480,5 +480,5 @@ def test_a_compare_report_reads_no_metrics_outside_its_folder(tmp_path: Path) ->
     (folder / "ok").mkdir(parents=True)
     norms = [{"status": "completed", "run_dir": d, "name": n, "title": n}
              for n, d in (("ln", "../outside"), ("bn", str(outside)), ("rms", "ok"))]
-    rows = folders._compare_rows(norms, folder, {})
+    rows = compare._compare_rows(norms, folder, {})
     assert "123456" not in json.dumps(rows, default=str) and "deep model" not in str(rows)

@@ -9,7 +9,7 @@ import torch
 
 from lnexp import data
 from lnexp.config import from_mapping
-from lnexp.config import schema as config_schema
+from lnexp.config import sections as config_sections
 from lnexp.errors import ConfigError
 from lnexp.experiment import run
 
@@ -83,7 +83,7 @@ def test_epochs_set_the_steps() -> None:
 
 
 def test_without_scikit_learn_a_one_line_error_names_the_extra(monkeypatch) -> None:
-    monkeypatch.setattr(config_schema, "digits_available", lambda: False)
+    monkeypatch.setattr(config_sections, "digits_available", lambda: False)
     text = problems({"data": {"source": "digits"}})
     assert "pip install 'lnexp[data]'" in text and "\n" not in text
 

@@ -172,11 +172,11 @@ def test_features_layout_is_the_tutorial() -> None:
 def _png(tmp_path, name: str, arg) -> np.ndarray:
     import matplotlib.image as mpimg
 
-    from lnexp import plots
+    from lnexp import figures
     from lnexp.store.figures import save_figure
 
     path = tmp_path / f"{name}.png"
-    save_figure(plots.FIGURES[name](arg), path, dpi=60)
+    save_figure(figures.FIGURES[name](arg), path, dpi=60)
     img = mpimg.imread(path)[..., :3]
     assert (~(img > 0.97).all(axis=2)).mean() > 0.05, f"{name} is not blank"
     return img
@@ -185,9 +185,9 @@ def _png(tmp_path, name: str, arg) -> np.ndarray:
 def _blue_share(img: np.ndarray) -> float:
     from matplotlib.colors import to_rgb
 
-    from lnexp import plots
+    from lnexp.figures.layouts import SHARED
 
-    return float((np.abs(img - np.array(to_rgb(plots.SHARED))).max(axis=2) < 0.08).mean())
+    return float((np.abs(img - np.array(to_rgb(SHARED))).max(axis=2) < 0.08).mean())
 
 
 @pytest.mark.parametrize("layout", ["image", "sequence"])

@@ -1,17 +1,17 @@
-"""lnexp.registry: every registered name is the one models, plots, config and tables use."""
+"""lnexp.registry: every registered name is the one models, figures, config and tables use."""
 
 from __future__ import annotations
 
 from typing import get_args
 
-from lnexp import plots, registry
+from lnexp import figures, registry
 from lnexp.config import ModelConfig, from_mapping
 
 
 def test_every_registered_figure_has_a_drawing_function() -> None:
     names = {f.name for f in (*registry.RUN_FIGURES, *registry.COMPARE_FIGURES,
                               registry.SWEEP_FIGURE)}
-    assert names == set(plots.FIGURES)
+    assert names == set(figures.FIGURES)
 
 
 def test_config_choices_come_from_the_registry() -> None:

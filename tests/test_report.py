@@ -15,7 +15,7 @@ import pytest
 
 from lnexp import report
 from lnexp.errors import RunFolderError
-from lnexp.report.folders import fmt
+from lnexp.report.parts import fmt
 
 
 class _Tags(HTMLParser):

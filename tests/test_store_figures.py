@@ -8,10 +8,10 @@ from types import SimpleNamespace
 import matplotlib.image as mpimg
 import pytest
 
-from lnexp import plots
 from lnexp.config import from_mapping
 from lnexp.errors import OutputError
 from lnexp.experiment import run
+from lnexp.figures import FIGURES
 from lnexp.store import figures
 
 
@@ -49,7 +49,7 @@ def test_a_figure_that_cannot_be_drawn_is_skipped_with_one_warning(
     def broken(result):
         raise ValueError("Too many bins for data range.\nsecond line")
 
-    monkeypatch.setitem(plots.FIGURES, "heatmap", broken)
+    monkeypatch.setitem(FIGURES, "heatmap", broken)
     _render(_jobs(tmp_path), mode)  # does not raise: the run goes on to metrics.json
     assert (tmp_path / "overview.png").exists() and not (tmp_path / "heatmap.png").exists()
     lines = capfd.readouterr().err.splitlines()

@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lnexp import core, plots, training
+from lnexp import core, training
 from lnexp.config import from_mapping, load_config
 from lnexp.experiment import run
+from lnexp.figures import FIGURES
+from lnexp.figures.training import _smooth
 from tests.conftest import CONFIGS, run_json
 
 SMALL = ["train.steps=12", "train.eval_every=5", "train.n_train=64", "train.n_heldout=32",
@@ -145,7 +147,7 @@ def test_divergence_is_recorded_in_the_result_and_metrics(tmp_path, train, stops
 def test_training_figure_draws_what_is_finite_and_says_what_was_not():
     raw = {**SMALL_TRAIN, "train": {**SMALL_TRAIN["train"], "optimizer": "sgd", "lr": 1e30}}
     result = run(from_mapping(raw))
-    fig = plots.training(result)
+    fig = FIGURES["training"](result)
     texts = [t.get_text() for a in fig.axes for t in a.texts]
     assert any(t.startswith("loss non-finite from step") for t in texts) or any(
         t.startswith("gradient norm non-finite from step") for t in texts)
@@ -154,5 +156,5 @@ def test_training_figure_draws_what_is_finite_and_says_what_was_not():
 
 def test_smoothing_leaves_gaps_only_where_values_are_not_finite():
     y = np.array([1.0, 1.0, np.inf, 1.0, 1.0, 1.0, 1.0])
-    out = plots._smooth(y, 2)
+    out = _smooth(y, 2)
     assert np.isnan(out[[0, 2, 3]]).all() and (out[[1, 4, 5, 6]] == 1.0).all()

@@ -1,5 +1,6 @@
-"""Configs: the schema (schema.py), reading YAML with `--set`/`--expect` (loading.py), problem
-wording (problems.py) and the docs/config.md reference table (reference.py).
+"""Configs: the schema (schema.py, its sections in sections.py), reading YAML with
+`--set`/`--expect` (loading.py), problem wording (problems.py) and the docs/config.md reference
+table (reference.py).
 
 Validated once, here, at the edge: unknown keys, wrong types, bad ranges and cross-key rules
 are all collected and raised together as one `ConfigError`.

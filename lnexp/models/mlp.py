@@ -25,38 +25,15 @@ as in the tutorial's script.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from lnexp import norms
 from lnexp.config import ModelConfig
-from lnexp.registry import ACTIVATIONS, LAYOUTS, PLACEMENTS
-
-
-def activation(name: str) -> nn.Module:
-    return getattr(nn, ACTIVATIONS[name])()
-
-
-def linear(d_in: int, d_out: int, cfg: ModelConfig) -> nn.Linear:
-    """nn.Linear (torch's default init draws first), then re-initialized for xavier/kaiming."""
-    layer = nn.Linear(d_in, d_out)
-    if cfg.init != "default":
-        with torch.no_grad():
-            if cfg.init == "xavier":
-                nn.init.xavier_uniform_(layer.weight, gain=cfg.gain)
-            else:  # kaiming: N(0, gain^2 / fan_in)
-                layer.weight.normal_(0.0, cfg.gain / math.sqrt(d_in))
-            layer.bias.zero_()
-    return layer
-
-
-def norm(width: int, cfg: ModelConfig, layout: str = "features") -> nn.Module:
-    """The configured norm for `width` channels of a `layout` tensor."""
-    return norms.create(cfg.norm, width, eps=cfg.eps, affine=cfg.affine, groups=cfg.groups,
-                        layout=layout)
+from lnexp.models.layers import FFN2, activation, linear, norm
+from lnexp.models.transformer import TransformerBlock
+from lnexp.registry import LAYOUTS, PLACEMENTS
 
 
 def layer(d_in: int, d_out: int, cfg: ModelConfig, layout: str = "features") -> nn.Module:
@@ -77,20 +54,6 @@ class Trace:
     pre: torch.Tensor  # entering the first norm
     post: torch.Tensor  # leaving the first norm
     blocks: list[torch.Tensor]  # each block's output, first block first
-
-
-class FFN2(nn.Module):
-    """Linear(d_in -> inner) -> Act -> Linear(inner -> d_out): the feed-forward branch."""
-
-    def __init__(self, d_in: int, d_out: int, cfg: ModelConfig):
-        super().__init__()
-        inner = cfg.ffn_width or d_out
-        self.fc1 = linear(d_in, inner, cfg)
-        self.act = activation(cfg.activation)
-        self.fc2 = linear(inner, d_out, cfg)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
 
 
 class Block(nn.Module):
@@ -177,8 +140,6 @@ class Model(nn.Module):
 
 def _block(d_in: int, d_out: int, cfg: ModelConfig, layout: str) -> nn.Module:
     if cfg.block == "transformer":
-        from lnexp.models.transformer import TransformerBlock
-
         return TransformerBlock(d_in, cfg)
     return Block(d_in, d_out, cfg, layout)
 

@@ -9,7 +9,7 @@ Architecture":
 
 Attention is bidirectional (no mask), `model.heads` heads over the width C, with its own
 q, k, v and output Linear layers (so every weight is an nn.Linear, initialized by model.init
-like the MLP's); FFN is lnexp.models.mlp.FFN2 (width model.ffn_width, model.activation).
+like the MLP's); FFN is lnexp.models.layers.FFN2 (width model.ffn_width, model.activation).
 
 The blocks run on data.layout: sequence, (N, T, C) with T = data.tokens, and their norms are
 that layout's (lnexp.norms): ln per token over C, bn per channel over N·T, group per (sample,
@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from lnexp.config import ModelConfig
-from lnexp.models.mlp import FFN2, linear, norm
+from lnexp.models.layers import FFN2, linear, norm
 
 
 class SelfAttention(nn.Module):

@@ -1,4 +1,4 @@
-"""Figure rendering: PNG files from lnexp.plots, in worker processes where fork exists.
+"""Figure rendering: PNG files from lnexp.figures, in worker processes where fork exists.
 
 Two engines: a FigurePool forked *before* torch is imported (used by run and compare, whose
 figure workers load matplotlib while the parent loads torch), and render_figures' own forks
@@ -15,10 +15,10 @@ import sys
 import time
 import traceback
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from lnexp.errors import LnexpError, OutputError
 from lnexp.store.files import write_atomic
@@ -52,7 +52,7 @@ FIGURE_HOLD_ENV = "LNEXP_TEST_FIGURE_HOLD_S"
 
 @dataclass(frozen=True)
 class FigureJob:
-    """One PNG to render: lnexp.plots.FIGURES[make](arg) builds the Figure, saved atomically
+    """One PNG to render: lnexp.figures.FIGURES[make](arg) builds the Figure, saved atomically
     to `path`. The figure is named, not referenced, so a job pickles without matplotlib."""
 
     make: str
@@ -64,7 +64,7 @@ class FigureJob:
         """Draw and save the PNG. A figure that cannot be drawn (matplotlib refusing some
         data) is skipped with one warning line on stderr: the figures are a view of the
         metrics, and metrics.json is written regardless. Writing errors still raise."""
-        from lnexp import plots
+        from lnexp.figures import FIGURES
 
         hold = float(os.environ.get(FIGURE_HOLD_ENV) or 0)
         if hold > 0:
@@ -72,7 +72,7 @@ class FigureJob:
         try:
             with warnings.catch_warnings():  # numpy/matplotlib chatter on extreme values
                 warnings.simplefilter("ignore", RuntimeWarning)
-                png = png_bytes(plots.FIGURES[self.make](self.arg), self.dpi)
+                png = png_bytes(FIGURES[self.make](self.arg), self.dpi)
         except Exception as exc:  # any drawing failure skips this figure only
             # Printed here, not raised: a job may run in a forked worker, and one line on
             # stderr is the whole message (the CLI prints warnings the same way).
@@ -152,7 +152,7 @@ def _figure_worker(jobs: SimpleQueue, done: SimpleQueue, parent: dict[str, Any])
 
     procs.child_signals()
     procs.die_with_parent(parent)
-    from lnexp import plots  # noqa: F401  (matplotlib loads now, not after the compute)
+    import lnexp.figures  # noqa: F401  (matplotlib loads now, not after the compute)
 
     while (item := jobs.get()) is not None:
         i, job = item
@@ -237,21 +237,8 @@ def render_figures(jobs: list[FigureJob], workers: int | None = None,
                 # 3.12+ warns about fork with torch's threads; children never use torch
                 warnings.simplefilter("ignore", DeprecationWarning)
                 pid = os.fork()
-            if pid == 0:  # child: render, then leave without running the parent's cleanup
-                code = 1
-                try:
-                    os.close(read_end)
-                    procs.child_signals()
-                    procs.die_with_parent(parent)
-                    work()
-                    code = 0
-                except (LnexpError, OSError) as exc:
-                    code = EXIT_CHILD_OUTPUT
-                    os.write(write_end, str(exc).encode()[:PIPE_MESSAGE] + b"\n")
-                except BaseException:
-                    os.write(write_end, traceback.format_exc(limit=4).encode()[-PIPE_MESSAGE:])
-                finally:
-                    os._exit(code)
+            if pid == 0:
+                _child(work, read_end, write_end, parent)
             children.append(pid)
         try:
             work()
@@ -277,3 +264,25 @@ def render_figures(jobs: list[FigureJob], workers: int | None = None,
 
 EXIT_CHILD_OUTPUT = 74  # sysexits EX_IOERR: a forked figure child could not write its file
 PIPE_MESSAGE = 3000
+
+
+def _child(work: Callable[[], None], read_end: int, write_end: int,
+           parent: dict[str, Any]) -> NoReturn:
+    """A forked figure child: render its share, report why it failed through the pipe, then
+    leave without running the parent's cleanup."""
+    from lnexp import procs
+
+    code = 1
+    try:
+        os.close(read_end)
+        procs.child_signals()
+        procs.die_with_parent(parent)
+        work()
+        code = 0
+    except (LnexpError, OSError) as exc:
+        code = EXIT_CHILD_OUTPUT
+        os.write(write_end, str(exc).encode()[:PIPE_MESSAGE] + b"\n")
+    except BaseException:
+        os.write(write_end, traceback.format_exc(limit=4).encode()[-PIPE_MESSAGE:])
+    finally:
+        os._exit(code)

@@ -259,13 +259,14 @@ def write_summary(folder: SweepFolder, d: grid.Definition, metrics: list[str], x
     drawn = any(r["completed"] for r in rows)  # nothing completed: no empty-axes figure
     x_key = summary.x_key(d, x) if figure and drawn else None
     if x_key is not None:
-        from lnexp import plots
+        from lnexp.figures import FIGURES
         from lnexp.store.figures import save_figure
 
         train = d.base.get("train") or {}
         chance = 1 / train["outputs"] if train.get("task", "clusters") != "teacher" and \
             train.get("outputs") else None
-        fig = plots.sweep_summary(rows, d.group_keys, metrics, x_key,
-                                  title=f"{d.base.get('name', 'default')} sweep", chance=chance)
+        title = f"{d.base.get('name', 'default')} sweep"
+        fig = FIGURES["sweep_summary"](rows, d.group_keys, metrics, x_key, title=title,
+                                       chance=chance)
         save_figure(fig, folder.path / "summary.png", dpi)
     return rows

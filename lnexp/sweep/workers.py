@@ -116,7 +116,7 @@ def init_worker(threads: int, figures: bool, parent: dict[str, Any] | None = Non
     from lnexp import core, experiment  # noqa: F401
 
     if figures:
-        from lnexp import plots  # noqa: F401
+        import lnexp.figures  # noqa: F401
 
 
 def run_trial(task: Task) -> Outcome:

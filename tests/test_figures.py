@@ -8,9 +8,10 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
-from lnexp import plots
+from lnexp import figures
 from lnexp.config import from_mapping
 from lnexp.experiment import run
+from lnexp.figures.common import POST, PRE, bin_edges
 from lnexp.store.figures import save_figure
 
 # The figures of every run (layers and training need depth > 1 / a train: block).
@@ -30,7 +31,7 @@ def _read(path: Path) -> np.ndarray:
 def test_figures_render_readable_non_blank_pngs(tmp_path, name, norm):
     result = run(from_mapping({"model": {"norm": norm}}))
     path = tmp_path / f"{name}.png"
-    save_figure(plots.FIGURES[name](result), path, dpi=100)
+    save_figure(figures.FIGURES[name](result), path, dpi=100)
     img = _read(path)
     h, w = img.shape[:2]
     assert w >= 1400 and h >= 600, "big enough to read at 100% zoom"
@@ -39,7 +40,7 @@ def test_figures_render_readable_non_blank_pngs(tmp_path, name, norm):
     if name == "overview":  # both stages drawn: blue before, green after
         # group's third column is ~500 (sample, group) points: lines, few solid markers
         least = 0.002 if norm == "group" else 0.005
-        for colour in (plots.PRE, plots.POST):
+        for colour in (PRE, POST):
             assert _share_of(img, colour) > least, colour
     else:  # the diverging colormap: clearly red and clearly blue cells
         red = (img[..., 0] > 0.6) & (img[..., 2] < 0.4)
@@ -57,7 +58,7 @@ def test_figures_handle_a_single_sample_and_nan(tmp_path):
     result = run(from_mapping({"data": {"values": [[2, 3, 5, 1, 4]]},
                                "model": {"linear": False}}))
     for name in SNAPSHOT_FIGURES:
-        save_figure(plots.FIGURES[name](result), tmp_path / f"{name}.png", dpi=60)
+        save_figure(figures.FIGURES[name](result), tmp_path / f"{name}.png", dpi=60)
         assert _read(tmp_path / f"{name}.png").std() > 0.05
 
 
@@ -70,7 +71,7 @@ def test_figures_handle_a_single_sample_and_nan(tmp_path):
     ([np.empty(0), np.array([2.0, 4.0])], 2.0, 4.0),
 ])
 def test_bin_edges_for_any_finite_data(arrays, lo: float, hi: float):
-    edges = plots.bin_edges(arrays, 40)
+    edges = bin_edges(arrays, 40)
     assert len(edges) == 41 and np.all(np.isfinite(edges)) and np.all(np.diff(edges) > 0)
     assert edges[0] == pytest.approx(lo) and edges[-1] == pytest.approx(hi)
 
@@ -85,5 +86,5 @@ def test_bin_edges_for_any_finite_data(arrays, lo: float, hi: float):
 def test_figures_draw_huge_constant_and_single_values(tmp_path, sets):
     result = run(from_mapping(sets))
     for name in ("overview", "heatmap"):
-        save_figure(plots.FIGURES[name](result), tmp_path / f"{name}.png", 40)
+        save_figure(figures.FIGURES[name](result), tmp_path / f"{name}.png", 40)
         assert _read(tmp_path / f"{name}.png").size

@@ -1,0 +1,170 @@
+"""What the run, compare and sweep builders share: number formats, reading a folder's files
+(tolerating missing or broken ones), and the status, environment, config and figure sections.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+from pathlib import Path
+from typing import Any
+
+from lnexp.report.document import Code, Fields, Figure, Section, Text, Tone
+from lnexp.store import reading
+
+# Long tables are cut here on the page (the CSV/JSON files in the folder have every row).
+MAX_ROWS = 1000
+FIGURE_CAPTIONS = {
+    "overview": "The distribution of all values and of the chosen sample · per-feature "
+                "statistics (over the samples, dim 0) · per-sample statistics (over the "
+                "features, dim 1); blue before the norm, green after.",
+    "heatmap": "The activation matrix before and after the norm, with per-feature and "
+               "per-sample std margins.",
+    "layers": "Activation std and weight-gradient norm (log) by block, at initialization.",
+    "training": "Loss, held-out accuracy in eval vs train mode, gradient norm and "
+                "update/weight ratio by layer over the steps.",
+    "comparison": "One column per norm: per-feature variance, per-sample variance and the "
+                  "activation heatmap on one colour scale.",
+    "summary": "Each metric against a swept key, one line per norm: the median over the "
+               "seeds, with a min–max band.",
+}
+FIGURE_ORDER = ("overview", "heatmap", "layers", "training")
+
+
+def fmt(x: Any) -> str:
+    """A number as the terminal tables print it: 4 decimals, or 4 significant digits in
+    scientific notation outside 1e-3..1e5; None as 'n/a'; ints and text as they are."""
+    if x is None:
+        return "n/a"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, int):
+        return f"{x:,}" if abs(x) >= 10_000 else str(x)
+    if not isinstance(x, float):
+        return str(x)
+    if math.isnan(x):
+        return "n/a"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    if x == 0:
+        return "0"
+    if 1e-3 <= abs(x) < 1e5:
+        return f"{x:.4f}"
+    return f"{x:.3e}"
+
+
+def precise(x: Any) -> str:
+    """A number with 6 significant digits, for values checked against a bound (0.99998, not
+    1.0000 next to `<= 1`)."""
+    return f"{x:.6g}" if isinstance(x, float) and not isinstance(x, bool) else fmt(x)
+
+
+def span(lo: Any, hi: Any) -> str:
+    """`min … max`, or one number when both print the same."""
+    a, b = fmt(lo), fmt(hi)
+    return a if a == b else f"{a} … {b}"
+
+
+def plural(k: Any, word: str) -> str:
+    """`1 sample`, `100 samples`."""
+    return f"{fmt(k)} {word}" + ("" if k == 1 else "s")
+
+
+def plain(v: Any) -> str:
+    """A config value as YAML would write it inline: true, null, bn, [1, 2]."""
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, str | int | bool) or v is None:
+        return json.dumps(v) if not isinstance(v, str) else v
+    return json.dumps(v, separators=(", ", ": "))
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON document of the folder, None when the file is absent; "cannot read FILE: why"
+    (exit 2) when it is unreadable or not of the shape lnexp writes (lnexp.store.reading)."""
+    return reading.read_json_or_none(path)
+
+
+def read_text(path: Path) -> str | None:
+    """config.yaml as text (bounded, regular files only), None when absent or unreadable: the
+    config is shown, never trusted."""
+    try:
+        return reading.read_text(path)
+    except reading.UnreadableFile:
+        return None
+
+
+def safe_yaml(text: str | None) -> dict[str, Any] | None:
+    if not text:
+        return None
+    from lnexp.config.loading import load_yaml  # the config loader's depth and alias bounds
+    from lnexp.errors import ConfigError
+
+    try:
+        data, _ = load_yaml(text, "config.yaml")
+    except ConfigError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def status_word(info: dict[str, Any] | None, fallback: str) -> str:
+    return str(info.get("status") or fallback) if info else fallback
+
+
+def status_line(kind: str, info: dict[str, Any] | None) -> Text | None:
+    """A headline for anything but `completed`."""
+    status = status_word(info, "unknown")
+    if status == "completed":
+        return None
+    error = (info or {}).get("error")
+    what = {"partial": "partly done", "failed": "failed", "interrupted": "interrupted",
+            "running": "still running (or killed without a chance to say so)",
+            "unknown": "no run.json, status unknown"}.get(status, status)
+    tone: Tone = "warn" if status in ("partial", "running", "unknown") else "fail"
+    return Text(f"This {kind} is {what}" + (f": {error}" if error else "."), tone)
+
+
+def when_fields(info: dict[str, Any] | None) -> list[tuple[str, str]]:
+    if not info:
+        return []
+    out = [("started", str(info["started"]))] if info.get("started") else []
+    if info.get("finished"):
+        out.append(("finished", str(info["finished"])))
+    argv = info.get("argv")
+    if isinstance(argv, list) and argv:
+        # shell-quoted: pasted into a shell it runs the same command
+        out.append(("command", shlex.join(["lnexp", *map(str, argv[1:])])))
+    return out
+
+
+def env_section(env: dict[str, Any] | None, note: str = "") -> Section | None:
+    if not env:
+        return None
+    items = [(k, " ".join(map(str, v)) if isinstance(v, list) else fmt(v) if v is not None
+              else "n/a") for k, v in env.items()]
+    blocks: list[Any] = [Fields(items)]
+    if note:
+        blocks.insert(0, Text(note))
+    return Section("Environment", blocks, summary=False)
+
+
+def config_section(text: str | None, title: str = "config.yaml",
+                    note: str = "") -> Section | None:
+    if text is None:
+        return None
+    blocks: list[Any] = [Code(title, text.rstrip("\n"))]
+    if note:
+        blocks.insert(0, Text(note))
+    return Section("Resolved config", blocks, summary=False)
+
+
+def figures_section(paths: list[Path]) -> Section | None:
+    figs = [Figure(p.stem, p, FIGURE_CAPTIONS.get(p.stem, "")) for p in paths if p.is_file()]
+    return Section("Figures", list(figs), summary=False) if figs else None
+
+
+def run_figures(path: Path) -> list[Path]:
+    found = sorted((path / "figures").glob("*.png"))
+    rank = {name: i for i, name in enumerate(FIGURE_ORDER)}
+    return sorted(found, key=lambda p: (rank.get(p.stem, len(rank)), p.stem))
