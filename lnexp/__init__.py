@@ -20,7 +20,12 @@ _API = ("load_config", "run", "compare", "sweep", "inspect", "load", "runs", "Ru
         "CompareOutcome", "SweepOutcome", "InspectOutcome", "Outcome")
 _ERRORS = ("LnexpError", "ConfigError", "NormError", "NotDefinedError", "OutputError",
            "RunFolderError", "ClusterError", "ExportError")
-__all__ = ["__version__", *_API, *_ERRORS]
+__all__ = [  # noqa: RUF022  (grouped: the API, then the errors)
+    "__version__", "load_config", "run", "compare", "sweep", "inspect", "load", "runs",
+    "RunOutcome", "CompareOutcome", "SweepOutcome", "InspectOutcome", "Outcome",
+    "LnexpError", "ConfigError", "NormError", "NotDefinedError", "OutputError",
+    "RunFolderError", "ClusterError", "ExportError",
+]
 
 if TYPE_CHECKING:
     from lnexp.api import (
