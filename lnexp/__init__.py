@@ -12,6 +12,8 @@ matplotlib or pydantic. See docs/api.md.
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -52,6 +54,65 @@ if TYPE_CHECKING:
         OutputError,
         RunFolderError,
     )
+
+
+# lnexp.compare, lnexp.sweep and lnexp.inspect are API functions and also the names of lnexp's
+# own modules (lnexp/compare.py, lnexp/sweep/, lnexp/inspect/). The name stays the function:
+# calling it runs the API, and attribute access (lnexp.compare.norm_configs, `from lnexp import
+# sweep; sweep.runner`) reaches the module, so code written for either keeps working.
+_SHADOWED = ("compare", "sweep", "inspect")
+
+
+class _Entry:
+    """An API function that is also the module of the same name (see _SHADOWED)."""
+
+    def __init__(self, name: str) -> None:
+        object.__setattr__(self, "_name", name)
+
+    def _function(self) -> Any:
+        from lnexp import api
+
+        return getattr(api, self._name)
+
+    def _module(self) -> types.ModuleType:
+        import importlib
+
+        return importlib.import_module(f"lnexp.{self._name}")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._function()(*args, **kwargs)
+
+    @property  # type: ignore[override]
+    def __doc__(self) -> str | None:  # help(lnexp.compare) shows the API function's
+        return self._function().__doc__
+
+    @property
+    def __wrapped__(self) -> Any:  # inspect.signature(lnexp.compare) is the function's
+        return self._function()
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._module(), attr)
+
+    def __setattr__(self, attr: str, value: Any) -> None:
+        setattr(self._module(), attr, value)
+
+    def __delattr__(self, attr: str) -> None:
+        delattr(self._module(), attr)
+
+    def __repr__(self) -> str:
+        return f"<lnexp.{self._name}: the API function lnexp.api.{self._name}>"
+
+
+class _Package(types.ModuleType):
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _SHADOWED and isinstance(value, types.ModuleType):
+            return  # the import system binding the submodule: keep the API entry
+        super().__setattr__(name, value)
+
+
+for _name in _SHADOWED:
+    globals()[_name] = _Entry(_name)
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:

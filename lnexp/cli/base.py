@@ -54,7 +54,7 @@ app = typer.Typer(
     name="lnexp",
     help="See and measure how normalization layers behave.\n\n" + EXIT_CODES_HELP,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
