@@ -207,3 +207,15 @@ def test_cli_runs_presets_from_an_empty_folder(invoke: Any, tmp_path: Path,
                      listed.stdout, re.M)
     assert json.loads(invoke("config", "list", "--json").stdout)["presets"][0]["name"] == \
         "batch_size"
+
+
+@pytest.mark.slow
+def test_readme_python_example_runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    [block] = re.findall(r"```python\n(.*?)```", readme, re.S)
+    monkeypatch.chdir(tmp_path)
+    scope: dict[str, Any] = {}
+    exec(compile(block, "README.md", "exec"), scope)
+    assert scope["run"].metrics["config"]["model"]["norm"] == "bn"
+    assert scope["sweep"].status == "completed"
+    assert not list(tmp_path.iterdir())  # every folder in a temporary directory
