@@ -219,3 +219,14 @@ def test_readme_python_example_runs(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     assert scope["run"].metrics["config"]["model"]["norm"] == "bn"
     assert scope["sweep"].status == "completed"
     assert not list(tmp_path.iterdir())  # every folder in a temporary directory
+
+
+@pytest.mark.slow
+def test_docstring_examples_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import doctest
+
+    from lnexp import api
+
+    monkeypatch.chdir(tmp_path)
+    result = doctest.testmod(api, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 20 and result.failed == 0
