@@ -119,11 +119,14 @@ class Outcome:
 
 
 def _draw_from(live: Any, specs: list[Any], name: str) -> Figure | None:
-    from lnexp import plots
+    try:
+        from lnexp.figures import FIGURES  # type: ignore[import-not-found]
+    except ImportError:  # before the figures/ package (issue 20, i20-split): lnexp/plots.py
+        from lnexp.plots import FIGURES
 
     for spec in specs:
         if name in (spec.name, Path(spec.file).stem):
-            return plots.FIGURES[spec.name](live)
+            return FIGURES[spec.name](live)
     return None
 
 
