@@ -119,10 +119,7 @@ class Outcome:
 
 
 def _draw_from(live: Any, specs: list[Any], name: str) -> Figure | None:
-    try:
-        from lnexp.figures import FIGURES  # type: ignore[import-not-found]
-    except ImportError:  # before the figures/ package (issue 20, i20-split): lnexp/plots.py
-        from lnexp.plots import FIGURES
+    from lnexp.figures import FIGURES
 
     for spec in specs:
         if name in (spec.name, Path(spec.file).stem):
