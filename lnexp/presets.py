@@ -27,14 +27,20 @@ def path(name: str) -> Path | None:
     if not stem or "/" in stem or "\\" in stem or stem.startswith("."):
         return None
     candidate = FOLDER / f"{stem}.yaml"
-    return candidate if candidate.is_file() else None
+    try:
+        return candidate if candidate.is_file() else None
+    except OSError:  # e.g. a name longer than the file system allows
+        return None
 
 
 def resolve(config: str | Path) -> Path:
     """`config` as a file: an existing path as given, else a preset of that name, else the
     path unchanged (so the loader reports it missing, as before presets existed)."""
     given = Path(config)
-    if given.exists():
+    try:
+        if given.exists():
+            return given
+    except OSError:  # a name too long for the file system: the loader says so, as before
         return given
     preset = path(str(config))
     return preset if preset is not None else given
