@@ -42,6 +42,7 @@ class Outcome:
     kind: ClassVar[str] = ""
     document: ClassVar[str] = ""  # the folder's main JSON document
     csv_file: ClassVar[str] = ""  # what .table() reads
+    figure_specs: ClassVar[str | None] = None  # registry function: the figures of a live result
 
     def __init__(self, folder: str | Path, *, live: Any = None,
                  keep: tempfile.TemporaryDirectory[str] | None = None) -> None:
@@ -99,7 +100,14 @@ class Outcome:
         return fig
 
     def _draw(self, name: str) -> Figure | None:
-        return None
+        """Draw `name` from the live result when this outcome was just computed and its kind
+        names the registry's list of figures (`figure_specs`); None otherwise."""
+        if self._live is None or self.figure_specs is None:
+            return None
+        from lnexp import registry
+
+        result = self._live.result
+        return _draw_from(result, getattr(registry, self.figure_specs)(result.config), name)
 
     def table(self) -> list[dict[str, Any]]:
         """The key table as rows (ready for pandas.DataFrame(...)), from the folder's CSV."""
@@ -131,6 +139,7 @@ class RunOutcome(Outcome):
     """One run folder (`lnexp run`)."""
 
     kind = "run"
+    figure_specs = "run_figures"
     document = "metrics.json"
     csv_file = "stats.csv"
 
@@ -143,19 +152,13 @@ class RunOutcome(Outcome):
         """Every expectation passed (True when there are none)."""
         return all(r["passed"] for r in self.expectations)
 
-    def _draw(self, name: str) -> Figure | None:
-        if self._live is None:
-            return None
-        from lnexp import registry
-
-        result = self._live.result
-        return _draw_from(result, registry.run_figures(result.config), name)
 
 
 class CompareOutcome(Outcome):
     """A compare folder (`lnexp compare`): one run folder per norm, comparison.json."""
 
     kind = "compare"
+    figure_specs = "compare_figures"
     document = "comparison.json"
     csv_file = "comparison.csv"
 
@@ -165,13 +168,6 @@ class CompareOutcome(Outcome):
         return {p.name: RunOutcome(p) for p in sorted(self.folder.iterdir())
                 if (p / "metrics.json").is_file()}
 
-    def _draw(self, name: str) -> Figure | None:
-        if self._live is None:
-            return None
-        from lnexp import registry
-
-        result = self._live.result
-        return _draw_from(result, registry.compare_figures(result.config), name)
 
 
 class SweepOutcome(Outcome):
