@@ -55,8 +55,13 @@ def _two_panels(layers: int) -> tuple[Figure, np.ndarray]:
     return fig, axes
 
 
+def layer_label(r: LayerReport) -> str:
+    """A layer's name with its role (lnexp.inspect.roles), as the figures' rows show it."""
+    return f"{r.name} [{r.role}]" if r.role else r.name
+
+
 def _layer_axis(ax, layers: list[LayerReport]) -> None:
-    ax.set_yticks(range(len(layers)), [r.name for r in layers], fontsize=7)
+    ax.set_yticks(range(len(layers)), [layer_label(r) for r in layers], fontsize=7)
 
 
 def absmax_heatmap(o: InspectOutcome) -> Figure:
@@ -117,7 +122,7 @@ def token_variance(o: InspectOutcome) -> Figure:
         ax.plot(q["p50"], ys, "o", color="white", mec=colour, mew=1.5, ms=5, label=label)
         ax.plot(mx, ys, "x", color=colour, ms=6, mew=1.5)
     ax.set_xscale("log")
-    ax.set_yticks(y, [r.name for r in layers], fontsize=8)
+    ax.set_yticks(y, [layer_label(r) for r in layers], fontsize=8)
     ax.set_ylim(len(layers) - 0.5, -0.5)  # forward order, top to bottom
     ax.set_xlabel("per-token variance over the normalized dims (biased, log scale)")
     ax.grid(True, axis="x", which="major", alpha=0.3)

@@ -162,3 +162,24 @@ def _version(dist: str) -> str:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return "?"
+
+
+def weights_listing(spec: str) -> dict[str, Any]:
+    """`--weights-only`: the norm layers of a packaged LM (or a .gguf file) from the GGUF."""
+    from lnexp.inspect import cache, gguf_fast
+
+    if spec in LMS:
+        check_installed(spec)
+        entry = LMS[spec]
+        with tempfile.TemporaryDirectory(prefix="lnexp-gguf-") as scratch:
+            root = cache.cache_dir() / "gguf"
+            try:
+                path = entry.gguf(root)
+            except OSError:  # the cache cannot hold the assembled file: a temporary copy
+                path = entry.gguf(Path(scratch))
+            return gguf_fast.norm_weights(path, entry.title)
+    path = Path(spec).expanduser()
+    if path.suffix.lower() == ".gguf" and path.is_file():
+        return gguf_fast.norm_weights(path)
+    raise InspectError(f"--weights-only reads a GGUF file: give {', '.join(LMS)} or a path "
+                       f"to a .gguf file, not {spec!r}")
