@@ -95,9 +95,22 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _from_gguf(tf: Any, path: Path) -> tuple[Any, Any]:
-    """The model (float32, dequantized) and tokenizer transformers builds from a GGUF file."""
-    model = tf.AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name,
-                                                    local_files_only=True)
+    """The model (float32, dequantized) and tokenizer transformers builds from a GGUF file.
+    transformers draws a tqdm bar while it dequantizes, whatever its progress-bar setting:
+    lnexp's stderr is for its own progress and errors, so that bar is switched off."""
+    import functools
+
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    bar = getattr(gguf_utils, "tqdm", None)
+    if bar is not None:
+        gguf_utils.tqdm = functools.partial(bar, disable=True)
+    try:
+        model = tf.AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name,
+                                                        local_files_only=True)
+    finally:
+        if bar is not None:
+            gguf_utils.tqdm = bar
     tokenizer = tf.AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name,
                                                  local_files_only=True)
     return model, tokenizer
