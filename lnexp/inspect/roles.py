@@ -135,6 +135,6 @@ def weight_form(module: nn.Module) -> str:
 def effective_weight(module: nn.Module, form: str) -> Any:
     """The scale the module multiplies x̂ by: its weight, or 1 + weight for "1+w"."""
     w = getattr(module, "weight", None)
-    if form == "1+w" and isinstance(w, torch.Tensor):
-        return 1 + w.detach()
-    return w
+    if not isinstance(w, torch.Tensor):
+        return w
+    return 1 + w.detach() if form == "1+w" else w.detach()
