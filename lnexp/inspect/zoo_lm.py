@@ -80,11 +80,15 @@ LMS: dict[str, LMEntry] = {
 }
 
 
-def check_installed(name: str) -> None:
-    """A missing package (the model's, gguf or accelerate) -> one line, exit 2."""
+def check_installed(name: str, build: bool = True) -> None:
+    """A missing package -> one line, exit 2: the model's own, and to build the model (not
+    for --weights-only) gguf, accelerate and transformers."""
     entry = LMS[name]
-    for package, dist in ((entry.package, entry.distribution), ("gguf", "gguf"),
-                          ("accelerate", "accelerate"), ("transformers", "transformers")):
+    needed = [(entry.package, entry.distribution)]
+    if build:
+        needed += [("gguf", "gguf"), ("accelerate", "accelerate"),
+                   ("transformers", "transformers")]
+    for package, dist in needed:
         if importlib.util.find_spec(package) is None:
             raise MissingExtraError(f"model {name!r}", entry.extra, dist)
 
@@ -153,7 +157,7 @@ def load_lm(name: str, spec: str, use_cache: bool = True) -> Any:
         with tempfile.TemporaryDirectory(prefix="lnexp-gguf-") as scratch:
             try:
                 if gguf is None:
-                    gguf = entry.gguf(root / "gguf" if root is not None else Path(scratch))
+                    gguf = _locate(entry, root, Path(scratch))
                 model, tokenizer = _from_gguf(tf, gguf)
             except (OSError, ValueError, RuntimeError) as exc:
                 raise InspectError(f"cannot load model {name!r} from its GGUF file: "
@@ -166,6 +170,17 @@ def load_lm(name: str, spec: str, use_cache: bool = True) -> Any:
     return LoadedModel(model, tokenizer, name, spec,
                        f"package {entry.distribution} {version}: {entry.title}",
                        extra={"cache": status, "licence": entry.licence})
+
+
+def _locate(entry: LMEntry, root: Path | None, scratch: Path) -> Path:
+    """The GGUF file, assembled into the cache when one is needed and it has room, else into
+    `scratch` (a full or read-only cache only costs the assembly next time)."""
+    if root is not None:
+        try:
+            return entry.gguf(root / "gguf")
+        except OSError:
+            pass
+    return entry.gguf(scratch)
 
 
 def _version(dist: str) -> str:
@@ -182,15 +197,11 @@ def weights_listing(spec: str) -> dict[str, Any]:
     from lnexp.inspect import cache, gguf_fast
 
     if spec in LMS:
-        check_installed(spec)
+        check_installed(spec, build=False)
         entry = LMS[spec]
         with tempfile.TemporaryDirectory(prefix="lnexp-gguf-") as scratch:
-            root = cache.cache_dir() / "gguf"
-            try:
-                path = entry.gguf(root)
-            except OSError:  # the cache cannot hold the assembled file: a temporary copy
-                path = entry.gguf(Path(scratch))
-            return gguf_fast.norm_weights(path, entry.title)
+            return gguf_fast.norm_weights(_locate(entry, cache.cache_dir(), Path(scratch)),
+                                          entry.title)
     path = Path(spec).expanduser()
     if path.suffix.lower() == ".gguf" and path.is_file():
         return gguf_fast.norm_weights(path)
