@@ -159,3 +159,57 @@ def test_truncated_or_foreign_gguf_is_one_error(tmp_path: Path, cut: int) -> Non
     (tmp_path / "m.gguf").write_bytes(raw[:cut])
     with pytest.raises(InspectError, match=r"GGUF|truncated"):
         gguf_fast.norm_weights(tmp_path / "m.gguf")
+
+
+class LongNamedDecoder(nn.Module):
+    """LLaMA-named norms with long names, in a real forward: x + f(norm(x)) per block."""
+
+    def __init__(self, blocks: int = 12, dim: int = 8):
+        super().__init__()
+        self.model = _decoder(["input_layernorm", "post_attention_layernorm"]).model
+        self.model.layers = nn.ModuleList(
+            [_block(["input_layernorm", "post_attention_layernorm"]) for _ in range(blocks)])
+        for b in self.model.layers:
+            b.proj = nn.Linear(dim, dim)
+        with torch.no_grad():
+            for m in self.modules():
+                if isinstance(m, PlainRMSNorm):
+                    m.weight.fill_(1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for b in self.model.layers:
+            x = x + b.proj(b.input_layernorm(x))
+            x = x + b.proj(b.post_attention_layernorm(x))
+        return self.model.norm(x)
+
+
+def test_roles_in_json_table_and_figure_labels_that_fit() -> None:
+    from rich.console import Console
+
+    from lnexp.inspect import figures
+    from lnexp.inspect.core import measure
+    from lnexp.inspect.inputs import RandomSource
+    from lnexp.inspect.options import InspectOptions
+    from lnexp.inspect.outcome import document
+    from lnexp.inspect.table import render
+    from tests.test_inspect_core import loaded
+
+    o = measure(loaded(LongNamedDecoder().eval()), RandomSource((3, 4, 8), 0),
+                InspectOptions(batch_size=3))
+    doc = document(o)
+    assert doc["model"]["norm_layout"] == "Pre-LN"
+    assert [x["role"] for x in doc["layers"][:3]] == ["pre-attention", "pre-FFN",
+                                                      "pre-attention"]
+    assert doc["layers"][-1]["role"] == "final" and doc["layers"][0]["weight_form"] == "w"
+    console = Console(record=True, width=160)
+    render(console, o)
+    text = console.export_text()
+    assert "Pre-LN" in text and "pre-FFN" in text
+    for make in (figures.token_variance, figures.absmax_heatmap):
+        fig = make(o)
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+        for ax in fig.axes[:1]:
+            labels = [t for t in ax.get_yticklabels() if t.get_text()]
+            assert labels[1].get_text() == "model.layers.0.post_attention_layernorm [pre-FFN]"
+            assert min(t.get_window_extent(renderer).x0 for t in labels) >= 0, make.__name__
