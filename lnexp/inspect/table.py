@@ -37,7 +37,7 @@ def _title(o: InspectOutcome, types: list[str]) -> str:
 
 # Which columns stay when the terminal is narrow, most important first; the layer column
 # always stays and folds its name (never cut) when it must.
-PRIORITY = ("layer", "top_in", "role", "gamma", "token_var", "top_out", "int8", "bn", "type", "#")
+PRIORITY = ("layer", "top_in", "gamma", "token_var", "top_out", "int8", "role", "bn", "type", "#")
 LAYER_MIN = 24  # the layer column folds names longer than what is left, but not below this
 
 
