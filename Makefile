@@ -33,9 +33,10 @@ test: $(DEV)  ## lint + the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
-bench: $(DEV)  ## benchmark against the tutorial script; lnexp inspect vs the bare MiniLM forward
+bench: $(DEV)  ## benchmark against the tutorial script; lnexp inspect vs the bare MiniLM and SmolLM2 forward
 	$(BIN)/python benchmarks/bench.py
 	$(BIN)/python benchmarks/bench_inspect.py
+	$(BIN)/python benchmarks/bench_inspect.py --model smollm2 --n 200
 
 docs: $(DEV)  ## regenerate every docs/*.png from its shipped config (scripts/make_docs.py; ~1 h on 2 cores)
 	$(BIN)/python scripts/make_docs.py

@@ -1,4 +1,4 @@
-"""Benchmark `lnexp inspect` on MiniLM against the bare model forward without hooks.
+"""Benchmark `lnexp inspect` on MiniLM (or SmolLM2) against the bare forward without hooks.
 
 Each measurement is a fresh subprocess (so peak RSS is its own): it loads all-MiniLM-L6-v2
 (the `models` extra), tokenizes and runs N generated sentences in batches, once bare (the
@@ -8,6 +8,7 @@ timed. The two modes take turns for `--reps` rounds; medians are reported.
 
     python benchmarks/bench_inspect.py              # 1,000 sentences, 3 rounds (~1-2 min)
     python benchmarks/bench_inspect.py --n 10000 --reps 1
+    python benchmarks/bench_inspect.py --model smollm2 --n 200   # 61 RMSNorms, from the cache
 
 Targets: inspect / bare <= 1.5 in wall time of the timed loop and in peak RSS.
 """
@@ -52,7 +53,8 @@ def sentences(n: int, seed: int = 0) -> list[str]:
     return out
 
 
-def child(mode: str, n: int, batch: int, threads: int | None) -> dict[str, float]:
+def child(mode: str, n: int, batch: int, threads: int | None,
+          model: str = "minilm") -> dict[str, float]:
     import torch
 
     if threads:
@@ -64,7 +66,7 @@ def child(mode: str, n: int, batch: int, threads: int | None) -> dict[str, float
     from lnexp.inspect.options import InspectOptions
 
     t0 = time.perf_counter()
-    loaded = load("minilm")
+    loaded = load(model)
     load_s = time.perf_counter() - t0
     texts = sentences(n)
     warm = TextSource(texts[:batch], loaded.tokenizer, "warm-up")
@@ -95,20 +97,28 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1000, help="sentences")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--model", default="minilm", choices=("minilm", "smollm2"),
+                    help="smollm2 loads from the model cache (the first run dequantizes it)")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads in both modes (default: torch's, one per core)")
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" /
-                    "bench_inspect.json")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="default benchmarks/results/bench_inspect[_MODEL].json")
     ap.add_argument("--child", choices=("bare", "inspect"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.n, args.batch, args.threads)))
+        print(json.dumps(child(args.child, args.n, args.batch, args.threads, args.model)))
         return
+    if args.out is None:
+        suffix = "" if args.model == "minilm" else f"_{args.model}"
+        args.out = ROOT / "benchmarks" / "results" / f"bench_inspect{suffix}.json"
+    if args.model != "minilm":  # build the model cache once, outside the timed rounds
+        subprocess.run([sys.executable, "-c", "from lnexp.inspect.models import load; "
+                        f"load({args.model!r})"], check=True, cwd=ROOT)
     runs: dict[str, list[dict[str, float]]] = {"bare": [], "inspect": []}
     for rep in range(args.reps):
         for mode in ("bare", "inspect") if rep % 2 == 0 else ("inspect", "bare"):
             out = subprocess.run([sys.executable, __file__, "--child", mode, "--n", str(args.n),
-                                  "--batch", str(args.batch),
+                                  "--batch", str(args.batch), "--model", args.model,
                                   *(["--threads", str(args.threads)] if args.threads else [])],
                                  check=True, capture_output=True,
                                  text=True, cwd=ROOT)
@@ -119,7 +129,7 @@ def main() -> None:
     med = {m: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for m, rs in runs.items()}
     ratios = {"wall": med["inspect"]["seconds"] / med["bare"]["seconds"],
               "peak_rss": med["inspect"]["peak_rss_mib"] / med["bare"]["peak_rss_mib"]}
-    print(f"\nMiniLM, {args.n} sentences ({int(med['bare']['tokens'])} tokens), batch "
+    print(f"\n{args.model}, {args.n} sentences ({int(med['bare']['tokens'])} tokens), batch "
           f"{args.batch}, torch threads {args.threads or 'default'}, medians of {args.reps} "
           f"rounds:")
     print(f"{'':10s} {'loop s':>8s} {'tokens/s':>10s} {'peak RSS MiB':>13s} "
@@ -131,7 +141,8 @@ def main() -> None:
     for k, v in ratios.items():
         print(f"inspect / bare ({k}): {v:.2f}  (limit {LIMIT}) {'ok' if v <= LIMIT else 'OVER'}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"n": args.n, "batch": args.batch, "reps": args.reps,
+    args.out.write_text(json.dumps({"model": args.model, "n": args.n, "batch": args.batch,
+                                    "reps": args.reps,
                                     "threads": args.threads,
                                     "platform": platform.platform(), "runs": runs,
                                     "median": med, "ratios": ratios, "limit": LIMIT}, indent=2))

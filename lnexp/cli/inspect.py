@@ -58,6 +58,11 @@ def inspect_cmd(
         help="Check inspect.json, e.g. 'layers.*.quant.per_token_sqnr_db.min >= 20' or "
              "'layers[encoder.layer.0.output.LayerNorm].pre.outliers.0.ratio.max >= 100'. "
              "Repeatable; any failure exits 1.")] = None,
+    weights_only: Annotated[bool, typer.Option(
+        "--weights-only", help="GGUF models (smollm2, gemma3, a .gguf file): list the norm "
+                               "layers, eps and scale statistics from the file, without "
+                               "building the model or reading inputs; writes no folder.")
+    ] = False,
     no_cache: Annotated[bool, typer.Option(
         "--no-cache", help="GGUF language models (smollm2, gemma3): neither read nor write "
                            "the model cache of dequantized weights.")] = False,
@@ -77,6 +82,10 @@ def inspect_cmd(
     from lnexp.inspect import InputSpec, InspectOptions
     from lnexp.inspect import table as inspect_table
 
+    if weights_only:
+        _weights_only(model, json_, bool(text or text_file or random_ or tensor or digits
+                                         or expect_))
+        return
     spec = InputSpec(texts=tuple(text or ()), text_file=text_file, random=random_,
                      tensor_file=tensor, digits=digits, limit=limit, seed=seed)
     options = InspectOptions(batch_size=batch_size, top_k=top_k, model_cache=not no_cache)
@@ -98,3 +107,19 @@ def inspect_cmd(
         _err(f"{len(failed)} expectation(s) failed: {'; '.join(failed)}")
         raise typer.Exit(EXIT_EXPECTATION_FAILED)
 
+
+
+def _weights_only(model: str, json_: bool, inputs_given: bool) -> None:
+    from lnexp import tables
+    from lnexp.inspect import table as inspect_table
+    from lnexp.inspect.errors import InspectError
+    from lnexp.inspect.zoo_lm import weights_listing
+
+    if inputs_given:
+        raise InspectError("--weights-only reads no inputs and checks no expectations: leave "
+                           "out --text/--text-file/--random/--tensor/--digits/--expect")
+    doc = weights_listing(model)
+    if json_:
+        _emit(doc)
+    else:
+        inspect_table.render_weights(tables.make_console(), doc)

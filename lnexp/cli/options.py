@@ -112,7 +112,8 @@ RunStatus = enum.Enum("RunStatus", {k: k for k in registry.RUN_STATUSES},  # typ
 
 ModelArg = Annotated[str, typer.Argument(
     metavar="MODEL",
-    help="minilm (a packaged model, extra lnexp[models]), path/to/file.py:factory, "
+    help="minilm, smollm2, gemma3 (packaged models, extra lnexp[models]; the GGUF language "
+         "models are cached after their first load), path/to/file.py:factory, "
          "package.module:factory, or a local Hugging Face model folder.", show_default=False)]
 
 

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lnexp.inspect import roles
 from lnexp.inspect.discover import WHAT_COUNTS, NormLayer, as_rows, find_norms
 from lnexp.inspect.errors import InspectError
 from lnexp.inspect.inputs import Batch, Source
@@ -157,7 +158,8 @@ class _Probe:
         self.bn_ref2 += float((ye * ye).sum())
         self.bn_maxabs = max(self.bn_maxabs, float(d.abs().max()))
 
-    def report(self, index: int, label: Callable[[int], str | None]) -> LayerReport:
+    def report(self, index: int, label: Callable[[int], str | None],
+               role: str | None = None) -> LayerReport:
         k = self.opts.top_k
         pre = self.pre.result(k, label)
         # None when no call's output was a floating-point tensor lnexp could find: "not
@@ -165,6 +167,7 @@ class _Probe:
         post = self.post.result(k, label) if self.post.n else None
         dims = [o.dim for o in pre.outliers]
         m = self.layer.module
+        form = roles.weight_form(m)
         bn = None
         if self.layer.is_batchnorm and self.opts.batchnorm_check:
             bn = BatchNormCheck(
@@ -175,9 +178,9 @@ class _Probe:
             index=index, name=self.layer.name, type=self.layer.type,
             found_by=self.layer.found_by, axis=self.layer.axis,
             normalized_shape=self.layer.normalized_shape, eps=self.layer.eps, calls=self.calls,
-            pre=pre, post=post, weight=param_stats(getattr(m, "weight", None), dims, k),
+            pre=pre, post=post, weight=param_stats(roles.effective_weight(m, form), dims, k),
             bias=param_stats(getattr(m, "bias", None), dims, k), quant=self.quant.result(),
-            batchnorm=bn)
+            batchnorm=bn, role=role, weight_form=form)
 
 
 def param_stats(p: Any, outlier_dims: list[int], k: int) -> ParamStats | None:
@@ -292,10 +295,11 @@ def measure(loaded: LoadedModel, source: Source, options: InspectOptions,
         raise InspectError(f"none of the {len(layers)} normalization layers of "
                            f"{loaded.spec} ran on these inputs")
     label = _labeller(loaded.tokenizer)
-    reports = [p.report(i, label) for i, p in enumerate(ctx.order)]
+    role = roles.assign(model, layers)
+    reports = [p.report(i, label, role[p.layer.name]) for i, p in enumerate(ctx.order)]
     seen = {id(p) for p in ctx.order}
     outcome = InspectOutcome(
-        model=loaded.info(),
+        model={**loaded.info(), "norm_layout": roles.layout([r.role for r in reports])},
         inputs={"kind": source.kind, "description": source.description, "count": source.count,
                 "tokens": tokens if source.kind == "text" else None,
                 "batch_size": options.batch_size, "padding_masked": source.kind == "text"},

@@ -44,19 +44,30 @@ def _height(layers: int) -> float:
     return max(3.2, 1.4 + 0.26 * layers)
 
 
-def _two_panels(layers: int) -> tuple[Figure, np.ndarray]:
+def _left(layers: list[LayerReport], width: float, fontsize: float, least: float) -> float:
+    """The left margin (figure fraction) that fits the longest row label (name [role])."""
+    longest = max((len(layer_label(r)) for r in layers), default=0)
+    return min(0.6, max(least, (0.2 + longest * fontsize * 0.0075) / width))
+
+
+def _two_panels(layers: list[LayerReport]) -> tuple[Figure, np.ndarray]:
     """Two stacked heatmap panels sharing the dim axis, margins fixed in inches."""
-    height = 2 * _height(layers) - 0.6
+    height = 2 * _height(len(layers)) - 0.6
     fig = _new_figure(13, height)
     axes = fig.subplots(2, 1, sharex=True)
-    fig.subplots_adjust(left=0.22, right=0.9, top=1 - 0.65 / height, bottom=0.6 / height,
-                        hspace=0.55 / (height / 2))
+    fig.subplots_adjust(left=_left(layers, 13, 7, 0.22), right=0.9, top=1 - 0.65 / height,
+                        bottom=0.6 / height, hspace=0.55 / (height / 2))
     axes[1].xaxis.set_major_locator(MaxNLocator(integer=True))
     return fig, axes
 
 
+def layer_label(r: LayerReport) -> str:
+    """A layer's name with its role (lnexp.inspect.roles), as the figures' rows show it."""
+    return f"{r.name} [{r.role}]" if r.role else r.name
+
+
 def _layer_axis(ax, layers: list[LayerReport]) -> None:
-    ax.set_yticks(range(len(layers)), [r.name for r in layers], fontsize=7)
+    ax.set_yticks(range(len(layers)), [layer_label(r) for r in layers], fontsize=7)
 
 
 def absmax_heatmap(o: InspectOutcome) -> Figure:
@@ -68,7 +79,7 @@ def absmax_heatmap(o: InspectOutcome) -> Figure:
                                                                       (post > 0)]])
     lo = max(float(np.percentile(finite, 1)), 1e-6) if finite.size else 1e-3
     hi = float(finite.max()) if finite.size else 1.0
-    fig, axes = _two_panels(len(layers))
+    fig, axes = _two_panels(layers)
     for ax, data, what in ((axes[0], pre, "input (before the norm)"),
                            (axes[1], post, "output (after the norm)")):
         im = ax.imshow(np.clip(data, lo, None), aspect="auto", interpolation="nearest",
@@ -99,9 +110,12 @@ def token_variance(o: InspectOutcome) -> Figure:
     """Per-token variance (over the normalized dims) before and after each norm, one row per
     layer: median (dot), p25–p75 (thick), p1–p99 (thin), max (x)."""
     layers = o.layers
-    fig = _new_figure(10, _height(len(layers)) + 0.9)
+    height = _height(len(layers)) + 0.9
+    fig = _new_figure(10, height)
     ax = fig.subplots()
-    fig.subplots_adjust(left=0.3, right=0.97, top=0.86, bottom=0.16)
+    fig.subplots_adjust(left=_left(layers, 10, 8, 0.3), right=0.97,
+                        top=1 - min(0.14 * height, 0.75) / height,
+                        bottom=min(0.16 * height, 0.85) / height)
     y = np.arange(len(layers))
     for off, colour, label, get in ((-0.17, PRE, "input (before the norm)", lambda r: r.pre),
                                     (0.17, POST, "output (after, γ and β applied)",
@@ -117,7 +131,7 @@ def token_variance(o: InspectOutcome) -> Figure:
         ax.plot(q["p50"], ys, "o", color="white", mec=colour, mew=1.5, ms=5, label=label)
         ax.plot(mx, ys, "x", color=colour, ms=6, mew=1.5)
     ax.set_xscale("log")
-    ax.set_yticks(y, [r.name for r in layers], fontsize=8)
+    ax.set_yticks(y, [layer_label(r) for r in layers], fontsize=8)
     ax.set_ylim(len(layers) - 0.5, -0.5)  # forward order, top to bottom
     ax.set_xlabel("per-token variance over the normalized dims (biased, log scale)")
     ax.grid(True, axis="x", which="major", alpha=0.3)
@@ -134,7 +148,7 @@ def weight_profile(o: InspectOutcome) -> Figure:
     layers = o.layers
     w = _matrix([r.weight.values if r.weight is not None else None for r in layers])
     b = _matrix([r.bias.values if r.bias is not None else None for r in layers])
-    fig, axes = _two_panels(len(layers))
+    fig, axes = _two_panels(layers)
     for i, (ax, data, name) in enumerate(((axes[0], w, "γ (weight, scale)"),
                                           (axes[1], b, "β (bias, shift)"))):
         finite = data[np.isfinite(data)]

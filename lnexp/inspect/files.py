@@ -20,7 +20,7 @@ LAYER_COLUMNS = (
     "pre_top_dim", "pre_top_absmax", "pre_top_ratio", "post_top_dim", "post_top_absmax",
     "post_top_ratio", "weight_at_pre_top", "weight_rank_at_pre_top", "weight_min_abs_dim",
     "weight_min_abs", "weight_max_abs_dim", "weight_max_abs", "per_tensor_sqnr_db",
-    "per_token_sqnr_db", "per_tensor_zero_fraction", "bn_rel_rms_diff",
+    "per_token_sqnr_db", "per_tensor_zero_fraction", "bn_rel_rms_diff", "role",
 )
 
 
@@ -52,7 +52,7 @@ def layers_csv(o: InspectOutcome) -> str:
                r.weight.largest[0].value if r.weight else None,
                r.quant.per_tensor_sqnr_db, r.quant.per_token_sqnr_db,
                r.quant.per_tensor_zero_fraction,
-               r.batchnorm.rel_rms_diff if r.batchnorm else None]
+               r.batchnorm.rel_rms_diff if r.batchnorm else None, r.role]
         w.writerow([_cell(v) for v in row])
     return buf.getvalue()
 

@@ -144,6 +144,8 @@ class LayerReport:
     bias: ParamStats | None
     quant: QuantStats
     batchnorm: BatchNormCheck | None
+    role: str | None = None  # lnexp.inspect.roles: pre-attention, post-FFN, q, final, conv-BN...
+    weight_form: str = "w"  # "1+w": the module scales by 1 + weight (Gemma), `weight` shows that
 
 
 @dataclass(frozen=True)
@@ -220,11 +222,11 @@ def layer_dict(r: LayerReport, dim_limit: int) -> dict[str, Any]:
     q = r.quant
     bn = r.batchnorm
     return {
-        "name": r.name, "type": r.type, "found_by": r.found_by, "axis": r.axis,
+        "name": r.name, "type": r.type, "role": r.role, "found_by": r.found_by, "axis": r.axis,
         "normalized_shape": list(r.normalized_shape) if r.normalized_shape else None,
         "eps": _num(r.eps), "calls": r.calls,
         "pre": _stage(r.pre, dim_limit), "post": _stage(r.post, dim_limit) if r.post else None,
-        "weight": _param(r.weight), "bias": _param(r.bias),
+        "weight": _param(r.weight), "weight_form": r.weight_form, "bias": _param(r.bias),
         "quant": {"per_tensor_sqnr_db": _num(q.per_tensor_sqnr_db),
                   "per_token_sqnr_db": _num(q.per_token_sqnr_db),
                   "per_tensor_zero_fraction": _num(q.per_tensor_zero_fraction),

@@ -3,6 +3,8 @@ nothing here computes a statistic. Progress goes through lnexp.progress like eve
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich import box
 from rich.console import Console
 from rich.table import Table
@@ -25,15 +27,17 @@ def _top(o: list[Outlier]) -> str:
 
 
 def _title(o: InspectOutcome, types: list[str]) -> str:
-    return (f"{o.model['name']} ({o.model['class']}, {o.model['parameters']:,} parameters): "
-            f"{len(o.layers)} norm layers" + (f" ({types[0]})" if len(types) == 1 else "")
+    layout = f", {o.model['norm_layout']}" if o.model.get("norm_layout") else ""
+    return (f"{o.model['name']} ({o.model['class']}, {o.model['parameters']:,} parameters"
+            f"{layout}): {len(o.layers)} norm layers"
+            + (f" ({types[0]})" if len(types) == 1 else "")
             + f" on {o.inputs['description']} ({o.inputs['count']} inputs"
             + (f", {o.inputs['tokens']} tokens)" if o.inputs.get("tokens") else ")"))
 
 
 # Which columns stay when the terminal is narrow, most important first; the layer column
 # always stays and folds its name (never cut) when it must.
-PRIORITY = ("layer", "top_in", "gamma", "token_var", "top_out", "int8", "bn", "type", "#")
+PRIORITY = ("layer", "top_in", "gamma", "token_var", "top_out", "int8", "role", "bn", "type", "#")
 LAYER_MIN = 24  # the layer column folds names longer than what is left, but not below this
 
 
@@ -43,6 +47,8 @@ def _columns(o: InspectOutcome, types: list[str]) -> dict[str, tuple[str, str, l
     cols: dict[str, tuple[str, str, list[str]]] = {
         "#": ("#", "right", [str(r.index) for r in rows]),
         "layer": ("layer", "left", [r.name for r in rows])}
+    if any(r.role for r in rows):
+        cols["role"] = ("role", "left", [r.role or "-" for r in rows])
     if len(types) > 1:
         cols["type"] = ("type", "left", [r.type for r in rows])
     ats = [r.weight.at_outliers[0] if r.weight and r.weight.at_outliers else None for r in rows]
@@ -111,3 +117,22 @@ def render(console: Console, o: InspectOutcome, run_dir: str | None = None) -> N
         console.print(f"not called on these inputs: {', '.join(o.unused)}")
     if run_dir:
         console.print(f"\ninspect folder: {run_dir}")
+
+
+def render_weights(console: Console, doc: dict[str, Any]) -> None:
+    """`--weights-only`: one row per norm tensor of a GGUF file (lnexp.inspect.gguf_fast)."""
+    roles = ", ".join(f"{n} {r}" for r, n in doc["roles"].items())
+    t = Table(title=f"{doc['file']}: {doc['architecture']}, {doc['blocks']} blocks, hidden "
+                    f"{doc['hidden']}, {doc['norm_layers']} norm layers ({roles}), eps "
+                    f"{_g(doc['eps'])}",
+              box=box.SIMPLE_HEAD, title_justify="left", padding=(0, 1), pad_edge=False)
+    for header, justify in (("layer", "left"), ("role", "left"), ("dims", "right"),
+                            ("scale mean", "right"), ("min", "right"), ("max", "right"),
+                            ("largest |γ| (dim)", "right")):
+        t.add_column(header, justify=justify)  # type: ignore[arg-type]
+    for layer in doc["layers"]:
+        s = layer["scale"]
+        t.add_row(layer["name"], layer["role"] or "-", str(s["dims"]), _g(s["mean"]),
+                  _g(s["min"]), _g(s["max"]),
+                  f"{_g(s['largest']['value'])} ({s['largest']['dim']})")
+    console.print(t)

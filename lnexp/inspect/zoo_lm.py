@@ -80,11 +80,15 @@ LMS: dict[str, LMEntry] = {
 }
 
 
-def check_installed(name: str) -> None:
-    """A missing package (the model's, gguf or accelerate) -> one line, exit 2."""
+def check_installed(name: str, build: bool = True) -> None:
+    """A missing package -> one line, exit 2: the model's own, and to build the model (not
+    for --weights-only) gguf, accelerate and transformers."""
     entry = LMS[name]
-    for package, dist in ((entry.package, entry.distribution), ("gguf", "gguf"),
-                          ("accelerate", "accelerate"), ("transformers", "transformers")):
+    needed = [(entry.package, entry.distribution)]
+    if build:
+        needed += [("gguf", "gguf"), ("accelerate", "accelerate"),
+                   ("transformers", "transformers")]
+    for package, dist in needed:
         if importlib.util.find_spec(package) is None:
             raise MissingExtraError(f"model {name!r}", entry.extra, dist)
 
@@ -95,9 +99,22 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _from_gguf(tf: Any, path: Path) -> tuple[Any, Any]:
-    """The model (float32, dequantized) and tokenizer transformers builds from a GGUF file."""
-    model = tf.AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name,
-                                                    local_files_only=True)
+    """The model (float32, dequantized) and tokenizer transformers builds from a GGUF file.
+    transformers draws a tqdm bar while it dequantizes, whatever its progress-bar setting:
+    lnexp's stderr is for its own progress and errors, so that bar is switched off."""
+    import functools
+
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    bar = getattr(gguf_utils, "tqdm", None)
+    if bar is not None:
+        gguf_utils.tqdm = functools.partial(bar, disable=True)
+    try:
+        model = tf.AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name,
+                                                        local_files_only=True)
+    finally:
+        if bar is not None:
+            gguf_utils.tqdm = bar
     tokenizer = tf.AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name,
                                                  local_files_only=True)
     return model, tokenizer
@@ -140,7 +157,7 @@ def load_lm(name: str, spec: str, use_cache: bool = True) -> Any:
         with tempfile.TemporaryDirectory(prefix="lnexp-gguf-") as scratch:
             try:
                 if gguf is None:
-                    gguf = entry.gguf(root / "gguf" if root is not None else Path(scratch))
+                    gguf = _locate(entry, root, Path(scratch))
                 model, tokenizer = _from_gguf(tf, gguf)
             except (OSError, ValueError, RuntimeError) as exc:
                 raise InspectError(f"cannot load model {name!r} from its GGUF file: "
@@ -155,6 +172,17 @@ def load_lm(name: str, spec: str, use_cache: bool = True) -> Any:
                        extra={"cache": status, "licence": entry.licence})
 
 
+def _locate(entry: LMEntry, root: Path | None, scratch: Path) -> Path:
+    """The GGUF file, assembled into the cache when one is needed and it has room, else into
+    `scratch` (a full or read-only cache only costs the assembly next time)."""
+    if root is not None:
+        try:
+            return entry.gguf(root / "gguf")
+        except OSError:
+            pass
+    return entry.gguf(scratch)
+
+
 def _version(dist: str) -> str:
     from importlib import metadata
 
@@ -162,3 +190,20 @@ def _version(dist: str) -> str:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return "?"
+
+
+def weights_listing(spec: str) -> dict[str, Any]:
+    """`--weights-only`: the norm layers of a packaged LM (or a .gguf file) from the GGUF."""
+    from lnexp.inspect import cache, gguf_fast
+
+    if spec in LMS:
+        check_installed(spec, build=False)
+        entry = LMS[spec]
+        with tempfile.TemporaryDirectory(prefix="lnexp-gguf-") as scratch:
+            return gguf_fast.norm_weights(_locate(entry, cache.cache_dir(), Path(scratch)),
+                                          entry.title)
+    path = Path(spec).expanduser()
+    if path.suffix.lower() == ".gguf" and path.is_file():
+        return gguf_fast.norm_weights(path)
+    raise InspectError(f"--weights-only reads a GGUF file: give {', '.join(LMS)} or a path "
+                       f"to a .gguf file, not {spec!r}")
