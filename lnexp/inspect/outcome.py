@@ -144,6 +144,8 @@ class LayerReport:
     bias: ParamStats | None
     quant: QuantStats
     batchnorm: BatchNormCheck | None
+    role: str | None = None  # the layer's place in its block: "conv-BN", ... (plain strings)
+    running: Any = None  # BatchNorm: lnexp.inspect.bn_running.RunningGap on these inputs
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,7 @@ class InspectOutcome:
     batchnorm_model: ModelBatchNormCheck | None
     seconds: float
     notes: list[str] = field(default_factory=list)
+    predictions: dict[str, Any] | None = None  # what a packaged CNN's output says (media.py)
 
 
 # --------------------------------------------------------------------------- JSON
@@ -217,6 +220,8 @@ def _param(p: ParamStats | None) -> dict[str, Any] | None:
 
 
 def layer_dict(r: LayerReport, dim_limit: int) -> dict[str, Any]:
+    from lnexp.inspect.bn_running import running_dict
+
     q = r.quant
     bn = r.batchnorm
     return {
@@ -232,6 +237,7 @@ def layer_dict(r: LayerReport, dim_limit: int) -> dict[str, Any]:
         "batchnorm": None if bn is None else {
             "batches": bn.batches, "skipped": bn.skipped,
             "rel_rms_diff": _num(bn.rel_rms_diff), "max_abs_diff": _num(bn.max_abs_diff)},
+        "role": r.role, "running": running_dict(r.running),
     }
 
 
@@ -262,6 +268,7 @@ def document(o: InspectOutcome) -> dict[str, Any]:
             "batch_size": m.batch_size, "batches": m.batches, "skipped": m.skipped,
             "output_rel_rms_diff": _num(m.output_rel_rms_diff),
             "predictions": m.predictions, "predictions_changed": m.predictions_changed},
+        "predictions": o.predictions,
         "notes": o.notes,
         "seconds": round(o.seconds, 3),
     }
