@@ -20,11 +20,11 @@ import numpy as np
 
 from lnexp.inspect.outcome import LayerReport
 
-CONV_TYPES = ("Conv1d", "Conv2d", "Conv3d", "Conv2dStaticSamePadding",
-              "Conv2dDynamicSamePadding")
-# Modules that sit between a conv and its BN without changing which conv feeds it.
-_PASS_THROUGH = ("Identity", "ZeroPad2d", "ConstantPad2d")
 
+def _pass_through() -> tuple[type, ...]:
+    from torch import nn
+    return (nn.Identity, nn.modules.padding._ConstantPadNd, nn.modules.padding._ReflectionPadNd,
+            nn.modules.padding._ReplicationPadNd)
 
 @dataclass(frozen=True)
 class RunningGap:
@@ -62,21 +62,25 @@ def running_gap(r: LayerReport, module: Any) -> RunningGap | None:
         log2_var_ratio_rms=float(np.sqrt(np.mean(np.log2(ratio) ** 2))))
 
 
-def _leaves(model: Any) -> list[tuple[str, Any]]:
-    return [(n, m) for n, m in model.named_modules() if not any(True for _ in m.children())]
-
-
 def conv_bn_roles(model: Any) -> dict[str, str]:
-    """`conv-BN` for each BatchNorm whose preceding leaf module (in registration order,
-    padding skipped) is a convolution; `BN` for the other BatchNorms."""
+    """`conv-BN` for each BatchNorm whose preceding module (in registration order; a conv's
+    own children, e.g. a same-padding layer, and padding/identity modules skipped) is a
+    convolution, `BN` for the other BatchNorms."""
+    from torch import nn
+
     roles: dict[str, str] = {}
-    prev: str | None = None
-    for name, m in _leaves(model):
-        kind = type(m).__name__
-        if hasattr(m, "running_mean") and "Norm" in kind:
-            roles[name] = "conv-BN" if prev in CONV_TYPES else "BN"
-        if kind not in _PASS_THROUGH:
-            prev = kind
+    prev: nn.Module | None = None
+    inside = ""  # the conv whose children are being walked
+    for name, m in model.named_modules():
+        if inside and name.startswith(inside + "."):
+            continue
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            roles[name] = "conv-BN" if isinstance(prev, nn.modules.conv._ConvNd) else "BN"
+        if isinstance(m, nn.modules.conv._ConvNd):
+            inside = name
+        if (not any(True for _ in m.children()) and not isinstance(m, _pass_through())) \
+                or isinstance(m, nn.modules.conv._ConvNd):
+            prev = m
     return roles
 
 
@@ -104,3 +108,27 @@ def running_dict(g: RunningGap | None) -> dict[str, Any] | None:
     return {"channels": g.channels, "samples": g.samples, "mean_gap": g.mean_gap,
             "mean_gap_channel": g.mean_gap_channel, "var_ratio": g.var_ratio,
             "log2_var_ratio_rms": g.log2_var_ratio_rms}
+
+
+def notes(o: Any) -> list[str]:
+    """Lines for the findings: where the running statistics disagree most with these inputs,
+    and what the model read from them (top class per image, or the pitch)."""
+    lines: list[str] = []
+    rows = [r for r in o.layers if r.running is not None]
+    if rows:
+        v = max(rows, key=lambda r: r.running.log2_var_ratio_rms)
+        m = max(rows, key=lambda r: r.running.mean_gap["max"])
+        lines.append(f"BatchNorm running statistics vs these {o.inputs['count']} inputs: "
+                     f"{v.name}'s channel variances differ most (median data/running ratio "
+                     f"{v.running.var_ratio['median']:.3g}, rms |log2| "
+                     f"{v.running.log2_var_ratio_rms:.2f}); {m.name} channel "
+                     f"{m.running.mean_gap_channel}'s mean sits "
+                     f"{m.running.mean_gap['max']:.3g} running σ from the running mean")
+    p = o.predictions or {}
+    if p.get("kind") == "imagenet_classes":
+        lines += [f"{row['file']}: ImageNet class {row['top'][0]['class']} "
+                  f"(p {row['top'][0]['p']:.2f})" for row in p["inputs"][:3] if row["top"]]
+    elif p.get("kind") == "pitch" and p.get("frames"):
+        lines.append(f"pitch: median {p['hz']['median']:.1f} Hz over {p['frames']} frames "
+                     f"({p['voiced_frames']} with confidence ≥ 0.5)")
+    return lines

@@ -41,7 +41,7 @@ class MobileNetV2(nn.Module):
     # (expansion t, channels c, repeats n, first stride s), as in Sandler et al. 2018, Table 2
     SETTINGS: ClassVar[tuple[tuple[int, int, int, int], ...]] = (
         (1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
-                (6, 160, 3, 2), (6, 320, 1, 1))
+        (6, 160, 3, 2), (6, 320, 1, 1))
 
     def __init__(self, num_classes: int = 1000):
         super().__init__()
