@@ -86,9 +86,9 @@ def test_crepe_hears_440_hz(outcomes) -> None:
 
 def test_crepe_on_a_wav_file(tmp_path: Path) -> None:
     _need("crepe_tiny")
-    from tests.test_inspect_media import _wav
-
     import numpy as np
+
+    from tests.test_inspect_media import _wav
 
     t = np.arange(22050) / 22050
     path = _wav(tmp_path / "a3.wav", 0.5 * np.sin(2 * np.pi * 220 * t), 22050, channels=2)
