@@ -161,8 +161,9 @@ def inspect(model: str, text: str | Sequence[str] | None = None, random: str | N
             progress: Progress | None = None, image: str | Path | Sequence[str | Path] = (),
             tone: float | None = None, audio: str | Path | None = None) -> InspectOutcome:
     """Measure what the norm layers do inside a model, as `lnexp inspect MODEL --text ...`:
-    `model` is minilm (extra lnexp[models]), path/to/file.py:factory, package.module:factory
-    or a local Hugging Face folder.
+    `model` is minilm, mobilenet_v2, efficientnet_lite0, crepe_tiny (extra lnexp[models]),
+    path/to/file.py:factory, package.module:factory or a local Hugging Face folder; `image`
+    (one path or several), `tone` (Hz) and `audio` (a WAV file) feed the packaged CNNs.
 
     >>> import lnexp
     >>> out = lnexp.inspect("minilm", text=["LayerNorm keeps each token's scale."])
