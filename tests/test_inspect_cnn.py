@@ -145,3 +145,27 @@ def test_cli_bad_input_exits_2_in_one_line(invoke, tmp_path: Path, args: list[st
     assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
     assert message.replace("{txt}", str(txt)) in lines[0]
     assert not list(tmp_path.glob("inspect-*"))
+
+
+def test_a_broken_or_foreign_weights_file_is_one_line(monkeypatch, tmp_path: Path) -> None:
+    import dataclasses
+
+    from lnexp.inspect import zoo_cnn
+    from lnexp.inspect.errors import InspectError
+
+    _need("mobilenet_v2")
+    _need("crepe_tiny")
+    entry = zoo_cnn.MODELS["mobilenet_v2"]
+    real = zoo_cnn._package_dir(entry, "mobilenet_v2") / entry.weights
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes(real.read_bytes()[:100_000])  # a truncated download
+    crepe = zoo_cnn.MODELS["crepe_tiny"]
+    foreign = zoo_cnn._package_dir(crepe, "crepe_tiny") / crepe.weights
+    for path, message in ((cut, r"cannot read .*cut.pth"),
+                          (foreign, r"tiny.pth does not fit the model \(Error\(s\) in loading"),
+                          (tmp_path / "gone.pth", r"gone.pth is missing")):
+        # an absolute `weights` replaces the package folder in package_dir / weights
+        monkeypatch.setitem(zoo_cnn.MODELS, "mobilenet_v2",
+                            dataclasses.replace(entry, weights=str(path)))
+        with pytest.raises(InspectError, match=message):
+            load("mobilenet_v2")
