@@ -169,3 +169,17 @@ def test_a_broken_or_foreign_weights_file_is_one_line(monkeypatch, tmp_path: Pat
                             dataclasses.replace(entry, weights=str(path)))
         with pytest.raises(InspectError, match=message):
             load("mobilenet_v2")
+
+
+def test_python_api_takes_a_tone_and_images(tmp_path: Path) -> None:
+    import lnexp
+
+    _need("crepe_tiny")
+    out = lnexp.inspect("crepe_tiny", tone=220.0, out_dir=tmp_path, figures=False)
+    assert out.metrics["predictions"]["hz"]["median"] == pytest.approx(220, rel=0.03)
+    _need("mobilenet_v2")
+    from lnexp.inspect.media import default_photos
+
+    out = lnexp.inspect("mobilenet_v2", image=default_photos()[0], out_dir=tmp_path,
+                        figures=False)
+    assert [r["top"][0]["class"] for r in out.metrics["predictions"]["inputs"]] == [698]
