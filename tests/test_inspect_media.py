@@ -201,3 +201,24 @@ def test_no_running_gap_or_role_for_layernorm() -> None:
     out = measure(loaded(net), RandomSource((3, 4), 0), InspectOptions())
     assert out.layers[0].running is None and out.layers[0].role is None
     assert bn_running.notes(out) == []
+
+
+def test_images_are_decoded_batch_by_batch_and_a_truncated_one_is_one_line(
+        tmp_path: Path) -> None:
+    from PIL import Image
+
+    good = tmp_path / "good.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 80, 3), np.uint8)).save(good)
+    jpg = tmp_path / "whole.jpg"
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (300, 400, 3), np.uint8)).save(jpg)
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(jpg.read_bytes()[:3000])  # the header is intact, the pixels are not
+    net = ConvBN().eval()
+    net.conv = nn.Conv2d(3, 4, 3, padding=1)
+    src = resolve(InputSpec(images=(good, good, good)), None, "m", IMAGE)
+    out = measure(loaded(net), src, InspectOptions(batch_size=2))
+    assert out.inputs["count"] == 3 and out.layers[0].running.samples == 3 * 224 * 224
+    assert [r["file"] for r in out.predictions["inputs"]] == ["good.png"] * 3
+    src = resolve(InputSpec(images=(good, cut)), None, "m", IMAGE)  # the header reads
+    with pytest.raises(InspectError, match=r"image file .*cut.jpg: not an image PIL can read"):
+        measure(loaded(net), src, InspectOptions(batch_size=1))

@@ -38,15 +38,17 @@ def _regular(path: Path, what: str) -> None:
         raise InspectError(f"{what} {path}: not a regular file")
 
 
-def read_image(path: Path) -> np.ndarray:
-    """An image file as (H, W, 3) uint8 RGB; anything PIL cannot read is refused in one line."""
+def read_image(path: Path, decode: bool = True) -> np.ndarray:
+    """An image file as (H, W, 3) uint8 RGB; anything PIL cannot read is refused in one line.
+    `decode=False` reads the header only (checks that PIL knows the file)."""
     from PIL import Image, UnidentifiedImageError
 
     _regular(path, "image file")
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+            return np.asarray(im.convert("RGB")) if decode else np.zeros((0, 0, 3), np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError,
+            Image.DecompressionBombError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InspectError(f"image file {path}: not an image PIL can read ({first})") from None
 
@@ -109,7 +111,8 @@ class ImageSource(Source):
     kind = "image"
 
     def __init__(self, paths: list[Path], prep: ImagePrep, description: str):
-        self.images = [read_image(p) for p in paths]  # all read (and refused) up front
+        for p in paths:  # every file checked up front (header only), decoded batch by batch
+            read_image(p, decode=False)
         self.paths = paths
         self.prep = prep
         self.count = len(paths)
@@ -118,8 +121,8 @@ class ImageSource(Source):
 
     def batches(self, batch_size: int) -> Iterator[Batch]:
         for start in range(0, self.count, batch_size):
-            x = torch.stack([preprocess(a, self.prep)
-                             for a in self.images[start:start + batch_size]])
+            x = torch.stack([preprocess(read_image(p), self.prep)
+                             for p in self.paths[start:start + batch_size]])
             yield Batch(args=(x,), kwargs={}, offset=start, size=x.shape[0])
 
 
