@@ -34,6 +34,9 @@ class Placement:
     norm_first: bool  # the norm sees the block's input (else the Linear's output)
     residual: bool  # the block adds its input to its output
     final_norm: bool = False  # one more norm after the last block (Pre-LN)
+    # The block kinds it is defined on (None: all); peri/deepnorm wrap a branch with residual
+    # sub-layers, which ffn2 and transformer blocks have.
+    blocks: tuple[str, ...] | None = None
 
 
 PLACEMENTS: dict[str, Placement] = {
@@ -42,9 +45,29 @@ PLACEMENTS: dict[str, Placement] = {
     "pre_residual": Placement("x + Act(Linear(Norm(x))), final Norm", norm_first=True,
                               residual=True, final_norm=True),
     "post_residual": Placement("Norm(x + Act(Linear(x)))", norm_first=False, residual=True),
+    # Peri-LN (Gemma 2/3, OLMo 2 style): a norm on the branch's input and on its output.
+    "peri_residual": Placement("x + Norm(F(Norm(x))), final Norm", norm_first=True,
+                               residual=True, final_norm=True, blocks=("ffn2", "transformer")),
+    # DeepNorm (Wang et al. 2022, encoder form): Post-LN with an up-weighted residual,
+    # alpha = (2N)^(1/4), and the FFN / value / output projections scaled by (8N)^(-1/4).
+    "deepnorm_residual": Placement("Norm(alpha·x + F(x)), alpha = (2N)^¼", norm_first=False,
+                                   residual=True, blocks=("ffn2", "transformer")),
 }
 # The tutorial's layout; the only one the streamed snapshot computes (lnexp.plan).
 DEFAULT_PLACEMENT = "post"
+# model.qk_norm: the norm applied to queries and keys per head (over the head dim), by
+# registry name (lnexp.norms), or none.
+QK_NORMS: tuple[str, ...] = ("none", "ln", "rms")
+
+
+def deepnorm_alpha(blocks: int) -> float:
+    """DeepNorm's residual weight for an encoder of `blocks` blocks: (2N)^(1/4)."""
+    return float((2 * blocks) ** 0.25)
+
+
+def deepnorm_beta(blocks: int) -> float:
+    """DeepNorm's init gain of the FFN / value / output projections: (8N)^(-1/4)."""
+    return float((8 * blocks) ** -0.25)
 
 
 # --------------------------------------------------------------------------- layouts
@@ -77,7 +100,8 @@ LAYOUTS: dict[str, Layout] = {
         {"per_feature": ("channel", "N·H·W = {N}×{H}×{W} values"),
          "per_sample": ("sample", "its C·H·W = {C}×{H}×{W} values"),
          "per_instance": ("(sample, channel)", "its H·W = {H}×{W} positions"),
-         "per_group": ("(sample, group)", "its group's {CG} channels × {H}×{W} positions")}),
+         "per_group": ("(sample, group)", "its group's {CG} channels × {H}×{W} positions"),
+         "per_pixel": ("pixel (n, h, w)", "its {C} channels")}),
     "sequence": Layout(
         ("N", "T", "C"), "(N, T, C): token sequences, Linear per token", "linear",
         ("data.tokens",),
@@ -89,11 +113,15 @@ LAYOUTS: dict[str, Layout] = {
 }
 DEFAULT_LAYOUT = "features"
 # Every statistic axis, in the order tables and metrics.json list them.
-AXES: tuple[str, ...] = ("per_feature", "per_sample", "per_token", "per_instance", "per_group")
+AXES: tuple[str, ...] = ("per_feature", "per_sample", "per_token", "per_instance", "per_group",
+                         "per_pixel")
 # A verdict in words: the axes a norm standardized, e.g. "groups and samples".
 AXIS_WORDS: dict[str, str] = {"per_feature": "features", "per_sample": "samples",
                               "per_token": "tokens", "per_instance": "instances",
-                              "per_group": "groups"}
+                              "per_group": "groups", "per_pixel": "pixels"}
+# Axes reported only for the norms whose own axis they are (per_group: group; per_pixel:
+# ln_pixel on images; or a user norm measured on them), so other runs' metrics do not change.
+OWN_ONLY_AXES: tuple[str, ...] = ("per_group", "per_pixel")
 
 
 def standardizes(axes: list[str]) -> str:
@@ -101,7 +129,8 @@ def standardizes(axes: list[str]) -> str:
     'per_sample'] -> 'groups and samples', [] -> 'neither'."""
     # The finest axis first (the norm's own; the coarser ones follow from it): 'instances,
     # features and samples', 'groups and samples', 'tokens and samples'.
-    finest_first = ("per_instance", "per_group", "per_token", "per_feature", "per_sample")
+    finest_first = ("per_instance", "per_group", "per_token", "per_pixel", "per_feature",
+                    "per_sample")
     assert set(finest_first) == set(AXES)
     words = [AXIS_WORDS[a] for a in finest_first if a in axes]
     if not words:
@@ -109,10 +138,12 @@ def standardizes(axes: list[str]) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
-def axes(layout: str, norm: str) -> tuple[str, ...]:
-    """The statistic axes reported for this layout and norm (per_group only for group)."""
+def axes(layout: str, norm: str, own: str | None = None) -> tuple[str, ...]:
+    """The statistic axes reported for this layout and norm: per_group only for group, and an
+    OWN_ONLY_AXES axis when it is the norm's `own` axis (ln_pixel: per_pixel)."""
     return tuple(a for a in AXES if a in LAYOUTS[layout].axes
-                 and (a != "per_group" or norm == "group"))
+                 and (a not in OWN_ONLY_AXES or a == own
+                      or (a == "per_group" and norm == "group")))
 
 
 # --------------------------------------------------------------------------- blocks
@@ -125,7 +156,7 @@ class BlockKind:
     module: str  # lnexp.models.<module> builds it
     layouts: tuple[str, ...]  # the data.layout values it is defined on
     why: str = ""  # why it is not defined on the other layouts (validate says so)
-    residual_only: bool = False  # only pre_residual / post_residual make sense
+    residual_only: bool = False  # only residual placements make sense
 
 
 BLOCKS: dict[str, BlockKind] = {

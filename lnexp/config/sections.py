@@ -114,7 +114,7 @@ class ModelConfig(Section):
     in_features: StrictInt = Field(100, ge=1, le=MAX_DIM, description="Inputs of the first Linear layer, e.g. 100.")
     out_features: StrictInt = Field(50, ge=1, le=MAX_DIM, description="Outputs of the last Linear layer (depth 1: the features the norm sees), e.g. 50.")
     linear: StrictBool = Field(True, description="Put Linear before the norm; false feeds the data straight into the norm.")
-    norm: str = Field("ln", description="Norm in each block (the tutorial: after the Linear layer): " + ", ".join(norms.names()) + ".")
+    norm: str = Field("ln", description="Norm in each block (the tutorial: after the Linear layer): " + ", ".join(norms.names()) + "; or a user norm: path/to/file.py:Name, package.module:Name or an lnexp.norms entry point (loading it runs its code; docs/norms.md).")
     mode: Literal["train", "eval"] = Field(
         "train", description="Module mode; the tutorial never calls .eval(), so train.")
     eps: Float = Field(1e-5, ge=0, description="eps added to the variance inside the norm, e.g. 1.0e-5.")
@@ -139,6 +139,10 @@ class ModelConfig(Section):
     heads: StrictInt = Field(4, ge=1, description="Attention heads of a transformer block (must divide the width), e.g. 4.")
     dtype: Literal[DTYPES] = Field(  # type: ignore[valid-type]
         "float32", description="Parameters, inputs and activations: float32, float64 (to see values below float32's resolution), bfloat16, float16 (statistics are float64 whatever this is).")
+    dyt_alpha: Float = Field(0.5, gt=0, description="norm: dyt: initial value of its learnable scalar alpha in gamma·tanh(alpha·x) + beta, e.g. 0.5 (the DyT paper's default).")
+    renorm_rmax: Float = Field(3.0, ge=1, description="norm: batch_renorm: clip r = sigma_B / sigma to [1/rmax, rmax], e.g. 3 (1 with renorm_dmax 0 is BatchNorm in train mode).")
+    renorm_dmax: Float = Field(5.0, ge=0, description="norm: batch_renorm: clip d = (mu_B - mu) / sigma to [-dmax, dmax], e.g. 5.")
+    weight_standardization: StrictBool = Field(False, description="Standardize the weights of every Linear / Conv2d of the blocks per output unit (Qiao et al. 2019), e.g. true with norm: group.")
 
     @field_validator("norm")
     @classmethod
@@ -166,9 +170,10 @@ class ModelConfig(Section):
                              "needs model.depth: 1 and model.placement: post")
         kind = registry.BLOCKS[self.block]
         if kind.residual_only and not registry.PLACEMENTS[self.placement].residual:
+            residual = [k for k, p in registry.PLACEMENTS.items() if p.residual]
             raise ValueError(f"model.block: {self.block} has residual branches, so "
-                             f"model.placement must be pre_residual (Pre-LN) or post_residual "
-                             f"(Post-LN), not {self.placement}")
+                             f"model.placement must be a residual one ({', '.join(residual)}), "
+                             f"not {self.placement}")
         if self.block != registry.DEFAULT_BLOCK and not self.linear:
             raise ValueError(f"model.block: {self.block} needs model.linear: true")
         if self.block == "transformer" and self.hidden_width % self.heads:
@@ -180,6 +185,27 @@ class ModelConfig(Section):
                 f"model.placement: {self.placement} adds each block's input to its output, so "
                 f"in_features ({self.in_features}), hidden ({self.hidden_width}) and "
                 f"out_features ({self.out_features}) must be equal")
+        return self
+
+    ln_scaling: StrictBool = Field(False, description="LayerNorm Scaling (\"The Curse of Depth\", 2025): multiply the output of each block's norm by 1/sqrt(l) at block l (1-based); model.placement: pre_residual only.")
+    qk_norm: Literal[registry.QK_NORMS] = Field(  # type: ignore[valid-type]
+        "none", description="Normalize queries and keys per head over the head dim before the dot product (Dehghani et al. 2023; Gemma 3): none, ln or rms; model.block: transformer only.")
+
+    @model_validator(mode="after")
+    def _check_block_options(self) -> ModelConfig:
+        allowed = registry.PLACEMENTS[self.placement].blocks
+        if allowed is not None and self.block not in allowed:
+            raise ValueError(f"model.placement: {self.placement} wraps each residual branch of "
+                             f"a block, so it needs model.block: {' or '.join(allowed)}, not "
+                             f"{self.block}")
+        if self.ln_scaling and self.placement != "pre_residual":
+            raise ValueError(f"model.ln_scaling: scales the norm's output that feeds each "
+                             f"Pre-LN branch, so it needs model.placement: pre_residual, not "
+                             f"{self.placement} (there the norm's output is the stream itself "
+                             f"or is normalized again)")
+        if self.qk_norm != "none" and self.block != "transformer":
+            raise ValueError(f"model.qk_norm: {self.qk_norm} normalizes attention queries and "
+                             f"keys, so it needs model.block: transformer, not {self.block}")
         return self
 
     @property
