@@ -53,11 +53,13 @@ def test_every_docs_png_is_in_the_table_with_an_existing_config():
 
 
 def test_each_figure_is_one_lnexp_promises_for_its_command():
+    from lnexp.inspect.figures import FIGURES as INSPECT_FIGURES
+
     promised = {
         "run": {f.file for f in registry.RUN_FIGURES},
         "compare": {f.file for f in registry.COMPARE_FIGURES},
         "sweep": {registry.SWEEP_FIGURE.file},
-        "inspect": {"figures/absmax.png", "figures/token_variance.png", "figures/weights.png"},
+        "inspect": {f"figures/{name}.png" for name in INSPECT_FIGURES},
     }
     for entry in MAKE_DOCS.FIGURES:
         assert entry.figure in promised[entry.args[0]], entry

@@ -159,10 +159,12 @@ def inspect(model: str, text: str | Sequence[str] | None = None, random: str | N
             out_dir: str | Path | None = None, *, text_file: str | Path | None = None,
             tensor: str | Path | None = None, digits: bool = False, limit: int | None = None,
             batch_size: int = 32, top_k: int = 5, seed: int = 0, figures: bool = True,
-            progress: Progress | None = None) -> InspectOutcome:
+            progress: Progress | None = None, image: str | Path | Sequence[str | Path] = (),
+            tone: float | None = None, audio: str | Path | None = None) -> InspectOutcome:
     """Measure what the norm layers do inside a model, as `lnexp inspect MODEL --text ...`:
-    `model` is minilm (extra lnexp[models]), path/to/file.py:factory, package.module:factory
-    or a local Hugging Face folder.
+    `model` is minilm, mobilenet_v2, efficientnet_lite0, crepe_tiny (extra lnexp[models]),
+    path/to/file.py:factory, package.module:factory or a local Hugging Face folder; `image`
+    (one path or several), `tone` (Hz) and `audio` (a WAV file) feed the packaged CNNs.
 
     >>> import lnexp
     >>> out = lnexp.inspect("minilm", text=["LayerNorm keeps each token's scale."])
@@ -175,7 +177,10 @@ def inspect(model: str, text: str | Sequence[str] | None = None, random: str | N
     texts = (text,) if isinstance(text, str) else tuple(text or ())
     spec = InputSpec(texts=texts, text_file=Path(text_file) if text_file else None,
                      random=random, tensor_file=Path(tensor) if tensor else None,
-                     digits=digits, limit=limit, seed=seed)
+                     digits=digits, limit=limit, seed=seed,
+                     images=tuple(Path(p) for p in ([image] if isinstance(image, (str, Path))
+                                                    else image)),
+                     tone=tone, audio=Path(audio) if audio else None)
     options = InspectOptions(batch_size=batch_size, top_k=top_k)
     _, run_dir, _, _ = compute.inspect(model, spec, options, root, ["lnexp.inspect()"], [],
                                        figures, _steps(progress))

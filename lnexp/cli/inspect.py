@@ -43,6 +43,15 @@ def inspect_cmd(
     ] = None,
     digits: Annotated[bool, typer.Option(
         "--digits", help="scikit-learn's 8x8 digits, shape (N, 1, 8, 8).")] = False,
+    image: Annotated[list[Path] | None, typer.Option(
+        "--image", metavar="FILE", help="An image for mobilenet_v2 / efficientnet_lite0 "
+        "(repeatable; default: scikit-learn's two photos).")] = None,
+    tone: Annotated[float | None, typer.Option(
+        "--tone", metavar="HZ", help="A 1 s sine at 16 kHz for crepe_tiny (default 440).")
+    ] = None,
+    audio: Annotated[Path | None, typer.Option(
+        "--audio", metavar="FILE.wav", help="A PCM WAV file for crepe_tiny (mono or averaged, "
+        "resampled to 16 kHz).")] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, metavar="N",
                                               help="Use only the first N inputs.")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, metavar="N", help=(
@@ -87,7 +96,8 @@ def inspect_cmd(
                                          or expect_))
         return
     spec = InputSpec(texts=tuple(text or ()), text_file=text_file, random=random_,
-                     tensor_file=tensor, digits=digits, limit=limit, seed=seed)
+                     tensor_file=tensor, digits=digits, limit=limit, seed=seed,
+                     images=tuple(image or ()), tone=tone, audio=audio)
     options = InspectOptions(batch_size=batch_size, top_k=top_k, model_cache=not no_cache)
     steps = functools.partial(progress.steps, "inputs", quiet=quiet)
     outcome, run_dir, doc, results = compute.inspect(

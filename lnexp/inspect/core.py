@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lnexp.inspect import roles
+from lnexp.inspect import bn_running, roles
 from lnexp.inspect.discover import WHAT_COUNTS, NormLayer, as_rows, find_norms
 from lnexp.inspect.errors import InspectError
 from lnexp.inspect.inputs import Batch, Source
@@ -265,6 +265,7 @@ def measure(loaded: LoadedModel, source: Source, options: InspectOptions,
         if bns and options.batchnorm_check else None
     handles = [p.layer.module.register_forward_hook(p, with_kwargs=True) for p in probes]
     was_training = model.training
+    readout = getattr(source, "readout", None)  # media.py: classes or pitch per input
     model.eval()
     start = time.perf_counter()
     done = 0
@@ -283,6 +284,8 @@ def measure(loaded: LoadedModel, source: Source, options: InspectOptions,
                     raise InspectError(_forward_error(loaded, batch, exc)) from None
                 if model_bn is not None:
                     model_bn.update(batch, _tensor(out), ctx)
+                if readout is not None:
+                    readout.update(_tensor(out), batch)
                 done += batch.size
                 tokens += int(batch.mask.sum()) if batch.mask is not None else batch.size
                 if progress is not None:
@@ -296,7 +299,8 @@ def measure(loaded: LoadedModel, source: Source, options: InspectOptions,
                            f"{loaded.spec} ran on these inputs")
     label = _labeller(loaded.tokenizer)
     role = roles.assign(model, layers)
-    reports = [p.report(i, label, role[p.layer.name]) for i, p in enumerate(ctx.order)]
+    reports = bn_running.annotate(
+        model, [p.report(i, label, role[p.layer.name]) for i, p in enumerate(ctx.order)])
     seen = {id(p) for p in ctx.order}
     outcome = InspectOutcome(
         model={**loaded.info(), "norm_layout": roles.layout([r.role for r in reports])},
@@ -306,7 +310,8 @@ def measure(loaded: LoadedModel, source: Source, options: InspectOptions,
         options=options.as_dict(), layers=reports,
         unused=[p.layer.name for p in probes if id(p) not in seen],
         batchnorm_model=model_bn.result() if model_bn is not None else None,
-        seconds=time.perf_counter() - start)
+        seconds=time.perf_counter() - start,
+        predictions=readout.result() if readout is not None else None)
     return dataclasses.replace(outcome, notes=findings(outcome))
 
 

@@ -191,5 +191,13 @@ def weight_profile(o: InspectOutcome) -> Figure:
     return fig
 
 
+def batchnorm(o: InspectOutcome) -> Figure | None:
+    """BatchNorm running statistics vs the inputs (lnexp.inspect.bn_figures); None without."""
+    from lnexp.inspect.bn_figures import batchnorm_running
+
+    return batchnorm_running(o)
+
+
+# A function may return None: that figure does not apply to this model (no file is written).
 FIGURES = {"absmax": absmax_heatmap, "token_variance": token_variance,
-           "weights": weight_profile}
+           "weights": weight_profile, "batchnorm": batchnorm}

@@ -99,7 +99,9 @@ def write_folder(o: InspectOutcome, run_dir: Path, figures: bool = True,
 
         (run_dir / "figures").mkdir(exist_ok=True)
         for name, make in FIGURES.items():
-            save_figure(make(o), run_dir / "figures" / f"{name}.png", dpi)
+            fig = make(o)
+            if fig is not None:
+                save_figure(fig, run_dir / "figures" / f"{name}.png", dpi)
     write_atomic(run_dir / "layers.csv", layers_csv(o))
     write_atomic(run_dir / "dims.csv", dims_csv(o))
     doc = document(o)

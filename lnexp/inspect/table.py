@@ -37,7 +37,8 @@ def _title(o: InspectOutcome, types: list[str]) -> str:
 
 # Which columns stay when the terminal is narrow, most important first; the layer column
 # always stays and folds its name (never cut) when it must.
-PRIORITY = ("layer", "top_in", "gamma", "token_var", "top_out", "int8", "role", "bn", "type", "#")
+PRIORITY = ("layer", "top_in", "gamma", "token_var", "top_out", "int8", "bn", "running", "role",
+            "type", "#")
 LAYER_MIN = 24  # the layer column folds names longer than what is left, but not below this
 
 
@@ -68,6 +69,12 @@ def _columns(o: InspectOutcome, types: list[str]) -> dict[str, tuple[str, str, l
         cols["bn"] = ("BN train\nvs eval", "right",
                       [(f"{b.rel_rms_diff:.1%}" if b.rel_rms_diff is not None else "n/a")
                        if (b := r.batchnorm) else "" for r in rows])
+    if any(r.running is not None for r in rows):
+        cols["running"] = ("data vs running\nμ gap max / σ² ×", "right",
+                           [f"{g.mean_gap['max']:.2f} / {g.var_ratio['median']:.2f}"
+                            if (g := r.running) else "" for r in rows])
+    if any(r.role for r in rows):
+        cols["role"] = ("role", "left", [r.role or "" for r in rows])
     return cols
 
 
