@@ -109,10 +109,11 @@ RunStatus = enum.Enum("RunStatus", {k: k for k in registry.RUN_STATUSES},  # typ
                       type=str)
 
 
-ModelArg = Annotated[str, typer.Argument(
-    metavar="MODEL",
+ModelArg = Annotated[list[str], typer.Argument(
+    metavar="MODEL...",
     help="minilm (a packaged model, extra lnexp[models]), path/to/file.py:factory, "
-         "package.module:factory, or a local Hugging Face model folder.", show_default=False)]
+         "package.module:factory, or a local Hugging Face model folder; several models: "
+         "side by side.", show_default=False)]
 
 
 RootOpt = Annotated[Path, typer.Option("--output-dir", "-o", metavar="DIR",

@@ -87,6 +87,9 @@ def findings(o: InspectOutcome) -> list[str]:
         lines.append(f"BatchNorm train vs eval mode at batch {o.options['batch_size']}: "
                      f"{r.name}'s output differs by {r.batchnorm.rel_rms_diff:.1%} (rms, "  # type: ignore[union-attr]
                      f"relative)")
+    from lnexp.inspect.depth_notes import depth_lines
+
+    lines += depth_lines(o)
     m = o.batchnorm_model
     if m is not None and m.predictions:
         lines.append(f"with every BatchNorm in train mode, {m.predictions_changed} of "
