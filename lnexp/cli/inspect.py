@@ -49,7 +49,8 @@ def inspect_cmd(
         "Inputs per forward call (also BatchNorm's train-mode batch)."))] = 32,
     top_k: Annotated[int, typer.Option("--top-k", min=1, metavar="K",
                                        help="Outlier dims and γ/β extremes listed.")] = 5,
-    seed: Annotated[int, typer.Option("--seed", metavar="SEED", help="Seed for --random.")
+    seed: Annotated[int, typer.Option("--seed", metavar="SEED", help=(
+        "Seed for --random, the S-curve sample and --ablate's random control."))
                     ] = 0,
     figures: Annotated[bool, typer.Option("--figures/--no-figures",
                                           help="Write figures/*.png.")] = True,
@@ -64,6 +65,9 @@ def inspect_cmd(
         help="Check inspect.json, e.g. 'layers.*.quant.per_token_sqnr_db.min >= 20' or "
              "'layers[encoder.layer.0.output.LayerNorm].pre.outliers.0.ratio.max >= 100'. "
              "Repeatable; any failure exits 1.")] = None,
+    no_cache: Annotated[bool, typer.Option(
+        "--no-cache", help="GGUF language models (smollm2, gemma3): neither read nor write "
+                           "the model cache of dequantized weights.")] = False,
     json_: JsonOpt = False, quiet: QuietOpt = False, output_dir: OutOpt = None,
 ) -> None:
     """Measure what the norm layers do inside a real pretrained model.
@@ -84,8 +88,8 @@ def inspect_cmd(
 
     spec = InputSpec(texts=tuple(text or ()), text_file=text_file, random=random_,
                      tensor_file=tensor, digits=digits, limit=limit, seed=seed)
-    options = InspectOptions(batch_size=batch_size, top_k=top_k, ablate=ablate,
-                             curve_layers=curve_layers, seed=seed)
+    options = InspectOptions(batch_size=batch_size, top_k=top_k, model_cache=not no_cache,
+                             ablate=ablate, curve_layers=curve_layers, seed=seed)
     steps = functools.partial(progress.steps, "inputs", quiet=quiet)
     args = (spec, options, output_dir or Path("outputs"), sys.argv, list(expect_ or []),
             figures, steps)
