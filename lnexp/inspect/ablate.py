@@ -197,7 +197,7 @@ class _Massive:
         else:
             hit = self._where(y)
             self.selected = int(hit.sum())
-            self.total += self.selected
+            self.total += self.selected if self.mode == "zero" else 0
             fill = torch.zeros_like(self.means) if self.mode == "zero" else self.means
             y[..., self.dims] = torch.where(hit, fill.to(y.dtype), y[..., self.dims])
         return _replace_first(output, y)

@@ -144,7 +144,7 @@ def layer_skip(outcomes: list[InspectOutcome]) -> Figure | None:
         return None
     fig = _new_figure(12, 4.8)
     ax, bx = fig.subplots(1, 2, gridspec_kw={"width_ratios": (2.2, 1)})
-    fig.subplots_adjust(left=0.07, right=0.98, top=0.86, bottom=0.13, wspace=0.25)
+    fig.subplots_adjust(left=0.07, right=0.97, top=0.86, bottom=0.15, wspace=0.25)
     measures = {o.ablation.measure for o in have}  # type: ignore[union-attr]
     label = "next-token loss (nats/token)" if measures == {"next_token_loss"} else \
         "relative output change" if measures == {"output_change"} else "measure"
@@ -161,8 +161,13 @@ def layer_skip(outcomes: list[InspectOutcome]) -> Figure | None:
         bars = bx.bar(xs, vals, width, color=c, label=_name(o))
         bx.bar_label(bars, fmt="%.3g", fontsize=7)
     _finish(fig, ax, "each block replaced by the identity", label, False)
-    bx.set_xticks(range(4), ["untouched", "massive\nzeroed", "massive\nset to mean",
+    if all(o.ablation.intervention is None for o in have):  # type: ignore[union-attr]
+        bx.text(0.5, 0.5, "not run: no block output reaches\nthe massive ratio "
+                f"({have[0].options.get('massive_ratio', 100):g}× its median |x|)",
+                transform=bx.transAxes, ha="center", va="center", fontsize=9, color="0.3")
+    bx.set_xticks(range(4), ["untouched", "massive\nzeroed", "massive\nto mean",
                              "random\nzeroed"], fontsize=8)
+    bx.set_xlim(-0.6, 3.6)
     bx.set_title("massive-activation intervention", fontsize=10, loc="left")
     bx.grid(True, axis="y", alpha=0.3)
     if len(have) > 1:

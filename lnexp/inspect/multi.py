@@ -72,14 +72,14 @@ def inspect_many(specs: list[str], input_spec: Any, options: Any, root: Path, ar
                  ) -> tuple[list[InspectOutcome], Path, dict[str, Any]]:
     """Measure each model in turn, then write the parent folder with one child per model."""
     from lnexp.inspect import run_inspect
-    from lnexp.inspect.files import folder_name, write_folder
+    from lnexp.inspect.files import write_folder
     from lnexp.store.files import RunFolder, create_run_dir, write_atomic
 
     outcomes = []
     for spec in specs:  # each model is released (only its outcome kept) before the next loads
         outcomes.append(run_inspect(spec, input_spec, options, progress))
     names = child_names(outcomes)
-    run_dir = create_run_dir(root, folder_name("+".join(names)))
+    run_dir = create_run_dir(root, "inspect-" + "+".join(names)[:200])
     folder = RunFolder(run_dir, "inspect", argv, name="+".join(names), models=names)
     with folder.tracking():
         for o, name in zip(outcomes, names, strict=True):
