@@ -347,3 +347,28 @@ def test_single_model_folder_gains_the_depth_figures(invoke, tmp_path: Path,
 
     png = mpimg.imread(run_dir / "figures" / "s_curves.png")
     assert png.shape[0] > 200 and png[..., :3].std() > 0.05  # drawn, not blank
+
+
+SENTENCES = ("A cat sat on the mat.", "Paris is the capital of France.",
+             "Stock markets fell sharply on Monday after the announcement.")
+
+
+@pytest.mark.slow
+def test_smollm2_massive_activation_on_the_first_token_and_the_intervention() -> None:
+    """Sun et al. 2024 on SmolLM2-135M (the real GGUF package, via the model cache): the
+    largest block output sits on the first token at ≥ 1,000× the median; zeroing the massive
+    entries wrecks the loss, setting them to their mean or zeroing random entries does not."""
+    from lnexp.inspect import InputSpec, run_inspect
+
+    out = run_inspect("smollm2", InputSpec(texts=SENTENCES),
+                      InspectOptions(ablate=True, curve_layers=2))
+    assert len(out.massive) == 30
+    peak = max(out.massive, key=lambda b: b.top[0].ratio).top[0]
+    assert peak.position == 0 and peak.ratio >= 1000, peak
+    a = out.ablation
+    assert a is not None and a.measure == "next_token_loss"
+    iv = a.intervention
+    assert iv is not None and peak.dim in iv.dims
+    assert iv.zeroed - a.baseline > 2.0, iv
+    assert abs(iv.mean - a.baseline) < 0.5 and abs(iv.random - a.baseline) < 0.5, iv
+    assert max(s.value for s in a.skips) - a.baseline > 1.0  # some block is indispensable

@@ -57,6 +57,8 @@ def massive(outcomes: list[InspectOutcome]) -> Figure | None:
         ax.annotate(f"{e.value:.4g} on {e.token or f'input {e.input}'!s} (pos {e.position}), "
                     f"dim {e.dim}: {e.ratio:,.0f}×", (depth[j], ratio[j]), xytext=(6, 6),
                     textcoords="offset points", fontsize=8, color=c)
+    peak = max((b.top[0].ratio for o in have for b in o.massive if b.top), default=100.0)
+    ax.set_ylim(top=max(peak, 100.0) * 4)  # room for the label above the peak
     ax.axhline(100, color="0.4", ls=":", lw=1)
     ax.text(1.0, 100, "100× (massive)", fontsize=7, color="0.4", ha="right", va="bottom")
     _finish(fig, ax, "massive activations: largest |x| of each block's output / median |x| of "
@@ -107,9 +109,14 @@ def s_curves(o: InspectOutcome) -> Figure | None:
         if math.isfinite(c.alpha):
             ax.plot(grid, c.scale * np.tanh(c.alpha * grid), "-", color="k", lw=1.2,
                     label=f"{c.scale:.3g}·tanh({c.alpha:.3g}x)")
+        bulk = float(np.percentile(np.abs(c.x[:k]), 99)) if k else lim
+        if bulk > 0 and lim > 50 * bulk:  # a few huge inputs: linear near 0, log beyond
+            ax.set_xscale("symlog", linthresh=bulk)
+            ax.set_xlabel("input x (linear to ±p99 of |x|, log beyond)", fontsize=8)
+        else:
+            ax.set_xlabel("input x", fontsize=8)
         ax.set_title(f"{c.name}\nα = {c.alpha:.3g}, R² tanh {c.r2_tanh:.3f} vs line "
                      f"{c.r2_linear:.3f}", fontsize=8, loc="left")
-        ax.set_xlabel("input x", fontsize=8)
         ax.set_ylabel("x̂ (output before γ, β)", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(True, alpha=0.3)
