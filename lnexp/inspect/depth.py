@@ -96,7 +96,7 @@ def s_curves(o: InspectOutcome) -> Figure | None:
     n = len(o.curves)
     cols = min(n, 4)
     rows = math.ceil(n / cols)
-    fig = _new_figure(3.3 * cols, 3.2 * rows + 0.5)
+    fig = _new_figure(max(3.3 * cols, 7.5), 3.2 * rows + 0.5)
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).reshape(-1)
     fig.subplots_adjust(left=0.07, right=0.98, top=1 - 0.75 / (3.2 * rows + 0.5),
                         bottom=0.45 / (3.2 * rows + 0.5), wspace=0.3, hspace=0.45)
