@@ -37,7 +37,7 @@ def test_json_document_and_folder(invoke, tmp_path: Path, factories: Path) -> No
     assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"
     assert json.loads((run_dir / "inspect.json").read_text())["layers"] == doc["layers"]
     assert {p.name for p in (run_dir / "figures").iterdir()} == \
-        {"absmax.png", "token_variance.png", "weights.png"}
+        {"absmax.png", "token_variance.png", "weights.png", "kurtosis.png", "s_curves.png"}
     assert (run_dir / "layers.csv").is_file() and (run_dir / "dims.csv").is_file()
 
 

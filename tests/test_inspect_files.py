@@ -45,7 +45,8 @@ def test_folder_files(outcome, tmp_path: Path) -> None:
 def test_figures_are_real_pictures(outcome, tmp_path: Path) -> None:
     write_folder(outcome, tmp_path, dpi=60)
     names = sorted(p.name for p in (tmp_path / "figures").iterdir())
-    assert names == ["absmax.png", "batchnorm.png", "token_variance.png", "weights.png"]  # a BN
+    assert names == ["absmax.png", "batchnorm.png", "kurtosis.png", "s_curves.png",
+                     "token_variance.png", "weights.png"]  # a BN model
     for name in names:
         img = imread(tmp_path / "figures" / name)
         assert img.shape[0] > 150 and img.shape[1] > 400, name

@@ -96,3 +96,20 @@ def inspect(model: str, spec: InputSpec, options: InspectOptions, output_dir: Pa
         outcome, run_dir, doc = inspect_into_folder(model, spec, options, root, argv, update,
                                                     figures)
     return outcome, run_dir, doc, inspect_expect.evaluate(doc, expect)
+
+
+def inspect_many(models: list[str], spec: InputSpec, options: InspectOptions, output_dir: Path,
+                 argv: list[str], expect: list[str], figures: bool = True,
+                 progress: Callable[[], contextlib.AbstractContextManager[Update | None]] | None
+                 = None) -> tuple[list[InspectOutcome], Path, dict[str, Any], list[dict[str, Any]]]:
+    """`lnexp inspect A B ...`: each model measured, one folder with a child per model and the
+    side-by-side tables and figures; --expect checks side_by_side.json."""
+    from lnexp.inspect import expect as inspect_expect
+    from lnexp.inspect.multi import inspect_many as many
+    from lnexp.store.files import ensure_output_dir
+
+    inspect_expect.parse(expect)
+    root = ensure_output_dir(output_dir)
+    with (progress or _nothing)() as update:
+        outcomes, run_dir, doc = many(models, spec, options, root, argv, update, figures)
+    return outcomes, run_dir, doc, inspect_expect.evaluate(doc, expect)

@@ -58,10 +58,17 @@ def inspect_cmd(
         "Inputs per forward call (also BatchNorm's train-mode batch)."))] = 32,
     top_k: Annotated[int, typer.Option("--top-k", min=1, metavar="K",
                                        help="Outlier dims and γ/β extremes listed.")] = 5,
-    seed: Annotated[int, typer.Option("--seed", metavar="SEED", help="Seed for --random.")
+    seed: Annotated[int, typer.Option("--seed", metavar="SEED", help=(
+        "Seed for --random, the S-curve sample and --ablate's random control."))
                     ] = 0,
     figures: Annotated[bool, typer.Option("--figures/--no-figures",
                                           help="Write figures/*.png.")] = True,
+    ablate: Annotated[bool, typer.Option(
+        "--ablate", help="Also zero / mean the massive activations (and a random control) and "
+        "skip each block in turn: 5 + (blocks) extra forwards over the inputs.")] = False,
+    curve_layers: Annotated[int, typer.Option(
+        "--curve-layers", min=0, metavar="N",
+        help="Norm layers whose S-curve (input vs normalized output) is sampled.")] = 4,
     expect_: Annotated[list[str] | None, typer.Option(
         "--expect", metavar="'PATH.REDUCER OP VALUE'",
         help="Check inspect.json, e.g. 'layers.*.quant.per_token_sqnr_db.min >= 20' or "
@@ -79,10 +86,12 @@ def inspect_cmd(
 ) -> None:
     """Measure what the norm layers do inside a real pretrained model.
 
-    For example `lnexp inspect minilm` (the packaged all-MiniLM-L6-v2). Hooks every
+    For example `lnexp inspect minilm` (the packaged all-MiniLM-L6-v2), or `lnexp inspect
+    minilm smollm2` for several models side by side. Hooks every
     normalization layer (LayerNorm, RMSNorm, BatchNorm*, GroupNorm, InstanceNorm*,
     *Norm classes) and measures its input and output per token and per hidden dim, outlier
-    dims, learned γ/β, int8 SQNR, and BatchNorm train vs eval. Offline: never downloads.
+    dims, learned γ/β, int8 SQNR, kurtosis, the S-curve, massive activations per block, and
+    BatchNorm train vs eval. Offline: never downloads.
     Writes OUTPUT_DIR/inspect-<model>/<timestamp>-<id>/ (inspect.json, layers.csv, dims.csv,
     figures/). Exit 1 when an expectation fails, 2 for a bad model or input.
     """
@@ -98,18 +107,27 @@ def inspect_cmd(
     spec = InputSpec(texts=tuple(text or ()), text_file=text_file, random=random_,
                      tensor_file=tensor, digits=digits, limit=limit, seed=seed,
                      images=tuple(image or ()), tone=tone, audio=audio)
-    options = InspectOptions(batch_size=batch_size, top_k=top_k, model_cache=not no_cache)
+    options = InspectOptions(batch_size=batch_size, top_k=top_k, model_cache=not no_cache,
+                             ablate=ablate, curve_layers=curve_layers, seed=seed)
     steps = functools.partial(progress.steps, "inputs", quiet=quiet)
-    outcome, run_dir, doc, results = compute.inspect(
-        model, spec, options, output_dir or Path("outputs"), sys.argv, list(expect_ or []),
-        figures, steps)
+    args = (spec, options, output_dir or Path("outputs"), sys.argv, list(expect_ or []),
+            figures, steps)
+    if len(model) > 1:
+        outcomes, run_dir, doc, results = compute.inspect_many(model, *args)
+    else:
+        outcome, run_dir, doc, results = compute.inspect(model[0], *args)
     if json_:
         _emit({**doc, "run_dir": str(run_dir), "expectations": results})
     elif quiet:
         typer.echo(str(run_dir))
     else:
         console = tables.make_console()
-        inspect_table.render(console, outcome, str(run_dir))
+        if len(model) > 1:
+            from lnexp.inspect.multi import render
+
+            render(console, outcomes, str(run_dir))
+        else:
+            inspect_table.render(console, outcome, str(run_dir))
         if results:
             console.print(tables.expectations_table(results))
     if not all(r["passed"] for r in results):

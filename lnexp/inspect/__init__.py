@@ -21,11 +21,22 @@ __all__ = ["InputSpec", "InspectOptions", "run_inspect"]
 
 def run_inspect(model_spec: str, input_spec: InputSpec, options: InspectOptions,
                 progress: Callable[[int, int], None] | None = None) -> InspectOutcome:
-    """Load MODEL, feed it the inputs, and measure every norm layer (no files, no prints)."""
+    """Load MODEL, feed it the inputs, and measure every norm layer (no files, no prints);
+    with `options.ablate`, then the intervention and layer skipping (extra forwards)."""
+    import dataclasses
+
     from lnexp.inspect import core, inputs, models
+    from lnexp.inspect.notes import findings
 
     if input_spec.text_file is not None:  # a FIFO or device is refused before a model loads
         inputs.check_text_file(input_spec.text_file)
     loaded = models.load(model_spec, options.model_cache)
     source = inputs.resolve(input_spec, loaded.tokenizer, model_spec, loaded.media)
-    return core.measure(loaded, source, options, progress)
+    outcome = core.measure(loaded, source, options, progress)
+    if options.ablate and outcome.blocks:
+        from lnexp.inspect import ablate
+
+        outcome = dataclasses.replace(outcome, ablation=ablate.run(
+            loaded, source, options, outcome.blocks, outcome.massive))
+        outcome = dataclasses.replace(outcome, notes=findings(outcome))
+    return dataclasses.replace(outcome, blocks=[])  # the modules stay with the model

@@ -21,9 +21,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from lnexp.inspect import bn_running, roles
+from lnexp.inspect import curves as curves_mod
 from lnexp.inspect.discover import WHAT_COUNTS, NormLayer, as_rows, find_norms
 from lnexp.inspect.errors import InspectError
 from lnexp.inspect.inputs import Batch, Source
+from lnexp.inspect.kurtosis import KurtosisAccumulator
+from lnexp.inspect.massive import BlockProbe, find_blocks
 from lnexp.inspect.models import LoadedModel
 from lnexp.inspect.notes import findings
 from lnexp.inspect.options import InspectOptions
@@ -109,6 +112,8 @@ class _Probe:
         self.pre = StageAccumulator(opts.carriers, opts.largest_tokens)
         self.post = StageAccumulator(opts.carriers, opts.largest_tokens)
         self.quant = QuantAccumulator()
+        self.tails_pre, self.tails_post = KurtosisAccumulator(), KurtosisAccumulator()
+        self.curve: curves_mod.CurveSampler | None = None  # set on the selected layers
         self.bn_batches = self.bn_skipped = 0
         self.bn_diff2 = self.bn_ref2 = self.bn_maxabs = 0.0
 
@@ -127,8 +132,13 @@ class _Probe:
             xd, locate = self._rows(x)
             self.pre.update(xd, locate)
             self.quant.update(xd)
+            self.tails_pre.update(xd)
+            if self.curve is not None:
+                self.curve.update(xd)
             if y is not None and y.is_floating_point():
-                self.post.update(*self._rows(y))
+                yd, ylocate = self._rows(y)
+                self.post.update(yd, ylocate)
+                self.tails_post.update(yd)
             if self.layer.is_batchnorm and self.opts.batchnorm_check:
                 self._batchnorm(module, x, y)
         except Exception as exc:  # ours, not the model's: must not read as a bad input
@@ -180,7 +190,8 @@ class _Probe:
             normalized_shape=self.layer.normalized_shape, eps=self.layer.eps, calls=self.calls,
             pre=pre, post=post, weight=param_stats(roles.effective_weight(m, form), dims, k),
             bias=param_stats(getattr(m, "bias", None), dims, k), quant=self.quant.result(),
-            batchnorm=bn, role=role, weight_form=form)
+            batchnorm=bn, role=role, weight_form=form, tails_pre=self.tails_pre.result(),
+            tails_post=self.tails_post.result() if self.post.n else None)
 
 
 def param_stats(p: Any, outlier_dims: list[int], k: int) -> ParamStats | None:
@@ -259,11 +270,12 @@ def measure(loaded: LoadedModel, source: Source, options: InspectOptions,
         raise InspectError(f"model {loaded.spec} has no normalization layers (looked for "
                            f"{WHAT_COUNTS})")
     ctx = _Context()
-    probes = [_Probe(layer, options, ctx) for layer in layers]
+    probes, block_probes = _probes(model, layers, options, ctx)
     bns = [p.layer.module for p in probes if p.layer.is_batchnorm]
     model_bn = _ModelBatchNorm(model, bns, options.batch_size) \
         if bns and options.batchnorm_check else None
     handles = [p.layer.module.register_forward_hook(p, with_kwargs=True) for p in probes]
+    handles += [b.block.module.register_forward_hook(b, with_kwargs=True) for b in block_probes]
     was_training = model.training
     readout = getattr(source, "readout", None)  # media.py: classes or pitch per input
     model.eval()
@@ -302,6 +314,11 @@ def measure(loaded: LoadedModel, source: Source, options: InspectOptions,
     reports = bn_running.annotate(
         model, [p.report(i, label, role[p.layer.name]) for i, p in enumerate(ctx.order)])
     seen = {id(p) for p in ctx.order}
+    last = max(len(ctx.order) - 1, 1)
+    curves = [p.curve.result(p.layer.name, p.layer.type, i / last)
+              for i, p in enumerate(ctx.order) if p.curve is not None]
+    massive = [b.acc.result(b.block, len(block_probes), label) for b in block_probes
+               if b.acc.count]
     outcome = InspectOutcome(
         model={**loaded.info(), "norm_layout": roles.layout([r.role for r in reports])},
         inputs={"kind": source.kind, "description": source.description, "count": source.count,
@@ -311,8 +328,28 @@ def measure(loaded: LoadedModel, source: Source, options: InspectOptions,
         unused=[p.layer.name for p in probes if id(p) not in seen],
         batchnorm_model=model_bn.result() if model_bn is not None else None,
         seconds=time.perf_counter() - start,
-        predictions=readout.result() if readout is not None else None)
+        predictions=readout.result() if readout is not None else None,
+        massive=massive, curves=curves, blocks=[b.block for b in block_probes])
     return dataclasses.replace(outcome, notes=findings(outcome))
+
+
+def _probes(model: nn.Module, layers: list[NormLayer], options: InspectOptions,
+            ctx: _Context) -> tuple[list[_Probe], list[BlockProbe]]:
+    """A probe per norm layer (with an S-curve sampler on the selected ones) and per block."""
+    probes = [_Probe(layer, options, ctx) for layer in layers]
+    chosen = {id(la) for la in curves_mod.select(layers, options.curve_layers)}
+    for i, p in enumerate(probes):
+        if id(p.layer) in chosen:
+            p.curve = curves_mod.CurveSampler("rms" not in p.layer.type.lower(), p.layer.eps,
+                                              options.seed + i)
+    blocks = find_blocks(model, [la.module for la in layers])
+    axis = {id(la.module): la.axis for la in layers}
+
+    def channel(block: nn.Module) -> bool:
+        return next((axis[id(m)] for m in block.modules() if id(m) in axis), "last") \
+            == "channel"
+
+    return probes, [BlockProbe(b, options.top_k, ctx, channel(b.module)) for b in blocks]
 
 
 def _forward_error(loaded: LoadedModel, batch: Batch, exc: BaseException) -> str:

@@ -95,12 +95,12 @@ def write_folder(o: InspectOutcome, run_dir: Path, figures: bool = True,
     """Write everything into `run_dir` (which exists); inspect.json last, so a folder never
     holds a partial one. Returns the document."""
     if figures:
+        from lnexp.inspect.depth import SINGLE
         from lnexp.inspect.figures import FIGURES
 
         (run_dir / "figures").mkdir(exist_ok=True)
-        for name, make in FIGURES.items():
-            fig = make(o)
-            if fig is not None:
+        for name, make in {**FIGURES, **SINGLE}.items():
+            if (fig := make(o)) is not None:  # None: not measured (no blocks, no --ablate)
                 save_figure(fig, run_dir / "figures" / f"{name}.png", dpi)
     write_atomic(run_dir / "layers.csv", layers_csv(o))
     write_atomic(run_dir / "dims.csv", dims_csv(o))

@@ -90,6 +90,9 @@ def findings(o: InspectOutcome) -> list[str]:
     from lnexp.inspect import bn_running
 
     lines += bn_running.notes(o)
+    from lnexp.inspect.depth_notes import depth_lines
+
+    lines += depth_lines(o)
     m = o.batchnorm_model
     if m is not None and m.predictions:
         lines.append(f"with every BatchNorm in train mode, {m.predictions_changed} of "

@@ -15,6 +15,10 @@ class InspectOptions:
     dim_limit: int = 8192  # per-dim lists in inspect.json only up to this many dims
     batchnorm_check: bool = True  # BatchNorm layers: train-mode vs eval-mode output
     model_cache: bool = True  # GGUF language models: read and write the model cache
+    curve_layers: int = 4  # norm layers whose S-curve (input vs x̂) is sampled and fitted
+    massive_ratio: float = 100.0  # |x| / median |x| from which a block output entry is massive
+    ablate: bool = False  # extra forwards: massive-activation intervention, layer skipping
+    seed: int = 0  # the S-curve sample and the intervention's random control
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

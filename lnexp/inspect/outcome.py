@@ -129,6 +129,16 @@ class ModelBatchNormCheck:
 
 
 @dataclass(frozen=True)
+class Tails:
+    """Over every real entry (tokens × dims) of a norm's input or output
+    (lnexp.inspect.kurtosis)."""
+
+    count: int
+    kurtosis: float  # Pearson's: E[(x − μ)⁴] / σ⁴ (a Gaussian has 3); NaN when σ = 0
+    absmax: float
+
+
+@dataclass(frozen=True)
 class LayerReport:
     index: int  # forward order
     name: str
@@ -147,6 +157,8 @@ class LayerReport:
     role: str | None = None  # lnexp.inspect.roles: pre-attention, post-FFN, q, final, conv-BN...
     weight_form: str = "w"  # "1+w": the module scales by 1 + weight (Gemma), `weight` shows that
     running: Any = None  # BatchNorm: lnexp.inspect.bn_running.RunningGap on these inputs
+    tails_pre: Tails | None = None  # kurtosis and max |x| of the input
+    tails_post: Tails | None = None  # ... of the output (None: not measured)
 
 
 @dataclass(frozen=True)
@@ -160,6 +172,10 @@ class InspectOutcome:
     seconds: float
     notes: list[str] = field(default_factory=list)
     predictions: dict[str, Any] | None = None  # what a packaged CNN's output says (media.py)
+    massive: list[Any] = field(default_factory=list)  # massive.MassiveBlock, per block
+    curves: list[Any] = field(default_factory=list)  # curves.Curve, per selected layer
+    blocks: list[Any] = field(default_factory=list)  # massive.Block: the repeated blocks
+    ablation: Any | None = None  # ablate.Ablation, with --ablate
 
 
 # --------------------------------------------------------------------------- JSON
@@ -235,16 +251,22 @@ def layer_dict(r: LayerReport, dim_limit: int) -> dict[str, Any]:
                   "per_token_sqnr_db": _num(q.per_token_sqnr_db),
                   "per_tensor_zero_fraction": _num(q.per_tensor_zero_fraction),
                   "per_token_zero_fraction": _num(q.per_token_zero_fraction)},
+        "kurtosis": {stage: None if t is None else {"kurtosis": _num(t.kurtosis),
+                                                     "absmax": _num(t.absmax)}
+                     for stage, t in (("pre", r.tails_pre), ("post", r.tails_post))},
         "batchnorm": None if bn is None else {
             "batches": bn.batches, "skipped": bn.skipped,
             "rel_rms_diff": _num(bn.rel_rms_diff), "max_abs_diff": _num(bn.max_abs_diff)},
-        "role": r.role, "running": running_dict(r.running),
+        "running": running_dict(r.running),
     }
 
 
 def document(o: InspectOutcome) -> dict[str, Any]:
     """The inspect.json document (also what `--json` prints)."""
     from lnexp import __version__
+    from lnexp.inspect.ablate import ablation_dict
+    from lnexp.inspect.curves import curve_dict
+    from lnexp.inspect.massive import block_dict
 
     dim_limit = int(o.options.get("dim_limit", 8192))
     m = o.batchnorm_model
@@ -270,6 +292,9 @@ def document(o: InspectOutcome) -> dict[str, Any]:
             "output_rel_rms_diff": _num(m.output_rel_rms_diff),
             "predictions": m.predictions, "predictions_changed": m.predictions_changed},
         "predictions": o.predictions,
+        "massive_activations": [block_dict(b, _num) for b in o.massive],
+        "s_curves": [curve_dict(c, _num) for c in o.curves],
+        "ablation": ablation_dict(o.ablation, _num) if o.ablation is not None else None,
         "notes": o.notes,
         "seconds": round(o.seconds, 3),
     }

@@ -37,8 +37,8 @@ def _title(o: InspectOutcome, types: list[str]) -> str:
 
 # Which columns stay when the terminal is narrow, most important first; the layer column
 # always stays and folds its name (never cut) when it must.
-PRIORITY = ("layer", "top_in", "gamma", "token_var", "top_out", "int8", "bn", "running", "role",
-            "type", "#")
+PRIORITY = ("layer", "top_in", "gamma", "token_var", "top_out", "int8", "kurt", "bn", "running",
+            "role", "type", "#")
 LAYER_MIN = 24  # the layer column folds names longer than what is left, but not below this
 
 
@@ -65,6 +65,10 @@ def _columns(o: InspectOutcome, types: list[str]) -> dict[str, tuple[str, str, l
     cols["int8"] = ("int8 dB\ntensor/tok", "right",
                     [f"{r.quant.per_tensor_sqnr_db:.1f}/{r.quant.per_token_sqnr_db:.1f}"
                      for r in rows])
+    cols["kurt"] = ("kurtosis\nin / out", "right",
+                    [f"{_g(r.tails_pre.kurtosis)} / "
+                     f"{_g(r.tails_post.kurtosis) if r.tails_post else 'n/a'}"
+                     if r.tails_pre else "n/a" for r in rows])
     if any(r.batchnorm is not None for r in rows):
         cols["bn"] = ("BN train\nvs eval", "right",
                       [(f"{b.rel_rms_diff:.1%}" if b.rel_rms_diff is not None else "n/a")
@@ -117,7 +121,11 @@ def layers_table(o: InspectOutcome, width: int = 120) -> Table:
 
 def render(console: Console, o: InspectOutcome, run_dir: str | None = None) -> None:
     """The table, the findings, unused layers, and the run folder."""
+    from lnexp.inspect.depth_table import depth_tables
+
     console.print(layers_table(o, console.width))
+    for t in depth_tables(o):
+        console.print(t)
     for line in o.notes:
         console.print(f"• {line}", soft_wrap=False)
     if o.unused:
