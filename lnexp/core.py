@@ -231,7 +231,7 @@ def _write_compare(cmp: CompareResult, path: Path, argv: list[str],
         for o in cmp.outcomes:
             if o.result is None:
                 continue
-            sub = path / o.name
+            sub = path / o.folder
             files.make_dir(sub)
             run_folder = stack.enter_context(files.RunFolder(
                 sub, "run", argv, name=cfg.name, norm=o.name).tracking())

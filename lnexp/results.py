@@ -266,6 +266,11 @@ class NormOutcome:
     reason: str | None = None  # set exactly when result is None
 
     @property
+    def folder(self) -> str:
+        """Its run folder's name inside the compare folder (a user norm's spec made safe)."""
+        return norms.folder_name(self.name)
+
+    @property
     def why(self) -> str | None:
         """The reason without its leading '<name>: ' (for a cell already labelled by name)."""
         return None if self.reason is None else self.reason.removeprefix(f"{self.name}: ")

@@ -72,6 +72,12 @@ FIGURES: tuple[DocsFigure, ...] = (
                ("sweep", "configs/warmup.yaml", "-j", "2", "--x", "train.lr"), "summary.png"),
     DocsFigure("digits_batch-sweep.png", "configs/digits_batch.yaml",
                ("sweep", "configs/digits_batch.yaml", "-j", "2"), "summary.png"),
+    DocsFigure("small_batch_norms.png", "configs/small_batch_norms.yaml",
+               ("sweep", "configs/small_batch_norms.yaml", "-j", "2", "--x", "train.batch_size"),
+               "summary.png"),
+    DocsFigure("dyt_transformer.png", "configs/dyt_transformer.yaml",
+               ("sweep", "configs/dyt_transformer.yaml", "-j", "2", "--x", "train.lr"),
+               "summary.png"),
 )
 BY_PNG = {f.png: f for f in FIGURES}
 

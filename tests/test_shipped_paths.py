@@ -74,6 +74,10 @@ CUT_DOWN: dict[str, list[str]] = {
     "lnexp sweep configs/sweep_batch.yaml --executor dask -j 2": [
         "--grid", "data.n_samples=2,256", "--seeds", "1"],
     "lnexp run configs/batch_size.yaml": ["--set", "train.steps=30"],
+    "lnexp sweep configs/small_batch_norms.yaml -j 2 --x train.batch_size": [
+        "--seeds", "1", "--grid", "train.batch_size=8", "--set", "train.steps=20"],
+    "lnexp sweep configs/dyt_transformer.yaml -j 2 --x train.lr": [
+        "--seeds", "1", "--grid", "train.lr=1.0e-2,3.0e-2", "--set", "train.steps=20"],
     # 1,000,000 rows (~2 min here) -> 50,000: still streamed, in ~25 chunks of 2,048 rows
     "lnexp run configs/large.yaml": ["--set", "data.n_samples=50000"],
 }

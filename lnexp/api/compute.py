@@ -53,8 +53,8 @@ def compare(cfg: Config, selected: list[str] | None, source: str, argv: list[str
 
     resources.check(cfg, runs=len(selected) if selected
                     else len(norms.compare_default(cfg.data.layout)))
+    configs = norm_configs(cfg, selected, source)  # before any folder, the output root too
     root = files.ensure_output_dir(Path(cfg.output.dir))
-    configs = norm_configs(cfg, selected, source)  # before any folder
     # Figure workers start before torch is imported (core imports it lazily).
     with figures.figure_pool(cfg.output, core.compare_figure_count(cfg, configs)) as pool, \
             (progress or _nothing)() as update:

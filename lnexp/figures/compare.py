@@ -62,7 +62,7 @@ def comparison(cmp: CompareResult) -> Figure:
             first.setdefault(i, ax)
             axes.append(ax)
         verdict = wrapped(f"standardizes: {o.standardizes or 'not computed'}", 30)
-        axes[0].set_title(f"{o.name}: {o.spec.title}\n{verdict}", fontsize=12,
+        axes[0].set_title(f"{o.spec.heading}\n{verdict}", fontsize=12,
                           fontweight="bold" if o.result is not None else "normal")
         if o.result is None:
             for ax in axes:
@@ -174,7 +174,7 @@ def compare_layers(cmp: CompareResult) -> Figure:
     """`lnexp compare` on a deep model: one activation-std and one gradient-norm line per
     norm (norms that were not computed are left out)."""
     done = [o for o in cmp.outcomes if o.result is not None and o.result.layers is not None]
-    series = [(o.name, o.result.layers) for o in done]
+    series = [(o.spec.label, o.result.layers) for o in done]
     first = done[0].result
     return layer_profile(series, f"Per-layer profile at initialization, one line per norm  ·  "
                                  f"{stack_words(first)}")

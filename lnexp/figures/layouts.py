@@ -117,7 +117,7 @@ def norm_axes(cmp: CompareResult) -> Figure:
     lead = None
     for j, o in enumerate(outcomes):
         cube = fig.add_subplot(gs[0, j], projection="3d")
-        cube.set_title(f"{o.name}: {o.spec.title}", fontsize=12, fontweight="bold", pad=0)
+        cube.set_title(o.spec.heading, fontsize=12, fontweight="bold", pad=0)
         words = fig.add_subplot(gs[1, j])
         words.set_axis_off()
         bar = fig.add_subplot(gs[2, j])

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 from lnexp.errors import NormError
 from lnexp.norms.spec import NormSpec
 
-__all__ = ["NORMS", "NormSpec", "compare_default", "create", "defined_on", "get", "is_user",
-           "names", "own_axis", "resolve", "resolve_groups", "user_problems"]
+__all__ = ["NORMS", "NormSpec", "compare_default", "create", "defined_on", "folder_name", "get",
+           "is_user", "names", "own_axis", "resolve", "resolve_groups", "user_problems"]
 
 if TYPE_CHECKING:
     from torch import nn
@@ -257,6 +257,15 @@ def _entry_point_names() -> list[str]:
     from lnexp.norms.user import entry_point_names
 
     return entry_point_names()
+
+
+def folder_name(name: str) -> str:
+    """A norm's name as a file name: a registry name as it is, a user norm's spec with every
+    character but letters, digits, '.', '-' and '_' made '_' (examples/my.py:Norm ->
+    examples_my.py_Norm)."""
+    import re
+
+    return name if name in NORMS else re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".")
 
 
 def get(name: str) -> NormSpec:

@@ -48,6 +48,20 @@ class NormSpec:
                        summary=self.summaries.get(layout, self.summary), layout=layout)
 
     @property
+    def label(self) -> str:
+        """A short name for figure headings: the registry name, or a user norm's file name (no
+        folders) and attribute, e.g. examples/my_norm.py:SampleNorm -> my_norm.py:SampleNorm."""
+        if not self.user:
+            return self.name
+        where, _, attr = self.name.rpartition(":")
+        return f"{where.replace(chr(92), '/').rsplit('/', 1)[-1]}:{attr}" if where else self.name
+
+    @property
+    def heading(self) -> str:
+        """'bn: BatchNorm2d'; a user norm 'my_norm.py:SampleNorm (user)'."""
+        return f"{self.label} (user)" if self.user else f"{self.name}: {self.title}"
+
+    @property
     def mismatch(self) -> str | None:
         """A user norm whose declared axis on this layout differs from the measured one: the
         sentence saying so (the measurement is what lnexp uses), else None."""

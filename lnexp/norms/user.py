@@ -128,7 +128,7 @@ def load(spec: str) -> NormSpec:
     title = getattr(target, "__name__", spec.rpartition(":")[2])
     _TARGETS[spec] = target
 
-    return NormSpec(spec, title, f"user norm {spec} (axes measured)", UserFactory(spec),
+    return NormSpec(spec, title, "a user norm (its axes measured)", UserFactory(spec),
                     user=True, declared=_declared(spec, target), axes={})
 
 

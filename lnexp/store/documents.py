@@ -285,7 +285,7 @@ def _norm_entry(o: NormOutcome) -> dict[str, Any]:
         **entry,
         "status": "completed",
         "reason": None,
-        "run_dir": o.name,  # relative to the compare folder; holds the usual run files
+        "run_dir": o.folder,  # relative to the compare folder; holds the usual run files
         "standardizes": o.standardizes,
         "standardized_axes": o.result.standardized_axes,
         **{axis: {k: _spread(getattr(a, k)) for k in COMPARISON_CSV_STATS}
