@@ -56,8 +56,7 @@ def ref_ffn(ffn, x: torch.Tensor) -> torch.Tensor:
 
 
 def ref_attn(attn, x: torch.Tensor, heads: int, qk: str) -> torch.Tensor:
-    n, t, c = x.shape
-    d = c // heads
+    d = x.shape[-1] // heads
     out = torch.zeros_like(x)
     q_all, k_all, v_all = ref_lin(attn.q, x), ref_lin(attn.k, x), ref_lin(attn.v, x)
     for h in range(heads):  # one head at a time, explicit softmax

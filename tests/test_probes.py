@@ -92,7 +92,7 @@ def test_recording_pools_forwards_and_removes_its_hooks():
     assert all(not b._forward_hooks and not b.attn.logits._forward_hooks for b in m.blocks)
 
 
-# ------------------------------------------------------------------ in a run: metrics, table, figure
+# ------------------------------------------------------------ in a run: metrics, figure
 
 def _deep_run(**model):
     from lnexp.experiment import run
