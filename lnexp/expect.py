@@ -62,7 +62,7 @@ def metric_paths() -> dict[str, str]:
     # Deeper models (depth > 1) and training runs; absent keys evaluate as missing (NaN).
     for stat in ("activation_mean", "activation_std", "grad_norm", "weight_norm",
                  "grad_norm_first_over_last", "loss_value", "sample_spread", "sample_cosine",
-                 "grad_over_weight"):
+                 "grad_over_weight", "hidden_rms", "attn_logit_max"):
         out[f"layers.{stat}"] = f"layers.{stat}"
     for stat in ("post_norm_max_abs_error", "post_norm_mean_abs_error", "output_max_abs_error",
                  "output_mean_abs_error", "arithmetic_post_norm_max_abs_error",
@@ -75,6 +75,8 @@ def metric_paths() -> dict[str, str]:
     out["training.train_loss"] = "training.final.train_loss_last_10pct"
     out["training.grad_norm_mean"] = "training.grad_norm_mean"
     out["training.update_ratio_mean"] = "training.update_ratio_mean"
+    for stat in ("hidden_rms", "attn_logit_max"):  # per block, after the last step
+        out[f"training.{stat}"] = f"training.final.{stat}"
     return out
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -34,7 +35,7 @@ from lnexp import norms, plan, registry, stats
 from lnexp.config import Config
 from lnexp.data import make_inputs
 from lnexp.errors import NotDefinedError
-from lnexp.models import build_model
+from lnexp.models import build_model, probes
 from lnexp.models.conv import GlobalAveragePool
 from lnexp.models.transformer import LastToken
 from lnexp.results import LayerStats, Precision, RunResult
@@ -114,9 +115,12 @@ def _run_whole(cfg: Config, progress: Progress | None) -> RunResult:
     x_run = x.to(device=dev, dtype=dtype)
     deep = cfg.model.depth > 1
     with torch.set_grad_enabled(deep):
-        with _refusals(cfg):
+        # The per-block probes ride on this forward (hooks), for the deep-model statistics.
+        probing = probes.recording(model) if deep else contextlib.nullcontext()
+        with _refusals(cfg), probing as probed:
             trace = model.trace(x_run)
-        layers = _layer_stats(model, trace, target.to(device=dev, dtype=dtype)) if deep else None
+        layers = (_layer_stats(model, trace, target.to(device=dev, dtype=dtype),
+                               probed.result()) if probed is not None else None)
     precision = _precision(model, reference, x, x_run, trace)
     shared = (sharing(model.blocks[0].norm, trace.pre.detach(), layout)
               if layout != "features" and cfg.model.placement == "post" else None)
@@ -303,9 +307,11 @@ def _norm(ts: list[torch.Tensor]) -> float:
     return float(norms_[0] if len(norms_) == 1 else torch.stack(norms_).norm())
 
 
-def _layer_stats(model, trace, target: torch.Tensor) -> LayerStats:  # type: ignore[no-untyped-def]
-    """Per block: output moments and sample spread/cosine (float64), and the norm of the
-    gradient over all of the block's Linear weights after one backward of the init loss."""
+def _layer_stats(model, trace, target: torch.Tensor,  # type: ignore[no-untyped-def]
+                 probed: probes.Diagnostics) -> LayerStats:
+    """Per block: output moments and sample spread/cosine (float64), the probes' hidden RMS
+    and largest attention logit, and the norm of the gradient over all of the block's Linear
+    weights after one backward of the init loss."""
     loss = torch.mean((trace.output.float() - target.float()) ** 2)
     loss.backward()
     per_block = model.block_linears()
@@ -320,6 +326,7 @@ def _layer_stats(model, trace, target: torch.Tensor) -> LayerStats:  # type: ign
         grad_norm=np.array([_norm([lin.weight.grad for lin in lins]) for lins in per_block]),
         weight_norm=np.array([_norm([lin.weight for lin in lins]) for lins in per_block]),
         loss=float(loss.detach()),
+        **{k: np.array(v, dtype=np.float64) for k, v in probes.as_lists(probed).items()},
     )
 
 
@@ -341,4 +348,8 @@ def _train(cfg: Config, model, progress: Progress | None) -> TrainResult:  # typ
                            tokens=cfg.data.tokens if sequence else None,
                            layout=cfg.data.layout).to(dev, dtype)
     names = [*model.linear_names(), "head"]
-    return training.train(cfg, net, [*model.linears(), head], names, task, g, progress)
+    result = training.train(cfg, net, [*model.linears(), head], names, task, g, progress)
+    # Where the trained stream and attention logits ended up (the held-out set, train mode as
+    # in training; running statistics untouched).
+    final = probes.as_lists(probes.block_diagnostics(net, task.x_heldout))
+    return dataclasses.replace(result, final_blocks=final)

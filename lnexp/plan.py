@@ -91,6 +91,10 @@ def not_defined_reason(cfg: Config) -> str | None:
 _CONDITIONAL_METRICS = (
     ("layers.", "model.depth > 1", lambda cfg: cfg.model.depth > 1),
     ("training.", "a train: block", lambda cfg: cfg.train is not None),
+    ("layers.attn_logit_max.", "model.block: transformer",
+     lambda cfg: cfg.model.block == "transformer"),
+    ("training.attn_logit_max.", "model.block: transformer",
+     lambda cfg: cfg.model.block == "transformer"),
 )
 
 

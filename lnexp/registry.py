@@ -273,6 +273,9 @@ METRIC_TITLES: dict[str, str] = {
     "layers.sample_cosine.last": "pairwise cosine of the samples\nafter the last block",
     "layers.sample_spread.last": "between-sample spread\nafter the last block",
     "layers.sample_cosine.max": "pairwise cosine of the samples,\nlargest over blocks",
+    "layers.hidden_rms.last": "hidden-state RMS after the last block\n(at initialization)",
+    "layers.hidden_rms.max": "hidden-state RMS, largest over blocks\n(at initialization)",
+    "layers.attn_logit_max.max": "largest attention logit max |q·k|/√d,\nover blocks",
     "training.heldout.eval_mode.accuracy.mean": "held-out accuracy, eval mode\n(end of training)",
     "training.heldout.train_mode.accuracy.mean": "held-out accuracy, train mode\n"
                                                  "(end of training)",

@@ -138,6 +138,9 @@ class TrainResult:
     # 12"; None when it did not.
     divergence: str | None = None
     diverged_step: int | None = None
+    # lnexp.models.probes on the held-out set after the last step, one value per block:
+    # {"hidden_rms": [...], "attn_logit_max": [...] (transformer blocks)}; None: not measured.
+    final_blocks: dict[str, list[float]] | None = None
 
     @property
     def steps_done(self) -> int:
@@ -146,9 +149,10 @@ class TrainResult:
 
 @dataclass(frozen=True)
 class LayerStats:
-    """Per block at initialization (all float64): its output's mean/std over all values, how
-    far apart the samples are (`spread`, `cosine`), and the gradient of its weights after one
-    backward pass of the init loss.
+    """Per block at initialization (all float64): its output's mean/std and RMS over all
+    values, how far apart the samples are (`spread`, `cosine`), the largest attention logit
+    (transformer blocks), and the gradient of its weights after one backward pass of the init
+    loss.
 
     `std` over all N x C values cannot tell "samples differ" from "every sample is the same
     vector with spread-out features" (deep sigmoid + LayerNorm: std 0.21 either way), hence
@@ -165,6 +169,10 @@ class LayerStats:
     grad_norm: np.ndarray  # Frobenius norm of d L / d W over all of a block's weights
     weight_norm: np.ndarray
     loss: float
+    # sqrt(mean x^2) of each block's output: the residual stream's size (lnexp.models.probes)
+    hidden_rms: np.ndarray | None = None
+    # transformer blocks: the largest attention logit max |q·k|/sqrt(d) per block, else None
+    attn_logit_max: np.ndarray | None = None
 
     @property
     def grad_over_weight(self) -> np.ndarray:

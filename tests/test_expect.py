@@ -115,9 +115,21 @@ def test_every_metric_path_exists_in_a_real_run() -> None:
     seq = _metrics(from_mapping({"data": {"n_samples": 4, "layout": "sequence", "tokens": 3},
                                  "model": {"in_features": 3, "out_features": 4,
                                            "norm": "group", "groups": 2}}))
+    attn = _metrics(from_mapping({"data": {"n_samples": 4, "layout": "sequence", "tokens": 3},
+                                  "model": {"in_features": 4, "out_features": 4, "depth": 2,
+                                            "block": "transformer", "heads": 2,
+                                            "placement": "pre_residual"},
+                                  "train": {"task": "retrieve", "steps": 2, "batch_size": 2,
+                                            "n_train": 8, "n_heldout": 4}}))
     for short, path in expect.METRICS.items():
         if path.startswith("stages.input.per_group"):
             continue  # per_group is reported for the norm's stages only
+        if "attn_logit_max" in path:  # attention blocks only
+            node = attn
+            for part in path.split("."):
+                node = node[part]
+            assert node is not None and len(node) == 2, short
+            continue
         if any(f".{a}." in path for a in ("per_token", "per_instance", "per_group")):
             node = seq
             for part in path.split("."):

@@ -56,6 +56,9 @@ def test_the_refused_norms_really_are_refused_by_pytorch():
     ("layers.grad_norm.max <= 1", [], "model.depth > 1"),
     ("training.train_loss.max <= 1", [], "a train: block"),
     ("training.heldout.eval_mode.accuracy.min >= 0.5", ["model.depth=3"], "a train: block"),
+    ("layers.attn_logit_max.max <= 10", ["model.depth=3", "model.in_features=50",
+                                         "model.placement=pre_residual", "model.block=ffn2"],
+     "model.block: transformer"),
 ])
 def test_expectations_on_metrics_never_written_are_refused(expect: str, sets: list[str],
                                                            needs: str):

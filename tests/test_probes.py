@@ -90,3 +90,58 @@ def test_recording_pools_forwards_and_removes_its_hooks():
         rms = math.sqrt((one[i]["hidden_rms"] ** 2 + two[i]["hidden_rms"] ** 2) / 2)
         assert pooled[i]["hidden_rms"] == pytest.approx(rms, rel=1e-9)
     assert all(not b._forward_hooks and not b.attn.logits._forward_hooks for b in m.blocks)
+
+
+# ------------------------------------------------------------ in a run: metrics, figure
+
+def _deep_run(**model):
+    from lnexp.experiment import run
+
+    return run(from_mapping({
+        "data": {"n_samples": 6, "layout": "sequence", "tokens": 5},
+        "model": {"in_features": 16, "hidden": 16, "out_features": 16, "depth": 4,
+                  "block": "transformer", "heads": 4, "placement": "pre_residual", **model},
+        "output": {"figures": False}}))
+
+
+def test_a_deep_run_reports_hidden_rms_and_attention_logits_per_block(tmp_path):
+    import matplotlib.image as mpimg
+
+    from lnexp import figures
+    from lnexp.store.documents import layers_dict
+    from lnexp.store.figures import save_figure
+
+    result = _deep_run()
+    doc = layers_dict(result.layers)
+    assert len(doc["hidden_rms"]) == len(doc["attn_logit_max"]) == 4
+    # RMS^2 = mean^2 + (biased) variance over the same values: an independent route
+    for rms, mean, std in zip(doc["hidden_rms"], doc["activation_mean"], doc["activation_std"],
+                              strict=True):
+        assert rms == pytest.approx(math.sqrt(mean ** 2 + std ** 2), rel=1e-6)
+    assert all(v > 0 for v in doc["attn_logit_max"])
+    fig = figures.FIGURES["layers"](result)
+    titles = {a.get_title(): a for a in fig.axes}
+    for head in ("Hidden-state RMS of each block's output (log)",
+                 "Largest attention logit of each block"):
+        (line,) = titles[head].lines
+        assert len(line.get_ydata()) == 4
+    path = tmp_path / "layers.png"
+    save_figure(fig, path, dpi=80)
+    img = mpimg.imread(path)[..., :3]
+    assert (~(img > 0.97).all(axis=2)).mean() > 0.05  # drawn, not blank
+
+
+def test_an_mlp_run_says_it_has_no_attention_and_writes_no_logit_list():
+    from lnexp import figures
+    from lnexp.experiment import run
+    from lnexp.store.documents import layers_dict
+
+    result = run(from_mapping({"data": {"n_samples": 8},
+                               "model": {"in_features": 8, "hidden": 8, "out_features": 8,
+                                         "depth": 3, "block": "ffn2",
+                                         "placement": "peri_residual"}}))
+    doc = layers_dict(result.layers)
+    assert "attn_logit_max" not in doc and len(doc["hidden_rms"]) == 3
+    fig = figures.FIGURES["layers"](result)
+    (panel,) = [a for a in fig.axes if a.get_title() == "Largest attention logit of each block"]
+    assert not panel.lines and panel.texts[0].get_text() == "no attention blocks"

@@ -69,6 +69,12 @@ CUT_DOWN: dict[str, list[str]] = {
     "lnexp sweep configs/warmup.yaml -j 2 --x train.lr": [
         "--seeds", "1", "--grid", "train.lr=1.0e-2,3.0e-2", "--set", "train.steps=120"],
     "lnexp sweep configs/deep_tanh.yaml -j 2": ["--seeds", "1"],
+    # 100 trials up to depth 64 (~4 min) -> 10 trials at depth 4 and 8
+    "lnexp sweep configs/residual_growth.yaml -j 2 --x model.depth": [
+        "--seeds", "1", "--grid", "model.depth=4,8"],
+    # 40 trainings of 300 steps (~10 min) -> 4 of 60 steps
+    "lnexp sweep configs/qk_norm.yaml -j 2 --x train.lr": [
+        "--seeds", "1", "--grid", "train.lr=3.0e-2,3.0e-1", "--set", "train.steps=60"],
     "lnexp sweep configs/batch_size.yaml": [
         "--seeds", "1", "--grid", "train.batch_size=2,32", "--set", "train.steps=30"],
     "lnexp sweep configs/sweep_batch.yaml --executor dask -j 2": [

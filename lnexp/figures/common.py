@@ -173,24 +173,29 @@ LayerSeries = tuple[str, "LayerStats"]  # (label, the run's per-block statistics
 
 
 def layer_profile(series: list[LayerSeries], title: str) -> Figure:
-    """Four panels by block, one line per series: how far apart the samples are (spread, log),
-    how alike they point (mean pairwise cosine), the weight-gradient norm (log) and the
-    gradient relative to the weights (log).
+    """Six panels by block, one line per series: how far apart the samples are (spread, log),
+    how alike they point (mean pairwise cosine), the hidden-state RMS of each block's output
+    (the residual stream's size, log), the weight-gradient norm (log), the gradient relative
+    to the weights (log), and the largest attention logit (transformer blocks; else a note).
 
     `compare` passes one series per norm; a run passes its own.
     """
-    fig = new_figure(15, 9.5)
-    ax = fig.subplots(2, 2, gridspec_kw={"left": 0.065, "right": 0.985, "bottom": 0.06,
-                                         "top": 0.88, "wspace": 0.18, "hspace": 0.3})
+    fig = new_figure(20, 9.5)
+    ax = fig.subplots(2, 3, gridspec_kw={"left": 0.05, "right": 0.99, "bottom": 0.06,
+                                         "top": 0.88, "wspace": 0.2, "hspace": 0.3})
     panels = (
         (ax[0, 0], "spread", "Between-sample spread of each block's output (log)",
          "√(mean over features of the variance over samples)", True),
         (ax[0, 1], "cosine", "Mean pairwise cosine similarity of the samples",
          "cosine (1: every sample points the same way)", False),
+        (ax[0, 2], "hidden_rms", "Hidden-state RMS of each block's output (log)",
+         "√(mean of x²) over every value (the residual stream)", True),
         (ax[1, 0], "grad_norm", "Gradient norm of each block's weights (log)",
          "‖∂L/∂W‖ (Frobenius, all Linear weights of the block)", True),
         (ax[1, 1], "grad_over_weight", "Gradient norm / weight norm (log)",
          "‖∂L/∂W‖ / ‖W‖", True),
+        (ax[1, 2], "attn_logit_max", "Largest attention logit of each block",
+         "max |q·k| / √d over samples, heads, positions", False),
     )
     n = len(series)
     for j, (label, lay) in enumerate(series):
@@ -198,6 +203,8 @@ def layer_profile(series: list[LayerSeries], title: str) -> Figure:
         # Later series thinner and on top, so identical curves still show every colour.
         style = {"marker": "o", "markersize": max(2.5, 6 - 1.2 * j)} if len(x) <= 40 else {}
         for a, attr, *_rest in panels:
+            if getattr(lay, attr) is None:
+                continue  # no attention (or no probe): the panel says so below
             y = np.asarray(getattr(lay, attr), dtype=float)
             if _rest[-1]:
                 y = np.where(y > 0, y, np.nan)  # log scale: zeros are gaps
@@ -205,6 +212,13 @@ def layer_profile(series: list[LayerSeries], title: str) -> Figure:
                    **style)
     for a, _attr, head, ylabel, log in panels:
         a.set_title(head)
+        if not a.lines:
+            a.text(0.5, 0.5, "no attention blocks" if _attr == "attn_logit_max"
+                   else "not measured", ha="center", va="center", transform=a.transAxes,
+                   color="0.4")
+            a.set_xticks([])
+            a.set_yticks([])
+            continue
         a.set_ylabel(ylabel, fontsize=9.5)
         if log:
             a.set_yscale("log")

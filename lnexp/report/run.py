@@ -113,14 +113,15 @@ def _layers_section(layers: dict[str, Any] | None) -> Section | None:
     if not layers:
         return None
     names = layers.get("names") or []
-    cols = ("activation_mean", "activation_std", "grad_norm", "weight_norm")
+    cols = ("activation_mean", "activation_std", "hidden_rms", "grad_norm", "weight_norm")
     rows = [[name, *(fmt((layers.get(c) or [None] * len(names))[i]) for c in cols)]
             for i, name in enumerate(names)]
     note = f"first {MAX_ROWS} of {len(rows)} blocks" if len(rows) > MAX_ROWS else ""
     blocks: list[Any] = [
         Text(f"Gradient norm of the first block over the last: "
              f"{fmt(layers.get('grad_norm_first_over_last'))}."),
-        Table(["block", "activation mean", "activation std", "grad norm", "weight norm"],
+        Table(["block", "activation mean", "activation std", "hidden RMS", "grad norm",
+               "weight norm"],
               rows[:MAX_ROWS], note=note),
     ]
     if layers.get("loss"):

@@ -119,6 +119,9 @@ def layers_dict(layers: LayerStats) -> dict[str, Any]:
         "sample_spread": _nums(layers.spread),
         "sample_cosine": _nums(layers.cosine),
         "grad_over_weight": _nums(layers.grad_over_weight),
+        **({"hidden_rms": _nums(layers.hidden_rms)} if layers.hidden_rms is not None else {}),
+        **({"attn_logit_max": _nums(layers.attn_logit_max)}
+           if layers.attn_logit_max is not None else {}),
     }
 
 
@@ -166,7 +169,9 @@ def training_dict(tr: TrainResult) -> dict[str, Any]:
         "diverged_step": tr.diverged_step,
         "layers": list(tr.layer_names),
         "final": {"train_loss_last_10pct": _num(tail),
-                  "heldout": _eval_dict(tr.evals[-1])},
+                  "heldout": _eval_dict(tr.evals[-1]),
+                  # per block after the last step (lnexp.models.probes)
+                  **{k: _nums(v) for k, v in (tr.final_blocks or {}).items()}},
         "evals": [_eval_dict(e) for e in tr.evals],
         "grad_norm_mean": _nums(grad_mean),
         "update_ratio_mean": _nums(ratio_mean),

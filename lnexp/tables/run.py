@@ -113,13 +113,17 @@ def layer_table(result: RunResult, max_rows: int = 12) -> Table:
               caption=f"‖∂L/∂W‖ first/last block: {fmt(lay.first_over_last)}  ·  L = MSE to a "
                       f"random N(0,1) target = {fmt(lay.loss)}",
               caption_justify="left", box=box.SIMPLE_HEAD, title_justify="left", min_width=90)
-    for col in ("block", "output mean", "output std", "sample spread", "sample cosine",
-                "‖∂L/∂W‖", "‖∂L/∂W‖/‖W‖"):
+    logits = lay.attn_logit_max
+    for col in ("block", "output mean", "output std", "output RMS", "sample spread",
+                "sample cosine", "‖∂L/∂W‖", "‖∂L/∂W‖/‖W‖",
+                *(("max |q·k|/√d",) if logits is not None else ())):
         t.add_column(col, justify="left" if col == "block" else "right")
     ratio = lay.grad_over_weight
+    rms = lay.hidden_rms if lay.hidden_rms is not None else [None] * n
     for i in rows:
-        t.add_row(lay.names[i], fmt(lay.mean[i]), fmt(lay.std[i]), fmt(lay.spread[i]),
-                  fmt(lay.cosine[i]), fmt(lay.grad_norm[i]), fmt(ratio[i]))
+        t.add_row(lay.names[i], fmt(lay.mean[i]), fmt(lay.std[i]), fmt(rms[i]),
+                  fmt(lay.spread[i]), fmt(lay.cosine[i]), fmt(lay.grad_norm[i]), fmt(ratio[i]),
+                  *((fmt(logits[i]),) if logits is not None else ()))
     return t
 
 
