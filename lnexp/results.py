@@ -6,6 +6,7 @@ torch-free lets a figure worker unpickle a result while only matplotlib is loade
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -138,6 +139,11 @@ class TrainResult:
     # 12"; None when it did not.
     divergence: str | None = None
     diverged_step: int | None = None
+    task: str = ""  # train.task; charlm's held-out loss is also reported in bits per character
+
+    def bits_per_char(self, e: Evaluation) -> float | None:
+        """A char-LM's held-out bits per character at evaluation `e` (eval mode), else None."""
+        return e.loss_eval_mode / math.log(2) if self.task == "charlm" else None
 
     @property
     def steps_done(self) -> int:

@@ -66,6 +66,9 @@ def divergence(step: int, loss: float, first: float, grads: list[float]) -> str 
 
 
 def _loss(out: torch.Tensor, y: torch.Tensor, classification: bool) -> torch.Tensor:
+    """Cross-entropy (a char-LM's (N, T, vocab) logits: over every position) or MSE."""
+    if classification and out.dim() == 3:
+        return F.cross_entropy(out.flatten(0, 1), y.flatten())
     return F.cross_entropy(out, y) if classification else F.mse_loss(out, y)
 
 
@@ -73,7 +76,7 @@ def _evaluate(net: nn.Module, task: Task, batch_size: int, step: int) -> Evaluat
     x, y, cls = task.x_heldout, task.y_heldout, task.classification
 
     def score(out: torch.Tensor) -> tuple[float, float | None]:
-        acc = float((out.argmax(dim=1) == y).double().mean()) if cls else None
+        acc = float((out.argmax(dim=-1) == y).double().mean()) if cls else None
         return float(_loss(out, y, cls)), acc
 
     with torch.no_grad():
@@ -171,4 +174,5 @@ def _train(cfg: Config, net: nn.Module, linears: list[nn.Linear], layer_names: l
         diverged=why is not None,
         divergence=why,
         diverged_step=when,
+        task=tc.task,
     )

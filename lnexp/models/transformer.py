@@ -10,6 +10,8 @@ Architecture":
 Attention is bidirectional (no mask), `model.heads` heads over the width C, with its own
 q, k, v and output Linear layers (so every weight is an nn.Linear, initialized by model.init
 like the MLP's); FFN is lnexp.models.layers.FFN2 (width model.ffn_width, model.activation).
+With `SelfAttention.causal` set (the char-LM, lnexp/models/charlm.py) position t attends to
+positions <= t only.
 
 The blocks run on data.layout: sequence, (N, T, C) with T = data.tokens, and their norms are
 that layout's (lnexp.norms): ln per token over C, bn per channel over N·T, group per (sample,
@@ -31,6 +33,8 @@ from lnexp.models.layers import FFN2, linear, norm
 class SelfAttention(nn.Module):
     """Multi-head scaled dot-product self-attention over T positions."""
 
+    causal = False  # True: position t sees positions <= t only (set by the char-LM)
+
     def __init__(self, width: int, cfg: ModelConfig):
         super().__init__()
         self.heads = cfg.heads
@@ -47,7 +51,11 @@ class SelfAttention(nn.Module):
             return z.reshape(n, t, h, d).transpose(1, 2)
 
         q, k, v = split(self.q(x)), split(self.k(x)), split(self.v(x))
-        weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d), dim=-1)
+        logits = q @ k.transpose(-1, -2) / math.sqrt(d)
+        if self.causal:
+            future = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)
+            logits = logits.masked_fill(future, float("-inf"))
+        weights = torch.softmax(logits, dim=-1)
         return self.o((weights @ v).transpose(1, 2).reshape(n, t, c))
 
 

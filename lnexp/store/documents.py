@@ -143,11 +143,13 @@ def precision_dict(p: Precision) -> dict[str, Any]:
     }
 
 
-def _eval_dict(e: Evaluation) -> dict[str, Any]:
+def _eval_dict(e: Evaluation, tr: TrainResult) -> dict[str, Any]:
+    bpc = tr.bits_per_char(e)
     return {"step": e.step,
             "eval_mode": {"loss": _num(e.loss_eval_mode), "accuracy": _num(e.acc_eval_mode)},
             "train_mode": {"loss": _num(e.loss_train_mode),
-                           "accuracy": _num(e.acc_train_mode)}}
+                           "accuracy": _num(e.acc_train_mode)},
+            **({"bits_per_char": _num(bpc)} if bpc is not None else {})}
 
 
 def training_dict(tr: TrainResult) -> dict[str, Any]:
@@ -166,8 +168,8 @@ def training_dict(tr: TrainResult) -> dict[str, Any]:
         "diverged_step": tr.diverged_step,
         "layers": list(tr.layer_names),
         "final": {"train_loss_last_10pct": _num(tail),
-                  "heldout": _eval_dict(tr.evals[-1])},
-        "evals": [_eval_dict(e) for e in tr.evals],
+                  "heldout": _eval_dict(tr.evals[-1], tr)},
+        "evals": [_eval_dict(e, tr) for e in tr.evals],
         "grad_norm_mean": _nums(grad_mean),
         "update_ratio_mean": _nums(ratio_mean),
     }
@@ -242,8 +244,10 @@ def history_csv(tr: TrainResult) -> str:
     empty except at evaluation steps; floats are written with repr (round-trip exact)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
+    bpc = tr.task == "charlm"
     w.writerow(["step", "loss", "heldout_loss_eval_mode", "heldout_acc_eval_mode",
                 "heldout_loss_train_mode", "heldout_acc_train_mode",
+                *(["heldout_bits_per_char"] if bpc else []),
                 *(f"grad_norm.{n}" for n in tr.layer_names),
                 *(f"update_ratio.{n}" for n in tr.layer_names)])
     evals = {e.step: e for e in tr.evals}
@@ -255,7 +259,8 @@ def history_csv(tr: TrainResult) -> str:
     for step in range(tr.steps_done + 1):
         e = evals.get(step)
         ev = ([f(e.loss_eval_mode), f(e.acc_eval_mode), f(e.loss_train_mode),
-               f(e.acc_train_mode)] if e else [""] * 4)
+               f(e.acc_train_mode), *([f(tr.bits_per_char(e))] if bpc else [])]
+              if e else [""] * (5 if bpc else 4))
         if step == 0:
             w.writerow([0, "", *ev, *[""] * (2 * k)])
         else:
