@@ -124,6 +124,41 @@ class Evaluation:
     acc_train_mode: float | None
 
 
+# Per-block training diagnostics (lnexp/diagnostics.py), in the order they are reported.
+DIAGNOSTIC_KEYS = ("residual_rms", "max_abs", "max_over_median", "excess_kurtosis",
+                   "grad_norm", "attn_logit_max")
+FIRST_MASSIVE = 100.0  # max |x| / median |x| above this counts as a massive activation
+
+
+@dataclass
+class TrainDiagnostics:
+    """`train.log_every` diagnostics (lnexp/diagnostics.py): the steps recorded, and per key
+    of DIAGNOSTIC_KEYS a (steps, blocks) list of lists."""
+
+    blocks: list[str]
+    steps: list[int] = field(default_factory=list)
+    values: dict[str, list[list[float]]] = field(default_factory=dict)
+    max_position: list[list[tuple[int, ...]]] = field(default_factory=list)
+    threshold: float = FIRST_MASSIVE
+
+    def recorded(self) -> list[str]:
+        """The keys recorded, in DIAGNOSTIC_KEYS order."""
+        return [k for k in DIAGNOSTIC_KEYS if k in self.values]
+
+    def array(self, key: str) -> np.ndarray:
+        return np.asarray(self.values[key], dtype=np.float64).reshape(len(self.steps), -1)
+
+    def first_massive(self) -> dict[str, object] | None:
+        """The first recorded step at which a block's max |x| exceeds FIRST_MASSIVE x its
+        median |x|: {step, block, position}, or None."""
+        for i, row in enumerate(self.values.get("max_over_median", [])):
+            for j, v in enumerate(row):
+                if v > self.threshold:
+                    return {"step": self.steps[i], "block": self.blocks[j],
+                            "position": list(self.max_position[i][j])}
+        return None
+
+
 @dataclass(frozen=True)
 class TrainResult:
     layer_names: list[str]
@@ -139,6 +174,7 @@ class TrainResult:
     # 12"; None when it did not.
     divergence: str | None = None
     diverged_step: int | None = None
+    diagnostics: TrainDiagnostics | None = None  # train.log_every
     task: str = ""  # train.task; charlm's held-out loss is also reported in bits per character
 
     def bits_per_char(self, e: Evaluation) -> float | None:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # stats imports torch; `lnexp check` reads run folders withou
         RunResult,
         SampleStats,
         StageStats,
+        TrainDiagnostics,
         TrainResult,
         Verdict,
     )
@@ -172,7 +173,17 @@ def training_dict(tr: TrainResult) -> dict[str, Any]:
         "evals": [_eval_dict(e, tr) for e in tr.evals],
         "grad_norm_mean": _nums(grad_mean),
         "update_ratio_mean": _nums(ratio_mean),
+        **({"diagnostics": diagnostics_dict(tr.diagnostics)} if tr.diagnostics else {}),
     }
+
+
+def diagnostics_dict(d: TrainDiagnostics) -> dict[str, Any]:
+    """train.log_every: per key a list per recorded step of one value per block."""
+    return {"steps": list(d.steps), "blocks": list(d.blocks),
+            **{k: [_nums(row) for row in d.values[k]] for k in d.recorded()},
+            "max_position": [[list(p) for p in row] for row in d.max_position],
+            "first_massive": d.first_massive(),
+            "first_massive_threshold": d.threshold}
 
 
 def metrics(result: RunResult, explanation: list[str]) -> dict[str, Any]:
@@ -245,11 +256,16 @@ def history_csv(tr: TrainResult) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     bpc = tr.task == "charlm"
+    d = tr.diagnostics
+    diag_keys = d.recorded() if d is not None else []
+    diag_rows = {s: i for i, s in enumerate(d.steps)} if d is not None else {}
+    blocks = d.blocks if d is not None else []
     w.writerow(["step", "loss", "heldout_loss_eval_mode", "heldout_acc_eval_mode",
                 "heldout_loss_train_mode", "heldout_acc_train_mode",
                 *(["heldout_bits_per_char"] if bpc else []),
                 *(f"grad_norm.{n}" for n in tr.layer_names),
-                *(f"update_ratio.{n}" for n in tr.layer_names)])
+                *(f"update_ratio.{n}" for n in tr.layer_names),
+                *(f"{key}.{b}" for key in diag_keys for b in blocks)])
     evals = {e.step: e for e in tr.evals}
     k = len(tr.layer_names)
 
@@ -261,12 +277,15 @@ def history_csv(tr: TrainResult) -> str:
         ev = ([f(e.loss_eval_mode), f(e.acc_eval_mode), f(e.loss_train_mode),
                f(e.acc_train_mode), *([f(tr.bits_per_char(e))] if bpc else [])]
               if e else [""] * (5 if bpc else 4))
+        r = diag_rows.get(step)
+        diag = ([f(v) for key in diag_keys for v in d.values[key][r]]  # type: ignore[union-attr]
+                if r is not None else [""] * (len(diag_keys) * len(blocks)))
         if step == 0:
-            w.writerow([0, "", *ev, *[""] * (2 * k)])
+            w.writerow([0, "", *ev, *[""] * (2 * k), *diag])
         else:
             i = step - 1
             w.writerow([step, f(tr.loss[i]), *ev, *(f(v) for v in tr.grad_norm[i]),
-                        *(f(v) for v in tr.update_ratio[i])])
+                        *(f(v) for v in tr.update_ratio[i]), *diag])
     return buf.getvalue()
 
 
