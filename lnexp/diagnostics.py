@@ -42,13 +42,21 @@ def log_step(step: int, every: int | None, last: int) -> bool:
     return every is not None and (step == 1 or step % every == 0 or step == last)
 
 
+def _median(v: torch.Tensor) -> float:
+    """The median (the mean of the two middle values for an even count; torch.median takes
+    the lower one)."""
+    n = v.numel()
+    lo = float(v.kthvalue((n + 1) // 2).values)
+    return lo if n % 2 else (lo + float(v.kthvalue(n // 2 + 1).values)) / 2
+
+
 def _shape_stats(x: torch.Tensor) -> dict[str, float | tuple[int, ...]]:
     """max |x|, where, its ratio to the median |x| and the excess kurtosis (float64)."""
     x = x.detach().double()
     a = x.abs()
     flat = int(a.argmax()) if a.numel() else 0
     top = float(a.max()) if a.numel() else math.nan
-    median = float(a.flatten().median()) if a.numel() else math.nan
+    median = _median(a.flatten()) if a.numel() else math.nan
     c = x - x.mean()
     m2 = float(c.square().mean())
     m4 = float(c.square().square().mean())
