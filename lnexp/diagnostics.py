@@ -15,8 +15,8 @@ stream after the block, for the residual placements):
                     channels make it large, Bondarenko et al. 2023)
 - grad_norm:        Frobenius norm of d loss / d W over all the block's Linear (Conv2d) weights
 - attn_logit_max:   transformer blocks: the largest |q·k| / sqrt(d) of the forward
-                    (lnexp.models.probes; for a causal char-LM this includes the masked future
-                    pairs, which are computed before the mask)
+                    (lnexp.models.probes; for the causal char-LM over the pairs attention
+                    uses, position t with positions <= t)
 
 The median is over every value of the block output (32 x 64 x 64 = 131,072 values for
 configs/charlm.yaml): on log steps only, so the cost is small (benchmarks/bench.py

@@ -34,6 +34,9 @@ class Placement:
     norm_first: bool  # the norm sees the block's input (else the Linear's output)
     residual: bool  # the block adds its input to its output
     final_norm: bool = False  # one more norm after the last block (Pre-LN)
+    # The block kinds it is defined on (None: all); peri/deepnorm wrap a branch with residual
+    # sub-layers, which ffn2 and transformer blocks have.
+    blocks: tuple[str, ...] | None = None
 
 
 PLACEMENTS: dict[str, Placement] = {
@@ -42,9 +45,29 @@ PLACEMENTS: dict[str, Placement] = {
     "pre_residual": Placement("x + Act(Linear(Norm(x))), final Norm", norm_first=True,
                               residual=True, final_norm=True),
     "post_residual": Placement("Norm(x + Act(Linear(x)))", norm_first=False, residual=True),
+    # Peri-LN (Gemma 2/3, OLMo 2 style): a norm on the branch's input and on its output.
+    "peri_residual": Placement("x + Norm(F(Norm(x))), final Norm", norm_first=True,
+                               residual=True, final_norm=True, blocks=("ffn2", "transformer")),
+    # DeepNorm (Wang et al. 2022, encoder form): Post-LN with an up-weighted residual,
+    # alpha = (2N)^(1/4), and the FFN / value / output projections scaled by (8N)^(-1/4).
+    "deepnorm_residual": Placement("Norm(alpha·x + F(x)), alpha = (2N)^¼", norm_first=False,
+                                   residual=True, blocks=("ffn2", "transformer")),
 }
 # The tutorial's layout; the only one the streamed snapshot computes (lnexp.plan).
 DEFAULT_PLACEMENT = "post"
+# model.qk_norm: the norm applied to queries and keys per head (over the head dim), by
+# registry name (lnexp.norms), or none.
+QK_NORMS: tuple[str, ...] = ("none", "ln", "rms")
+
+
+def deepnorm_alpha(blocks: int) -> float:
+    """DeepNorm's residual weight for an encoder of `blocks` blocks: (2N)^(1/4)."""
+    return float((2 * blocks) ** 0.25)
+
+
+def deepnorm_beta(blocks: int) -> float:
+    """DeepNorm's init gain of the FFN / value / output projections: (8N)^(-1/4)."""
+    return float((8 * blocks) ** -0.25)
 
 
 # --------------------------------------------------------------------------- layouts
@@ -125,7 +148,7 @@ class BlockKind:
     module: str  # lnexp.models.<module> builds it
     layouts: tuple[str, ...]  # the data.layout values it is defined on
     why: str = ""  # why it is not defined on the other layouts (validate says so)
-    residual_only: bool = False  # only pre_residual / post_residual make sense
+    residual_only: bool = False  # only residual placements make sense
 
 
 BLOCKS: dict[str, BlockKind] = {

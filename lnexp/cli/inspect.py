@@ -58,6 +58,9 @@ def inspect_cmd(
         help="Check inspect.json, e.g. 'layers.*.quant.per_token_sqnr_db.min >= 20' or "
              "'layers[encoder.layer.0.output.LayerNorm].pre.outliers.0.ratio.max >= 100'. "
              "Repeatable; any failure exits 1.")] = None,
+    no_cache: Annotated[bool, typer.Option(
+        "--no-cache", help="GGUF language models (smollm2, gemma3): neither read nor write "
+                           "the model cache of dequantized weights.")] = False,
     json_: JsonOpt = False, quiet: QuietOpt = False, output_dir: OutOpt = None,
 ) -> None:
     """Measure what the norm layers do inside a real pretrained model.
@@ -76,7 +79,7 @@ def inspect_cmd(
 
     spec = InputSpec(texts=tuple(text or ()), text_file=text_file, random=random_,
                      tensor_file=tensor, digits=digits, limit=limit, seed=seed)
-    options = InspectOptions(batch_size=batch_size, top_k=top_k)
+    options = InspectOptions(batch_size=batch_size, top_k=top_k, model_cache=not no_cache)
     steps = functools.partial(progress.steps, "inputs", quiet=quiet)
     outcome, run_dir, doc, results = compute.inspect(
         model, spec, options, output_dir or Path("outputs"), sys.argv, list(expect_ or []),

@@ -167,9 +167,10 @@ class ModelConfig(Section):
                              "needs model.depth: 1 and model.placement: post")
         kind = registry.BLOCKS[self.block]
         if kind.residual_only and not registry.PLACEMENTS[self.placement].residual:
+            residual = [k for k, p in registry.PLACEMENTS.items() if p.residual]
             raise ValueError(f"model.block: {self.block} has residual branches, so "
-                             f"model.placement must be pre_residual (Pre-LN) or post_residual "
-                             f"(Post-LN), not {self.placement}")
+                             f"model.placement must be a residual one ({', '.join(residual)}), "
+                             f"not {self.placement}")
         if self.block != registry.DEFAULT_BLOCK and not self.linear:
             raise ValueError(f"model.block: {self.block} needs model.linear: true")
         if self.block == "transformer" and self.hidden_width % self.heads:
@@ -181,6 +182,27 @@ class ModelConfig(Section):
                 f"model.placement: {self.placement} adds each block's input to its output, so "
                 f"in_features ({self.in_features}), hidden ({self.hidden_width}) and "
                 f"out_features ({self.out_features}) must be equal")
+        return self
+
+    ln_scaling: StrictBool = Field(False, description="LayerNorm Scaling (\"The Curse of Depth\", 2025): multiply the output of each block's norm by 1/sqrt(l) at block l (1-based); model.placement: pre_residual only.")
+    qk_norm: Literal[registry.QK_NORMS] = Field(  # type: ignore[valid-type]
+        "none", description="Normalize queries and keys per head over the head dim before the dot product (Dehghani et al. 2023; Gemma 3): none, ln or rms; model.block: transformer only.")
+
+    @model_validator(mode="after")
+    def _check_block_options(self) -> ModelConfig:
+        allowed = registry.PLACEMENTS[self.placement].blocks
+        if allowed is not None and self.block not in allowed:
+            raise ValueError(f"model.placement: {self.placement} wraps each residual branch of "
+                             f"a block, so it needs model.block: {' or '.join(allowed)}, not "
+                             f"{self.block}")
+        if self.ln_scaling and self.placement != "pre_residual":
+            raise ValueError(f"model.ln_scaling: scales the norm's output that feeds each "
+                             f"Pre-LN branch, so it needs model.placement: pre_residual, not "
+                             f"{self.placement} (there the norm's output is the stream itself "
+                             f"or is normalized again)")
+        if self.qk_norm != "none" and self.block != "transformer":
+            raise ValueError(f"model.qk_norm: {self.qk_norm} normalizes attention queries and "
+                             f"keys, so it needs model.block: transformer, not {self.block}")
         return self
 
     @property

@@ -26,6 +26,6 @@ def run_inspect(model_spec: str, input_spec: InputSpec, options: InspectOptions,
 
     if input_spec.text_file is not None:  # a FIFO or device is refused before a model loads
         inputs.check_text_file(input_spec.text_file)
-    loaded = models.load(model_spec)
+    loaded = models.load(model_spec, options.model_cache)
     source = inputs.resolve(input_spec, loaded.tokenizer, model_spec)
     return core.measure(loaded, source, options, progress)

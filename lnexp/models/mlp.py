@@ -9,8 +9,13 @@ activation (`none` = identity):
 
 - post:          F -> Norm -> Act                 (the tutorial: Linear then the norm)
 - pre:           Norm -> F -> Act                 (no residual)
-- pre_residual:  x + Act(F(Norm(x))), and one final Norm after the last block (Pre-LN)
+- pre_residual:  x + Act(F(Norm(x))), and one final Norm after the last block (Pre-LN);
+                 with model.ln_scaling the Norm's output is times 1/sqrt(l) at block l
 - post_residual: Norm(x + Act(F(x)))                                        (Post-LN)
+- peri_residual: x + Norm_out(F(Norm(x))), and one final Norm  (Peri-LN; ffn2 / transformer)
+- deepnorm_residual: Norm(alpha·x + F(x)), alpha = (2N)^(1/4), F's Linears scaled by
+                 (8N)^(-1/4) at init, N = model.depth       (DeepNorm; ffn2 / transformer)
+(lnexp.models.layers.residual wires the residual ones, for this stack and the transformer's.)
 
 `model.block` picks F: `linear` is one Linear (the default); `ffn2` is Linear -> Act ->
 Linear, the transformer's feed-forward branch, and then the activation is used inside the
@@ -31,7 +36,16 @@ import torch
 from torch import nn
 
 from lnexp.config import ModelConfig
-from lnexp.models.layers import FFN2, activation, linear, norm
+from lnexp.models.layers import (
+    FFN2,
+    activation,
+    deepnorm_init,
+    linear,
+    ln_scale,
+    norm,
+    residual,
+    residual_alpha,
+)
 from lnexp.models.transformer import TransformerBlock
 from lnexp.registry import LAYOUTS, PLACEMENTS
 
@@ -57,17 +71,25 @@ class Trace:
 
 
 class Block(nn.Module):
-    """One block; `forward` returns (output, norm input, norm output)."""
+    """One block; `forward` returns (output, norm input, norm output). `index` is its place in
+    the stack, 1-based (LayerNorm Scaling's l)."""
 
-    def __init__(self, d_in: int, d_out: int, cfg: ModelConfig, layout: str = "features"):
+    def __init__(self, d_in: int, d_out: int, cfg: ModelConfig, layout: str = "features",
+                 index: int = 1):
         super().__init__()
         self.placement = cfg.placement
+        self.alpha = residual_alpha(cfg)
+        self.scale = ln_scale(cfg, index)
         normed = d_in if PLACEMENTS[cfg.placement].norm_first else d_out
         # The branch is built first (the tutorial's order); norms consume no random numbers.
         self.linear: nn.Module = (FFN2(d_in, d_out, cfg) if cfg.block == "ffn2"
                                   else layer(d_in, d_out, cfg, layout) if cfg.linear
                                   else nn.Identity())
+        if isinstance(self.linear, FFN2):
+            deepnorm_init([self.linear.fc1, self.linear.fc2], cfg)
         self.norm = norm(normed, cfg, layout)
+        peri = cfg.placement == "peri_residual"
+        self.norm_out = norm(d_out, cfg, layout) if peri else None
         self.act = activation("none" if cfg.block == "ffn2" else cfg.activation)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -79,12 +101,11 @@ class Block(nn.Module):
         if p == "pre":
             post = self.norm(x)
             return self.act(self.linear(post)), x, post
-        if p == "pre_residual":
-            post = self.norm(x)
-            return x + self.act(self.linear(post)), x, post
-        pre = x + self.act(self.linear(x))  # post_residual
-        post = self.norm(pre)
-        return post, pre, post
+        return residual(p, x, self._branch, self.norm, self.norm_out, alpha=self.alpha,
+                        scale=self.scale)
+
+    def _branch(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.linear(x))
 
     def linears(self) -> list[nn.Module]:
         """This block's Linear (images: Conv2d) layers, in the order data flows through them."""
@@ -92,13 +113,13 @@ class Block(nn.Module):
 
 
 class Model(nn.Module):
-    """`depth` blocks (plus a final norm for pre_residual). `forward` returns the output;
-    `trace` returns the activations the experiment measures."""
+    """`depth` blocks (plus a final norm for pre_residual and peri_residual). `forward`
+    returns the output; `trace` returns the activations the experiment measures."""
 
     def __init__(self, cfg: ModelConfig, layout: str = "features"):
         super().__init__()
         w = cfg.widths()
-        self.blocks = nn.ModuleList(_block(w[i], w[i + 1], cfg, layout)
+        self.blocks = nn.ModuleList(_block(w[i], w[i + 1], cfg, layout, i + 1)
                                     for i in range(len(w) - 1))
         final = PLACEMENTS[cfg.placement].final_norm
         self.final_norm = norm(w[-1], cfg, layout) if final else nn.Identity()
@@ -138,10 +159,10 @@ class Model(nn.Module):
         return out
 
 
-def _block(d_in: int, d_out: int, cfg: ModelConfig, layout: str) -> nn.Module:
+def _block(d_in: int, d_out: int, cfg: ModelConfig, layout: str, index: int) -> nn.Module:
     if cfg.block == "transformer":
-        return TransformerBlock(d_in, cfg)
-    return Block(d_in, d_out, cfg, layout)
+        return TransformerBlock(d_in, cfg, index)
+    return Block(d_in, d_out, cfg, layout, index)
 
 
 def build_model(cfg: ModelConfig, layout: str = "features") -> Model:
