@@ -83,3 +83,26 @@ def test_every_norm_and_placement_trains(invoke, tmp_path, cut, norm, placement)
     evals = doc["training"]["evals"]
     assert [e["step"] for e in evals] == [0, 3]
     assert all(math.isfinite(e["bits_per_char"]) for e in evals), json.dumps(evals)
+
+
+def test_causal_attention_logit_probe_sees_only_the_pairs_used():
+    """lnexp.models.probes' largest attention logit, under the causal mask: the largest
+    |q·k|/sqrt(d) over pairs (t, s <= t), recomputed here; the future pairs do not count."""
+    from lnexp.models import probes
+
+    cfg = ModelConfig(block="transformer", in_features=8, out_features=8, depth=1, heads=1,
+                      placement="post_residual", norm="none")
+    used = torch.tril(torch.ones(6, 6, dtype=torch.bool))
+    future_larger = []
+    for seed in range(8):
+        torch.manual_seed(seed)
+        net = CharLM(build_model(cfg, "sequence"), vocab=5, context=6, width=8).double()
+        idx = torch.randint(5, (4, 6))
+        got = probes.block_diagnostics(net, idx)[1]["attn_logit_max"]
+        attn = net.body.blocks[0].attn
+        with torch.no_grad():
+            x = net.embed(idx) + net.position
+            scores = (attn.q(x) @ attn.k(x).transpose(-1, -2)) / math.sqrt(8)
+        assert got == pytest.approx(float(scores[:, used].abs().max()), rel=1e-9)
+        future_larger.append(float(scores.abs().max()) > got)
+    assert any(future_larger)  # the case this test is about happens

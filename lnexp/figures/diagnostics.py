@@ -35,7 +35,12 @@ def training_diagnostics(result: RunResult) -> Figure:
     tr = result.training
     assert tr is not None and tr.diagnostics is not None
     d = tr.diagnostics
-    keys = d.recorded()
+    keys = d.recorded() if d.steps else []
+    if not keys:  # interrupted or diverged before the first logged step
+        fig = new_figure(8, 3)
+        fig.text(0.5, 0.5, "no step was recorded (training ended before step 1)",
+                 ha="center", va="center")
+        return fig
     cols = 3
     rows = max(1, -(-len(keys) // cols))
     fig = new_figure(16, 4.6 * rows + 1.2)

@@ -173,7 +173,8 @@ def training_dict(tr: TrainResult) -> dict[str, Any]:
         "evals": [_eval_dict(e, tr) for e in tr.evals],
         "grad_norm_mean": _nums(grad_mean),
         "update_ratio_mean": _nums(ratio_mean),
-        **({"diagnostics": diagnostics_dict(tr.diagnostics)} if tr.diagnostics else {}),
+        **({"diagnostics": diagnostics_dict(tr.diagnostics)}
+           if tr.diagnostics and tr.diagnostics.steps else {}),
     }
 
 
@@ -183,7 +184,29 @@ def diagnostics_dict(d: TrainDiagnostics) -> dict[str, Any]:
             **{k: [_nums(row) for row in d.values[k]] for k in d.recorded()},
             "max_position": [[list(p) for p in row] for row in d.max_position],
             "first_massive": d.first_massive(),
-            "first_massive_threshold": d.threshold}
+            "first_massive_threshold": d.threshold,
+            "summary": _diagnostics_summary(d)}
+
+
+def _diagnostics_summary(d: TrainDiagnostics) -> dict[str, Any]:
+    """Per block: the residual RMS at the first and last recorded step and their ratio, the
+    max/median ratio and kurtosis at the last step and the peak ratio, the largest attention
+    logit at the last step; the step of the first massive activation (null: none)."""
+    rms = d.array("residual_rms")
+    ratio = d.array("max_over_median")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out: dict[str, Any] = {
+            "residual_rms_first": _nums(rms[0]), "residual_rms_last": _nums(rms[-1]),
+            "residual_rms_growth": _nums(rms[-1] / rms[0]),
+            "max_over_median_last": _nums(ratio[-1]),
+            "max_over_median_peak": _nums(np.nanmax(np.where(np.isnan(ratio), -np.inf, ratio),
+                                                    axis=0)),
+            "excess_kurtosis_last": _nums(d.array("excess_kurtosis")[-1])}
+    if "attn_logit_max" in d.values:
+        out["attn_logit_max_last"] = _nums(d.array("attn_logit_max")[-1])
+    first = d.first_massive()
+    out["first_massive_step"] = first["step"] if first else None
+    return out
 
 
 def metrics(result: RunResult, explanation: list[str]) -> dict[str, Any]:
