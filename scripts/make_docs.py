@@ -70,6 +70,8 @@ FIGURES: tuple[DocsFigure, ...] = (
                ("sweep", "configs/warmup.yaml", "-j", "2", "--x", "train.lr"), "summary.png"),
     DocsFigure("digits_batch-sweep.png", "configs/digits_batch.yaml",
                ("sweep", "configs/digits_batch.yaml", "-j", "2"), "summary.png"),
+    DocsFigure("charlm-diagnostics.png", "configs/charlm.yaml",
+               ("run", "configs/charlm.yaml"), "figures/training_diagnostics.png"),
 )
 BY_PNG = {f.png: f for f in FIGURES}
 
