@@ -145,6 +145,17 @@ class TrainDiagnostics:
         """The keys recorded, in DIAGNOSTIC_KEYS order."""
         return [k for k in DIAGNOSTIC_KEYS if k in self.values]
 
+    def columns(self) -> list[str]:
+        """history.csv's columns: KEY.BLOCK for every recorded key and block."""
+        return [f"{k}.{b}" for k in self.recorded() for b in self.blocks]
+
+    def row(self, step: int) -> list[float] | None:
+        """The values of `columns()` at `step`, or None when the step was not recorded."""
+        if step not in self.steps:
+            return None
+        i = self.steps.index(step)
+        return [v for k in self.recorded() for v in self.values[k][i]]
+
     def array(self, key: str) -> np.ndarray:
         return np.asarray(self.values[key], dtype=np.float64).reshape(len(self.steps), -1)
 
@@ -157,6 +168,24 @@ class TrainDiagnostics:
                     return {"step": self.steps[i], "block": self.blocks[j],
                             "position": list(self.max_position[i][j])}
         return None
+
+    def summary(self) -> dict[str, Any]:
+        """Per block (arrays): the residual RMS at the first and last recorded step and their
+        ratio, the max/median ratio and the kurtosis at the last step and the peak ratio, the
+        largest attention logit at the last step; `first_massive_step` (None: none)."""
+        rms, ratio = self.array("residual_rms"), self.array("max_over_median")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out: dict[str, Any] = {
+                "residual_rms_first": rms[0], "residual_rms_last": rms[-1],
+                "residual_rms_growth": rms[-1] / rms[0],
+                "max_over_median_last": ratio[-1],
+                "max_over_median_peak": np.where(np.isnan(ratio), -np.inf, ratio).max(axis=0),
+                "excess_kurtosis_last": self.array("excess_kurtosis")[-1]}
+        if "attn_logit_max" in self.values:
+            out["attn_logit_max_last"] = self.array("attn_logit_max")[-1]
+        first = self.first_massive()
+        out["first_massive_step"] = first["step"] if first else None
+        return out
 
 
 @dataclass(frozen=True)

@@ -185,28 +185,8 @@ def diagnostics_dict(d: TrainDiagnostics) -> dict[str, Any]:
             "max_position": [[list(p) for p in row] for row in d.max_position],
             "first_massive": d.first_massive(),
             "first_massive_threshold": d.threshold,
-            "summary": _diagnostics_summary(d)}
-
-
-def _diagnostics_summary(d: TrainDiagnostics) -> dict[str, Any]:
-    """Per block: the residual RMS at the first and last recorded step and their ratio, the
-    max/median ratio and kurtosis at the last step and the peak ratio, the largest attention
-    logit at the last step; the step of the first massive activation (null: none)."""
-    rms = d.array("residual_rms")
-    ratio = d.array("max_over_median")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out: dict[str, Any] = {
-            "residual_rms_first": _nums(rms[0]), "residual_rms_last": _nums(rms[-1]),
-            "residual_rms_growth": _nums(rms[-1] / rms[0]),
-            "max_over_median_last": _nums(ratio[-1]),
-            "max_over_median_peak": _nums(np.nanmax(np.where(np.isnan(ratio), -np.inf, ratio),
-                                                    axis=0)),
-            "excess_kurtosis_last": _nums(d.array("excess_kurtosis")[-1])}
-    if "attn_logit_max" in d.values:
-        out["attn_logit_max_last"] = _nums(d.array("attn_logit_max")[-1])
-    first = d.first_massive()
-    out["first_massive_step"] = first["step"] if first else None
-    return out
+            "summary": {k: _nums(v) if isinstance(v, np.ndarray) else v
+                        for k, v in d.summary().items()}}
 
 
 def metrics(result: RunResult, explanation: list[str]) -> dict[str, Any]:
@@ -280,15 +260,13 @@ def history_csv(tr: TrainResult) -> str:
     w = csv.writer(buf, lineterminator="\n")
     bpc = tr.task == "charlm"
     d = tr.diagnostics
-    diag_keys = d.recorded() if d is not None else []
-    diag_rows = {s: i for i, s in enumerate(d.steps)} if d is not None else {}
-    blocks = d.blocks if d is not None else []
+    diag_columns = d.columns() if d is not None else []
     w.writerow(["step", "loss", "heldout_loss_eval_mode", "heldout_acc_eval_mode",
                 "heldout_loss_train_mode", "heldout_acc_train_mode",
                 *(["heldout_bits_per_char"] if bpc else []),
                 *(f"grad_norm.{n}" for n in tr.layer_names),
                 *(f"update_ratio.{n}" for n in tr.layer_names),
-                *(f"{key}.{b}" for key in diag_keys for b in blocks)])
+                *diag_columns])
     evals = {e.step: e for e in tr.evals}
     k = len(tr.layer_names)
 
@@ -300,9 +278,8 @@ def history_csv(tr: TrainResult) -> str:
         ev = ([f(e.loss_eval_mode), f(e.acc_eval_mode), f(e.loss_train_mode),
                f(e.acc_train_mode), *([f(tr.bits_per_char(e))] if bpc else [])]
               if e else [""] * (5 if bpc else 4))
-        r = diag_rows.get(step)
-        diag = ([f(v) for key in diag_keys for v in d.values[key][r]]  # type: ignore[union-attr]
-                if r is not None else [""] * (len(diag_keys) * len(blocks)))
+        values = d.row(step) if d is not None else None
+        diag = [f(v) for v in values] if values is not None else [""] * len(diag_columns)
         if step == 0:
             w.writerow([0, "", *ev, *[""] * (2 * k), *diag])
         else:
