@@ -19,10 +19,10 @@ from lnexp.results import CompareResult, NormOutcome
 
 
 def select(names: list[str] | None, layout: str = "features") -> list[str]:
-    """The norms to compare, in the given order; none given means every norm defined on the
-    layout (instance is not defined on features)."""
+    """The norms to compare, in the given order; none given means the six classic norms defined
+    on the layout (norms.compare_default; instance is not defined on features)."""
     if not names:
-        return norms.defined_on(layout)
+        return norms.compare_default(layout)
     for name in names:
         norms.get(name)  # unknown names raise NormError listing the valid ones
     repeated = sorted({n for n in names if names.count(n) > 1})
@@ -70,7 +70,7 @@ def compare(cfg: Config, names: list[str] | None = None, source: str = "<config>
     for name, norm_cfg in configs.items():
         if update is not None:
             update(len(outcomes), total, f"running {name}")
-        spec = norms.get(name).on(cfg.data.layout)
+        spec = norms.resolve(name, cfg.data.layout, norm_cfg.features)
         reason = plan.not_defined_reason(norm_cfg)
         if reason:
             outcomes.append(NormOutcome(name, spec, norm_cfg, None, reason))

@@ -67,9 +67,8 @@ def stage_axes(cfg: Config) -> dict[str, tuple[tuple[str, ...], int | None]]:
     """Per stage, the statistic axes computed and the group count for per_group: the input
     gets the layout's axes without per_group (its channel count need not divide)."""
     layout, norm = cfg.data.layout, cfg.model.norm
-    groups = (norms.resolve_groups(cfg.features, cfg.model.groups) if norm == "group"
-              else None)
-    normed = (registry.axes(layout, norm), groups)
+    own, groups = norms.own_axis(norm, layout, cfg.features, cfg.model.groups)
+    normed = (registry.axes(layout, norm, own), groups)
     return {"input": (registry.axes(layout, "none"), None), "pre_norm": normed,
             "post_norm": normed}
 
@@ -159,7 +158,9 @@ def sharing(norm: nn.Module, pre: torch.Tensor, layout: str) -> np.ndarray:
     m = copy.deepcopy(norm).double()
     x = pre.detach().double()
     with torch.no_grad():
-        base = m(x)
+        # Each pass on its own copy: a forward in train mode may update running statistics
+        # that the next one would read (batch_renorm).
+        base = copy.deepcopy(m)(x)
         bumped = x.clone()
         bumped.view(-1)[0] += 1.0 + float(x.std())
         moved = (m(bumped) - base).abs() > 1e-12 * max(1.0, float(base.abs().max()))
@@ -282,7 +283,7 @@ def _result(cfg: Config, acc: dict[str, stats.StreamingStats], inputs: np.ndarra
     """The RunResult of either path; statistics from the accumulators of every row."""
     return RunResult(
         config=cfg,
-        norm=norms.get(cfg.model.norm).on(cfg.data.layout),
+        norm=norms.resolve(cfg.model.norm, cfg.data.layout, cfg.features),
         inputs=inputs,
         pre=pre,
         post=post,

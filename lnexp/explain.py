@@ -27,18 +27,15 @@ def axis_descriptions(cfg: Any) -> dict[str, tuple[str, str]]:
     over), sizes filled in, e.g. per_instance -> ('(sample, channel)', 'its H·W = 8×8
     positions')."""
     from lnexp import registry
+    from lnexp.norms import own_axis
 
     dims = cfg.dims()
-    groups = None
-    if cfg.model.norm == "group":
-        from lnexp.norms import resolve_groups
-
-        groups = resolve_groups(cfg.features, cfg.model.groups)
+    own, groups = own_axis(cfg.model.norm, cfg.data.layout, cfg.features, cfg.model.groups)
     fill = {**{k: f"{v:,}" for k, v in dims.items()},
             "CG": f"{dims['C'] // groups:,}" if groups else "C/G", "G": str(groups)}
     layout = registry.LAYOUTS[cfg.data.layout]
     return {axis: (layout.axes[axis][0], layout.axes[axis][1].format(**fill))
-            for axis in registry.axes(cfg.data.layout, cfg.model.norm)}
+            for axis in registry.axes(cfg.data.layout, cfg.model.norm, own)}
 
 
 def lines(result: RunResult) -> list[str]:
@@ -173,6 +170,7 @@ def _norm_specific(result: RunResult) -> list[str]:
         out.append("InstanceNorm standardizes each (sample, channel) over its positions "
                    "(per_instance); every channel over the batch and every sample then has "
                    "mean 0, variance 1 too, because the sets are of equal size.")
+    out.extend(_new_norms(result))
     if m.norm == "ln" and cfg.data.layout == "image":
         out.append("LayerNorm on images is the GroupNorm paper's LN: one mean and variance "
                    "per sample over (C, H, W) (built as GroupNorm with 1 group, so the affine "
@@ -276,3 +274,32 @@ def trouble_line(trouble: dict[str, Any]) -> str:
         kinds = [f"{c[k]} {label}" for k, label in (("nan", "NaN"), ("inf", "Inf")) if c[k]]
         parts.append(f"{stage} {' + '.join(kinds) if kinds else 'clean'}")
     return f"NaN/Inf first appears in {trouble['first_stage']}: " + ", ".join(parts)
+
+
+def _new_norms(result: RunResult) -> list[str]:
+    """Notes for the 2017-2025 norms and for user norms (whose axis is measured)."""
+    m = result.config.model
+    spec = result.norm
+    out: list[str] = []
+    if spec.user:
+        axis = spec.standardizes_axis
+        where = ("each value on its own (no output moves but the perturbed one)"
+                 if axis == "neither" else f"{axis}")
+        out.append(f"User norm {m.norm}: its statistics are shared over {where}, measured by "
+                   f"perturbing one input and seeing which outputs move (docs/norms.md).")
+        if spec.mismatch:
+            out.append(f"Declared axes differ: {spec.mismatch}.")
+    elif m.norm == "dyt":
+        out.append(f"DyT computes no statistic: each value becomes gamma·tanh(alpha·x) + beta "
+                   f"(alpha starts at {m.dyt_alpha:g}), so no axis is standardized; it only "
+                   f"squashes large values.")
+    elif m.norm == "batch_renorm" and m.mode == "train":
+        out.append("Batch Renorm in train mode outputs the batch-standardized x times r plus d, "
+                   "which move it towards the running statistics; at initialization those are "
+                   "mean 0, std 1, so (within the clipping) the output is the input itself, "
+                   "not standardized.")
+    elif m.norm == "frn":
+        out.append("FRN divides each (sample, channel) by its RMS over the positions without "
+                   "subtracting the mean, then applies its TLU max(y, tau): no axis has mean 0.")
+    return out
+

@@ -26,9 +26,19 @@ def streams(cfg: Config) -> bool:
     """Whether the run is computed chunk by chunk (else the whole batch at once): the
     tutorial's single Linear + norm on random (N, C) features, in float32 on the CPU."""
     m, d = cfg.model, cfg.data
+    # batch_renorm reads and moves running statistics batch by batch, and a user norm may
+    # depend on the batch in ways a chunk would change: both see the whole batch at once.
+    if m.norm == "batch_renorm" or ":" in m.norm or m.norm not in _builtin_names():
+        return False
     return bool(m.depth == 1 and m.placement == DEFAULT_PLACEMENT and cfg.train is None
                 and m.block == DEFAULT_BLOCK and m.dtype == "float32" and cfg.device == "cpu"
                 and d.layout == "features" and d.source == "random")
+
+
+def _builtin_names() -> list[str]:
+    from lnexp.norms import names
+
+    return names()
 
 
 def chunk_rows(cfg: Config, limit: int | None = None) -> int:
@@ -86,17 +96,21 @@ _CONDITIONAL_METRICS = (
 
 def expectation_problems(cfg: Config) -> list[str]:
     """Expectations on metrics this config never writes (they could only fail)."""
-    from lnexp.registry import axes
+    from lnexp import norms
+    from lnexp.registry import OWN_ONLY_AXES, axes
 
     out = []
-    reported = axes(cfg.data.layout, cfg.model.norm)
+    user = norms.is_user(cfg.model.norm)  # its axis is measured (torch): not judged here
+    own = None if user else norms.get(cfg.model.norm).on(cfg.data.layout).standardizes_axis
+    reported = axes(cfg.data.layout, cfg.model.norm, own)
     for key in cfg.expect:
         for prefix, needs, has in _CONDITIONAL_METRICS:
             if key.startswith(prefix) and not has(cfg):
                 out.append(f"expect.{key}: {prefix}* metrics exist only with {needs}, so this "
                            f"expectation could never pass - remove it or change the config")
-        for axis in ("per_token", "per_instance", "per_group"):
-            if f".{axis}." in key and axis not in reported:
+        for axis in ("per_token", "per_instance", "per_group", "per_pixel"):
+            if f".{axis}." in key and axis not in reported \
+                    and not (user and axis in OWN_ONLY_AXES):
                 out.append(f"expect.{key}: {axis} is not reported for data.layout: "
                            f"{cfg.data.layout} with model.norm: {cfg.model.norm}, so this "
                            f"expectation could never pass - remove it or change the config")

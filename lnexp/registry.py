@@ -100,7 +100,8 @@ LAYOUTS: dict[str, Layout] = {
         {"per_feature": ("channel", "N·H·W = {N}×{H}×{W} values"),
          "per_sample": ("sample", "its C·H·W = {C}×{H}×{W} values"),
          "per_instance": ("(sample, channel)", "its H·W = {H}×{W} positions"),
-         "per_group": ("(sample, group)", "its group's {CG} channels × {H}×{W} positions")}),
+         "per_group": ("(sample, group)", "its group's {CG} channels × {H}×{W} positions"),
+         "per_pixel": ("pixel (n, h, w)", "its {C} channels")}),
     "sequence": Layout(
         ("N", "T", "C"), "(N, T, C): token sequences, Linear per token", "linear",
         ("data.tokens",),
@@ -112,11 +113,15 @@ LAYOUTS: dict[str, Layout] = {
 }
 DEFAULT_LAYOUT = "features"
 # Every statistic axis, in the order tables and metrics.json list them.
-AXES: tuple[str, ...] = ("per_feature", "per_sample", "per_token", "per_instance", "per_group")
+AXES: tuple[str, ...] = ("per_feature", "per_sample", "per_token", "per_instance", "per_group",
+                         "per_pixel")
 # A verdict in words: the axes a norm standardized, e.g. "groups and samples".
 AXIS_WORDS: dict[str, str] = {"per_feature": "features", "per_sample": "samples",
                               "per_token": "tokens", "per_instance": "instances",
-                              "per_group": "groups"}
+                              "per_group": "groups", "per_pixel": "pixels"}
+# Axes reported only for the norms whose own axis they are (per_group: group; per_pixel:
+# ln_pixel on images; or a user norm measured on them), so other runs' metrics do not change.
+OWN_ONLY_AXES: tuple[str, ...] = ("per_group", "per_pixel")
 
 
 def standardizes(axes: list[str]) -> str:
@@ -124,7 +129,8 @@ def standardizes(axes: list[str]) -> str:
     'per_sample'] -> 'groups and samples', [] -> 'neither'."""
     # The finest axis first (the norm's own; the coarser ones follow from it): 'instances,
     # features and samples', 'groups and samples', 'tokens and samples'.
-    finest_first = ("per_instance", "per_group", "per_token", "per_feature", "per_sample")
+    finest_first = ("per_instance", "per_group", "per_token", "per_pixel", "per_feature",
+                    "per_sample")
     assert set(finest_first) == set(AXES)
     words = [AXIS_WORDS[a] for a in finest_first if a in axes]
     if not words:
@@ -132,10 +138,12 @@ def standardizes(axes: list[str]) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
-def axes(layout: str, norm: str) -> tuple[str, ...]:
-    """The statistic axes reported for this layout and norm (per_group only for group)."""
+def axes(layout: str, norm: str, own: str | None = None) -> tuple[str, ...]:
+    """The statistic axes reported for this layout and norm: per_group only for group, and an
+    OWN_ONLY_AXES axis when it is the norm's `own` axis (ln_pixel: per_pixel)."""
     return tuple(a for a in AXES if a in LAYOUTS[layout].axes
-                 and (a != "per_group" or norm == "group"))
+                 and (a not in OWN_ONLY_AXES or a == own
+                      or (a == "per_group" and norm == "group")))
 
 
 # --------------------------------------------------------------------------- blocks

@@ -12,7 +12,9 @@ the axes kept:
   transformer;
 - per_instance: image and sequence: one value per (n, c), over H, W (or T) - InstanceNorm's;
 - per_group:    with norm: group: one value per (n, g), over the group's channels and H, W (or
-  T) - GroupNorm's.
+  T) - GroupNorm's;
+- per_pixel:    image, with norm: ln_pixel: one value per (n, h, w), over the C channels -
+  ConvNeXt's LayerNorm.
 
 `var` is the *biased* variance (divide by n), the one the norm layers use; `var_unbiased`
 divides by n - 1 (torch.var's default, what the tutorial printed) and is NaN where n < 2;
@@ -49,6 +51,8 @@ def unit_rows(x: torch.Tensor, axis: str, layout: str, groups: int | None = None
         return x.reshape(k, -1)
     if axis == "per_token":  # (N, T, C): one row per (n, t)
         return x.reshape(-1, x.shape[-1])
+    if axis == "per_pixel":  # (N, C, H, W): one row per (n, h, w)
+        return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
     channels_first = x.transpose(1, 2) if layout == "sequence" else x  # (N, C, ...)
     if axis == "per_instance":  # one row per (n, c)
         return channels_first.reshape(k * channels_first.shape[1], -1)

@@ -47,16 +47,18 @@ def only_dir(parent: Path) -> Path:
 
 def test_every_norm_sees_identical_linear_weights_and_inputs() -> None:
     cfg = small()
-    per_norm = cmp_mod.norm_configs(cfg, None)
-    assert list(per_norm) == norms.defined_on("features")  # instance needs images/sequences
-    assert "instance" not in per_norm
+    assert cmp_mod.select(None) == norms.compare_default("features")  # the classic five
+    every = norms.defined_on("features")  # the 2017-2025 norms too: none draws at build time
+    per_norm = cmp_mod.norm_configs(cfg, every)
+    assert list(per_norm) == every  # instance needs images/sequences
+    assert "instance" not in per_norm and "dyt" in per_norm
     weights = []
     for norm_cfg in per_norm.values():
         torch.manual_seed(norm_cfg.seed)
         weights.append(build_model(norm_cfg.model).blocks[0].linear.weight.detach().clone())
     assert all(torch.equal(weights[0], w) for w in weights[1:])
 
-    result = cmp_mod.compare(cfg)
+    result = cmp_mod.compare(cfg, every)
     first = result.outcomes[0].result
     for o in result.outcomes[1:]:
         assert np.array_equal(first.inputs, o.result.inputs), o.name
@@ -183,7 +185,7 @@ def test_bn_batch_of_one_exits_3_and_writes_the_other_norms(tmp_path: Path) -> N
     assert "use model.mode: eval or more samples" in bn["reason"]
     assert json.loads((compare_dir / "run.json").read_text())["status"] == "partial"
     rows = list(csv.DictReader(io.StringIO((compare_dir / "comparison.csv").read_text())))
-    assert [r["norm"] for r in rows] == norms.defined_on("features")
+    assert [r["norm"] for r in rows] == norms.compare_default("features")
     assert rows[0]["status"] == "not_defined" and rows[0]["per_sample_var_min"] == ""
 
 
@@ -230,7 +232,7 @@ def test_groups_not_dividing_is_a_config_error_before_anything_runs(tmp_path: Pa
 
 def test_names_selection() -> None:
     assert cmp_mod.select(None) == cmp_mod.select([]) == ["bn", "ln", "rms", "group", "none"]
-    assert cmp_mod.select(None, "image") == norms.names()  # instance is defined on images
+    assert cmp_mod.select(None, "image") == list(norms.COMPARE_DEFAULT)  # instance on images
     assert cmp_mod.select(["ln", "bn"]) == ["ln", "bn"]
     with pytest.raises(NormError, match="more than once"):
         cmp_mod.select(["bn", "bn"])

@@ -75,7 +75,9 @@ def test_every_key_is_in_the_schema_with_a_description() -> None:
 
 
 def test_norm_names_are_an_enum_with_a_line_each() -> None:
-    norm = config_schema()["definitions"]["ModelConfig"]["properties"]["norm"]
+    user = config_schema()["definitions"]["ModelConfig"]["properties"]["norm"]["anyOf"][1]
+    assert user["pattern"] == norms.USER_PATTERN  # or a user norm file.py:Name
+    norm = config_schema()["definitions"]["ModelConfig"]["properties"]["norm"]["anyOf"][0]
     assert norm["enum"] == list(norms.names())
     assert len(norm["enumDescriptions"]) == len(norm["enum"])
     assert norm["enumDescriptions"][0].startswith("BatchNorm1d: ")

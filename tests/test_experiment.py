@@ -137,7 +137,15 @@ def _close(a, b, rtol, atol):
                                            rtol=rtol, atol=atol)
 
 
-@pytest.mark.parametrize("norm", norms.defined_on("features"))
+def test_batch_renorm_and_user_norms_see_the_whole_batch():
+    """batch_renorm moves its running statistics batch by batch: a chunk is not the batch."""
+    from lnexp import plan
+
+    assert not plan.streams(from_mapping({"model": {"norm": "batch_renorm"}}))
+    assert plan.streams(from_mapping({"model": {"norm": "dyt"}}))
+
+
+@pytest.mark.parametrize("norm", [n for n in norms.defined_on("features") if n != "batch_renorm"])
 @pytest.mark.parametrize("dist", ["normal", "uniform", "laplace"])
 def test_streamed_run_equals_the_one_chunk_run(norm, dist):
     cfg = from_mapping({"seed": 2, "sample_index": 777,

@@ -89,8 +89,11 @@ def test_the_sentence_names_the_axes_of_the_verdict_table(layout: str) -> None:
     from lnexp.norms import NORMS
 
     base = LAYOUT_CFG[layout]
-    names = select(None, layout)  # every norm defined on this layout
-    assert len(names) >= len(NORMS) - 1
+    from lnexp.norms import defined_on
+
+    names = defined_on(layout)  # every norm defined on this layout
+    assert len(names) >= len(NORMS) - 1 and select(None, layout) == [
+        n for n in names if n in ("bn", "ln", "rms", "group", "instance", "none")]
     cmp = compare(from_mapping(base), names)
     by_name = dict(explain.compare_lines(cmp))
     for o in cmp.outcomes:

@@ -21,8 +21,12 @@ def test_every_norm_keeps_its_layouts_shape(name, layout):
 def test_instance_is_not_defined_on_features_and_says_why():
     reason = norms.get("instance").not_defined_on("features")
     assert reason and "nothing to normalize over" in reason
-    assert norms.defined_on("features") == ["bn", "ln", "rms", "group", "none"]
+    assert norms.defined_on("features") == ["bn", "ln", "rms", "group", "none", "dyt",
+                                            "ln_pixel", "batch_renorm", "frn"]
     assert norms.defined_on("image") == norms.defined_on("sequence") == norms.names()
+    # compare's default stays the six classic norms (its speed on the default config)
+    assert norms.compare_default("features") == ["bn", "ln", "rms", "group", "none"]
+    assert norms.compare_default("image") == ["bn", "ln", "rms", "group", "instance", "none"]
 
 
 def test_unknown_norm_lists_the_valid_ones():

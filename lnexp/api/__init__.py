@@ -108,7 +108,8 @@ def compare(norms: Sequence[str] | None = None, config: Any = None, *overrides: 
             out_dir: str | Path | None = None, progress: Progress | None = None
             ) -> CompareOutcome:
     """Run several norms on the same inputs and weights, as `lnexp compare NORM... --config
-    CONFIG` (norms=None: every norm defined on the config's data.layout).
+    CONFIG` (norms=None: the classic six, bn ln rms group instance none, defined on the
+    config's data.layout).
 
     >>> import lnexp
     >>> out = lnexp.compare(["ln", "rms"], None, "data.n_samples=8")

@@ -46,13 +46,13 @@ def run(cfg: Config, source: str | None, argv: list[str],
 def compare(cfg: Config, selected: list[str] | None, source: str, argv: list[str],
             progress: Callable[[], contextlib.AbstractContextManager[Update | None]] | None = None,
             ) -> core.CompareOutcome:
-    """`lnexp compare`: the chosen norms (default: every norm defined on data.layout)."""
+    """`lnexp compare`: the chosen norms (default: the classic six defined on data.layout)."""
     from lnexp import core, norms, resources
     from lnexp.compare import norm_configs
     from lnexp.store import figures, files
 
     resources.check(cfg, runs=len(selected) if selected
-                    else len(norms.defined_on(cfg.data.layout)))
+                    else len(norms.compare_default(cfg.data.layout)))
     root = files.ensure_output_dir(Path(cfg.output.dir))
     configs = norm_configs(cfg, selected, source)  # before any folder
     # Figure workers start before torch is imported (core imports it lazily).

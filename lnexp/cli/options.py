@@ -75,8 +75,9 @@ def _load(config: Path | None, sets: list[str] | None, output_dir: Path | None =
 
 NamesArg = Annotated[list[str] | None, typer.Argument(
     metavar="NORM|KEY=VALUE", show_default=False,
-    help="Norms to compare, in this order (default: every norm defined on the config's "
-         "data.layout): " + " ".join(norms.names()) + "; "
+    help="Norms to compare, in this order (default: " + " ".join(norms.COMPARE_DEFAULT)
+         + ", those defined on the config's data.layout): " + " ".join(norms.names())
+         + ", or a user norm file.py:Name / package.module:Name; "
          "KEY=VALUE items are config overrides, as --set.")]
 ConfigOpt = Annotated[Path | None, typer.Option(
     "--config", "-c", metavar="FILE", show_default=False,

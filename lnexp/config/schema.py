@@ -152,6 +152,8 @@ class Config(Section):
         if reason:
             problems.append(f"model.norm: {m.norm} is not defined on data.layout: {layout}: "
                             f"{reason}")
+        if norms.is_user(m.norm):
+            problems.extend(norms.user_problems(m.norm, layout, sorted(set(m.normed_widths()))))
         if d.values is not None and layout != "features":
             problems.append(f"data.values gives rows of features; it does not apply to "
                             f"data.layout: {layout}")

@@ -115,7 +115,7 @@ class ModelConfig(Section):
     in_features: StrictInt = Field(100, ge=1, le=MAX_DIM, description="Inputs of the first Linear layer, e.g. 100.")
     out_features: StrictInt = Field(50, ge=1, le=MAX_DIM, description="Outputs of the last Linear layer (depth 1: the features the norm sees), e.g. 50.")
     linear: StrictBool = Field(True, description="Put Linear before the norm; false feeds the data straight into the norm.")
-    norm: str = Field("ln", description="Norm in each block (the tutorial: after the Linear layer): " + ", ".join(norms.names()) + ".")
+    norm: str = Field("ln", description="Norm in each block (the tutorial: after the Linear layer): " + ", ".join(norms.names()) + "; or a user norm: path/to/file.py:Name, package.module:Name or an lnexp.norms entry point (loading it runs its code; docs/norms.md).")
     mode: Literal["train", "eval"] = Field(
         "train", description="Module mode; the tutorial never calls .eval(), so train.")
     eps: Float = Field(1e-5, ge=0, description="eps added to the variance inside the norm, e.g. 1.0e-5.")
@@ -140,6 +140,10 @@ class ModelConfig(Section):
     heads: StrictInt = Field(4, ge=1, description="Attention heads of a transformer block (must divide the width), e.g. 4.")
     dtype: Literal[DTYPES] = Field(  # type: ignore[valid-type]
         "float32", description="Parameters, inputs and activations: float32, float64 (to see values below float32's resolution), bfloat16, float16 (statistics are float64 whatever this is).")
+    dyt_alpha: Float = Field(0.5, gt=0, description="norm: dyt: initial value of its learnable scalar alpha in gamma·tanh(alpha·x) + beta, e.g. 0.5 (the DyT paper's default).")
+    renorm_rmax: Float = Field(3.0, ge=1, description="norm: batch_renorm: clip r = sigma_B / sigma to [1/rmax, rmax], e.g. 3 (1 with renorm_dmax 0 is BatchNorm in train mode).")
+    renorm_dmax: Float = Field(5.0, ge=0, description="norm: batch_renorm: clip d = (mu_B - mu) / sigma to [-dmax, dmax], e.g. 5.")
+    weight_standardization: StrictBool = Field(False, description="Standardize the weights of every Linear / Conv2d of the blocks per output unit (Qiao et al. 2019), e.g. true with norm: group.")
 
     @field_validator("norm")
     @classmethod

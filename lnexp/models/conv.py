@@ -23,7 +23,10 @@ def conv2d(d_in: int, d_out: int, cfg: ModelConfig) -> nn.Conv2d:
     """nn.Conv2d with 'same' padding (torch's default init draws first), then re-initialized
     for xavier/kaiming (kaiming: N(0, gain^2 / fan_in), fan_in = d_in x k x k)."""
     k = int(cfg.kernel_size or 3)
-    layer = nn.Conv2d(d_in, d_out, kernel_size=k, padding=k // 2)
+    from lnexp.norms.layers import WSConv2d
+
+    layer = (WSConv2d if cfg.weight_standardization else nn.Conv2d)(d_in, d_out, kernel_size=k,
+                                                                   padding=k // 2)
     if cfg.init != "default":
         with torch.no_grad():
             if cfg.init == "xavier":

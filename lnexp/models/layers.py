@@ -23,7 +23,7 @@ def activation(name: str) -> nn.Module:
 
 def linear(d_in: int, d_out: int, cfg: ModelConfig) -> nn.Linear:
     """nn.Linear (torch's default init draws first), then re-initialized for xavier/kaiming."""
-    layer = nn.Linear(d_in, d_out)
+    layer = _linear_class(cfg)(d_in, d_out)
     if cfg.init != "default":
         with torch.no_grad():
             if cfg.init == "xavier":
@@ -34,10 +34,18 @@ def linear(d_in: int, d_out: int, cfg: ModelConfig) -> nn.Linear:
     return layer
 
 
+def _linear_class(cfg: ModelConfig) -> type[nn.Linear]:
+    """nn.Linear, or its weight-standardized form (model.weight_standardization)."""
+    from lnexp.norms.layers import WSLinear
+
+    return WSLinear if cfg.weight_standardization else nn.Linear
+
+
 def norm(width: int, cfg: ModelConfig, layout: str = "features") -> nn.Module:
     """The configured norm for `width` channels of a `layout` tensor."""
     return norms.create(cfg.norm, width, eps=cfg.eps, affine=cfg.affine, groups=cfg.groups,
-                        layout=layout)
+                        layout=layout, dyt_alpha=cfg.dyt_alpha, renorm_rmax=cfg.renorm_rmax,
+                        renorm_dmax=cfg.renorm_dmax)
 
 
 class FFN2(nn.Module):
