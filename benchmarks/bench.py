@@ -285,15 +285,17 @@ LOG_EVERY_CASES = {
 
 
 def _train_seconds(config: str, sets: list[str], log_every: int | None) -> float:
-    """Seconds from training step 1 to the last step (the progress callback's clock): the
-    training loop alone, without the snapshot, the step-0 evaluation or startup."""
+    """CPU seconds of this process from training step 1 to the last step (read in the
+    progress callback): the training loop alone, without the snapshot, the step-0 evaluation
+    or startup. CPU time, not wall time, so that other jobs on a shared machine do not count
+    (training runs on one torch thread)."""
     import lnexp
     from lnexp import experiment
 
     cfg = lnexp.load_config(config, *sets, f"train.log_every={log_every or 'null'}")
     marks: dict[int, float] = {}
     experiment.run(cfg, progress=lambda done, total, note: marks.setdefault(
-        done, time.perf_counter()))
+        done, time.process_time()))
     return marks[max(marks)] - marks[1]
 
 
@@ -317,7 +319,7 @@ def log_every_cost(reps: int = 3) -> list[dict[str, object]]:
 
 
 def print_log_every(rows: list[dict[str, object]]) -> None:
-    print(f"train.log_every={LOG_EVERY}: training-loop time without / with diagnostics "
+    print(f"train.log_every={LOG_EVERY}: training-loop CPU time without / with diagnostics "
           f"(median of {rows[0]['reps'] if rows else 0}, interleaved)")
     for r in rows:
         print(f"  {r['case']:24s} {r['off_s']:8.3f} s {r['on_s']:8.3f} s  "
