@@ -10,6 +10,7 @@ between medians of the same invocation.
     python benchmarks/bench.py --large         # streaming-stats throughput vs torch.var_mean
     python benchmarks/bench.py --only sweep    # 100, 1,000, 2,000 tiny sweep trials
     python benchmarks/bench.py --only listing  # `lnexp runs` over 10,000 run folders
+    python benchmarks/bench.py --only log_every  # train.log_every's cost (target <= 10 %)
 
 Peak RSS is the main process's (ru_maxrss, as /usr/bin/time reports it). lnexp renders figures
 in worker processes whose memory that number leaves out, so one more, untimed round samples
@@ -267,6 +268,65 @@ def listing(n: int = 10_000) -> dict[str, object]:
     return result
 
 
+# train.log_every: the same training with and without diagnostics every 50 steps, one
+# training task each (cut down from the shipped configs; each case a few seconds).
+LOG_EVERY = 50
+LOG_EVERY_CASES = {
+    "charlm": ("charlm", ["train.steps=300", "train.n_train=4000", "train.eval_every=300",
+                          "output.figures=false"]),
+    "transformer (retrieve)": ("warmup", ["model.placement=pre_residual", "train.steps=300",
+                                          "train.eval_every=300"]),
+    "mlp (clusters)": ("tutorial", ["model.depth=8", "model.activation=relu",
+                                    "train.steps=1000", "train.eval_every=1000",
+                                    "output.figures=false"]),
+    "conv (digits)": ("digits_batch", ["train.epochs=null", "train.steps=300",
+                                       "train.batch_size=32", "train.eval_every=300"]),
+}
+
+
+def _train_seconds(config: str, sets: list[str], log_every: int | None) -> float:
+    """CPU seconds of this process from training step 1 to the last step (read in the
+    progress callback): the training loop alone, without the snapshot, the step-0 evaluation
+    or startup. CPU time, not wall time, so that other jobs on a shared machine do not count
+    (training runs on one torch thread)."""
+    import lnexp
+    from lnexp import experiment
+
+    cfg = lnexp.load_config(config, *sets, f"train.log_every={log_every or 'null'}")
+    marks: dict[int, float] = {}
+    experiment.run(cfg, progress=lambda done, total, note: marks.setdefault(
+        done, time.process_time()))
+    return marks[max(marks)] - marks[1]
+
+
+def log_every_cost(reps: int = 3) -> list[dict[str, object]]:
+    """Per case: the median training time without and with train.log_every = LOG_EVERY,
+    interleaved (off, on, off, on, ...) after one warm-up of each."""
+    rows = []
+    for name, (config, sets) in LOG_EVERY_CASES.items():
+        for every in (None, LOG_EVERY):  # warm-up
+            _train_seconds(config, sets, every)
+        off, on = [], []
+        for _ in range(reps):
+            off.append(_train_seconds(config, sets, None))
+            on.append(_train_seconds(config, sets, LOG_EVERY))
+        a, b = statistics.median(off), statistics.median(on)
+        rows.append({"case": name, "config": config, "set": sets, "reps": reps,
+                     "off_s": round(a, 3), "on_s": round(b, 3),
+                     "overhead": round(b / a - 1, 4), "limit": 0.10,
+                     "met": b / a - 1 <= 0.10})
+    return rows
+
+
+def print_log_every(rows: list[dict[str, object]]) -> None:
+    print(f"train.log_every={LOG_EVERY}: training-loop CPU time without / with diagnostics "
+          f"(median of {rows[0]['reps'] if rows else 0}, interleaved)")
+    for r in rows:
+        print(f"  {r['case']:24s} {r['off_s']:8.3f} s {r['on_s']:8.3f} s  "
+              f"{100 * float(r['overhead']):+6.1f} %  (target <= +10 %: "  # type: ignore[arg-type]
+              f"{'met' if r['met'] else 'MISSED'})")
+
+
 def print_sweep(sw: dict[str, object]) -> None:
     print(f"sweep scale: tiny trials on {sw['jobs']} local workers; fixed cost (a 2-trial "
           f"sweep) {sw['fixed_s']:.2f} s")
@@ -296,10 +356,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bench.json")
     ap.add_argument("--large", action="store_true", help="only the streaming-stats benchmark")
     ap.add_argument("--gib", type=float, default=1.0, help="tensor size for --large")
-    ap.add_argument("--only", choices=["commands", "sweep", "listing"], action="append",
-                    help="run only these parts (repeatable; default: all three)")
+    ap.add_argument("--only", choices=["commands", "sweep", "listing", "log_every"],
+                    action="append", help="run only these parts (repeatable; default: all)")
     args = ap.parse_args()
-    parts = set(args.only or ["commands", "sweep", "listing"])
+    parts = set(args.only or ["commands", "sweep", "listing", "log_every"])
 
     info = {"python": platform.python_version(), "platform": platform.platform(),
             "cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
@@ -333,6 +393,10 @@ def main() -> None:
         doc["listing"] = listing()
         print()
         print_listing(doc["listing"])
+    if not args.large and "log_every" in parts:
+        doc["log_every"] = log_every_cost()
+        print()
+        print_log_every(doc["log_every"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"\nwritten: {args.out}")

@@ -14,6 +14,13 @@ the input:
 images shipped inside the package, no download; pixels 0..16 scaled to [0, 1]): a subset of
 n_samples chosen by `torch.randperm` from the global RNG, i.e. at the point of the draw order
 where random data would be drawn.
+
+`data.source: text` (data.layout: sequence) takes n_samples windows of T = data.tokens
+characters of data.corpus's training part (lnexp/text.py), each character replaced by a fixed
+N(0, I) vector: first the (vocabulary, C_in) embedding, then the window starts
+(torch.randint), both from the global RNG at the point of the draw order where random data
+would be drawn. (The char-LM that trains on the corpus learns its own embedding: this is only
+the snapshot's batch.)
 """
 
 from __future__ import annotations
@@ -41,6 +48,8 @@ def make_inputs(cfg: DataConfig, in_features: int, rows: int | None = None,
     shape = (rows, *cfg.sample_shape(in_features))
     if cfg.source == "digits":
         return digits_batch(cfg.n_samples, cfg.layout)[start:start + rows]
+    if cfg.source == "text":
+        return text_batch(cfg, in_features)[start:start + rows]
     if cfg.distribution == "normal":
         unit = torch.randn(shape)
     elif cfg.distribution == "uniform":
@@ -92,3 +101,15 @@ def digits_batch(n: int, layout: str) -> torch.Tensor:
     """A subset of n digits, chosen by torch.randperm from the global RNG."""
     index = torch.randperm(len(load_digits()[0]))[:n]
     return digits_tensor(index, layout)
+
+
+def text_batch(cfg: DataConfig, channels: int) -> torch.Tensor:
+    """n_samples character windows embedded as fixed N(0, I) vectors (module docstring)."""
+    from lnexp import text
+
+    tokens = int(cfg.tokens or 1)
+    c = text.corpus(cfg.corpus or text.SHAKESPEARE, tokens)
+    emb = torch.randn(c.vocab_size, channels)
+    train = torch.from_numpy(c.train)
+    starts = torch.randint(len(train) - tokens, (cfg.n_samples,))
+    return emb[train[starts[:, None] + torch.arange(tokens)]]

@@ -77,7 +77,16 @@ def metric_paths() -> dict[str, str]:
     out["training.update_ratio_mean"] = "training.update_ratio_mean"
     for stat in ("hidden_rms", "attn_logit_max"):  # per block, after the last step
         out[f"training.{stat}"] = f"training.final.{stat}"
+    out["training.heldout.bits_per_char"] = "training.final.heldout.bits_per_char"  # charlm
+    for stat in DIAGNOSTIC_SUMMARY:  # train.log_every, one value per block
+        out[f"training.diagnostics.{stat}"] = f"training.diagnostics.summary.{stat}"
     return out
+
+
+# train.log_every's summary in metrics.json (lnexp.store.documents.diagnostics_dict).
+DIAGNOSTIC_SUMMARY = ("residual_rms_first", "residual_rms_last", "residual_rms_growth",
+                      "max_over_median_last", "max_over_median_peak", "excess_kurtosis_last",
+                      "attn_logit_max_last", "first_massive_step")
 
 
 METRICS = metric_paths()

@@ -334,19 +334,30 @@ def _train(cfg: Config, model, progress: Progress | None) -> TrainResult:  # typ
     from lnexp import tasks, training
 
     assert cfg.train is not None
-    head = nn.Linear(cfg.model.out_features, cfg.train.outputs)  # global RNG, after the target
+    g = tasks.generator(cfg.seed)
     sequence = cfg.data.layout == "sequence"
-    # Images: global average pooling over H, W in front of the head (a conv classifier);
-    # sequences read the last token.
-    net = (nn.Sequential(model, LastToken(), head) if sequence
-           else nn.Sequential(model, GlobalAveragePool(), head) if cfg.data.layout == "image"
-           else nn.Sequential(model, head))
+    if cfg.train.task == "charlm":
+        from lnexp.models.charlm import CharLM
+
+        tokens = int(cfg.data.tokens or 1)
+        task = tasks.make_task(cfg.train, cfg.model.in_features, g, tokens=tokens,
+                               corpus=cfg.data.corpus or "shakespeare")
+        assert task.vocab is not None
+        net: nn.Module = CharLM(model, len(task.vocab), tokens, cfg.model.out_features)
+        head = net.head
+    else:
+        head = nn.Linear(cfg.model.out_features, cfg.train.outputs)  # global RNG, after target
+        # Images: global average pooling over H, W in front of the head (a conv classifier);
+        # sequences read the last token.
+        net = (nn.Sequential(model, LastToken(), head) if sequence
+               else nn.Sequential(model, GlobalAveragePool(), head) if cfg.data.layout == "image"
+               else nn.Sequential(model, head))
+        task = tasks.make_task(cfg.train, cfg.model.in_features, g,
+                               tokens=cfg.data.tokens if sequence else None,
+                               layout=cfg.data.layout)
     dev, dtype = device(cfg), getattr(torch, registry.DTYPES[cfg.model.dtype])
     net.to(device=dev, dtype=dtype)
-    g = tasks.generator(cfg.seed)
-    task = tasks.make_task(cfg.train, cfg.model.in_features, g,
-                           tokens=cfg.data.tokens if sequence else None,
-                           layout=cfg.data.layout).to(dev, dtype)
+    task = task.to(dev, dtype)
     names = [*model.linear_names(), "head"]
     result = training.train(cfg, net, [*model.linears(), head], names, task, g, progress)
     # Where the trained stream and attention logits ended up (the held-out set, train mode as

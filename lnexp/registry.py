@@ -219,6 +219,10 @@ def _sequence(cfg: Any) -> bool:
     return bool(cfg.data.layout == "sequence")
 
 
+def _logs(cfg: Any) -> bool:
+    return bool(cfg.train is not None and cfg.train.log_every is not None)
+
+
 def _not_features(cfg: Any) -> bool:
     return not _features(cfg)
 
@@ -230,6 +234,7 @@ RUN_FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec("token_heatmap", "figures/token_heatmap.png", _sequence),
     FigureSpec("layers", "figures/layers.png", _deep),
     FigureSpec("training", "figures/training.png", _trains),
+    FigureSpec("training_diagnostics", "figures/training_diagnostics.png", _logs),
 )
 # The heaviest first, so one figure worker starts on it at once.
 COMPARE_FIGURES: tuple[FigureSpec, ...] = (

@@ -6,6 +6,7 @@ torch-free lets a figure worker unpickle a result while only matplotlib is loade
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -123,6 +124,70 @@ class Evaluation:
     acc_train_mode: float | None
 
 
+# Per-block training diagnostics (lnexp/diagnostics.py), in the order they are reported.
+DIAGNOSTIC_KEYS = ("residual_rms", "max_abs", "max_over_median", "excess_kurtosis",
+                   "grad_norm", "attn_logit_max")
+FIRST_MASSIVE = 100.0  # max |x| / median |x| above this counts as a massive activation
+
+
+@dataclass
+class TrainDiagnostics:
+    """`train.log_every` diagnostics (lnexp/diagnostics.py): the steps recorded, and per key
+    of DIAGNOSTIC_KEYS a (steps, blocks) list of lists."""
+
+    blocks: list[str]
+    steps: list[int] = field(default_factory=list)
+    values: dict[str, list[list[float]]] = field(default_factory=dict)
+    max_position: list[list[tuple[int, ...]]] = field(default_factory=list)
+    threshold: float = FIRST_MASSIVE
+
+    def recorded(self) -> list[str]:
+        """The keys recorded, in DIAGNOSTIC_KEYS order."""
+        return [k for k in DIAGNOSTIC_KEYS if k in self.values]
+
+    def columns(self) -> list[str]:
+        """history.csv's columns: KEY.BLOCK for every recorded key and block."""
+        return [f"{k}.{b}" for k in self.recorded() for b in self.blocks]
+
+    def row(self, step: int) -> list[float] | None:
+        """The values of `columns()` at `step`, or None when the step was not recorded."""
+        if step not in self.steps:
+            return None
+        i = self.steps.index(step)
+        return [v for k in self.recorded() for v in self.values[k][i]]
+
+    def array(self, key: str) -> np.ndarray:
+        return np.asarray(self.values[key], dtype=np.float64).reshape(len(self.steps), -1)
+
+    def first_massive(self) -> dict[str, object] | None:
+        """The first recorded step at which a block's max |x| exceeds FIRST_MASSIVE x its
+        median |x|: {step, block, position}, or None."""
+        for i, row in enumerate(self.values.get("max_over_median", [])):
+            for j, v in enumerate(row):
+                if v > self.threshold:
+                    return {"step": self.steps[i], "block": self.blocks[j],
+                            "position": list(self.max_position[i][j])}
+        return None
+
+    def summary(self) -> dict[str, Any]:
+        """Per block (arrays): the residual RMS at the first and last recorded step and their
+        ratio, the max/median ratio and the kurtosis at the last step and the peak ratio, the
+        largest attention logit at the last step; `first_massive_step` (None: none)."""
+        rms, ratio = self.array("residual_rms"), self.array("max_over_median")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out: dict[str, Any] = {
+                "residual_rms_first": rms[0], "residual_rms_last": rms[-1],
+                "residual_rms_growth": rms[-1] / rms[0],
+                "max_over_median_last": ratio[-1],
+                "max_over_median_peak": np.where(np.isnan(ratio), -np.inf, ratio).max(axis=0),
+                "excess_kurtosis_last": self.array("excess_kurtosis")[-1]}
+        if "attn_logit_max" in self.values:
+            out["attn_logit_max_last"] = self.array("attn_logit_max")[-1]
+        first = self.first_massive()
+        out["first_massive_step"] = first["step"] if first else None
+        return out
+
+
 @dataclass(frozen=True)
 class TrainResult:
     layer_names: list[str]
@@ -141,6 +206,12 @@ class TrainResult:
     # lnexp.models.probes on the held-out set after the last step, one value per block:
     # {"hidden_rms": [...], "attn_logit_max": [...] (transformer blocks)}; None: not measured.
     final_blocks: dict[str, list[float]] | None = None
+    diagnostics: TrainDiagnostics | None = None  # train.log_every
+    task: str = ""  # train.task; charlm's held-out loss is also reported in bits per character
+
+    def bits_per_char(self, e: Evaluation) -> float | None:
+        """A char-LM's held-out bits per character at evaluation `e` (eval mode), else None."""
+        return e.loss_eval_mode / math.log(2) if self.task == "charlm" else None
 
     @property
     def steps_done(self) -> int:

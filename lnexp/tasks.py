@@ -20,7 +20,15 @@ One pool of n_train + n_heldout examples is drawn and split, training examples f
   symbol at p, read at the last position (the model's output there), so the answer has to be
   moved there by attention: a model that treats positions independently is at chance.
   Loss: cross-entropy; accuracy is reported.
+- charlm:   next-character prediction on data.corpus (lnexp/text.py: split by position, the
+  training part's vocabulary). Training examples are n_train windows of T + 1 characters at
+  start positions drawn uniformly from the training part (from the task's generator);
+  held-out examples are n_heldout windows at evenly spaced positions of the held-out part
+  (the same whatever the seed). x = the first T characters (int64 indices), y = the T next
+  ones. Loss: cross-entropy over every position, in nats; held-out bits per character =
+  held-out loss / ln 2.
 """
+
 
 from __future__ import annotations
 
@@ -42,6 +50,7 @@ class Task:
     x_heldout: torch.Tensor
     y_heldout: torch.Tensor
     classification: bool
+    vocab: tuple[str, ...] | None = None  # charlm: the characters of each index
 
     def to(self, device: torch.device, dtype: torch.dtype) -> Task:
         """The inputs in the model's device and dtype (labels keep theirs)."""
@@ -51,7 +60,7 @@ class Task:
         return Task(move(self.x_train), self.y_train.to(device) if self.classification
                     else move(self.y_train), move(self.x_heldout),
                     self.y_heldout.to(device) if self.classification else move(self.y_heldout),
-                    self.classification)
+                    self.classification, self.vocab)
 
 
 def generator(seed: int) -> torch.Generator:
@@ -59,11 +68,31 @@ def generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed + TASK_SEED_OFFSET)
 
 
+def charlm_task(cfg: TrainConfig, corpus: str, tokens: int, g: torch.Generator) -> Task:
+    """Windows of `corpus` (see the module docstring)."""
+    from lnexp import text
+
+    c = text.corpus(corpus, tokens)
+    train, held = torch.from_numpy(c.train), torch.from_numpy(c.heldout)
+    span = torch.arange(tokens + 1)
+    starts = torch.randint(len(train) - tokens, (cfg.n_train,), generator=g)
+    w_train = train[starts[:, None] + span]
+    last = len(held) - tokens - 1
+    w_held = held[torch.linspace(0, last, cfg.n_heldout).round().long()[:, None] + span]
+    return Task(w_train[:, :-1], w_train[:, 1:], w_held[:, :-1], w_held[:, 1:],
+                classification=True, vocab=c.chars)
+
+
 def make_task(cfg: TrainConfig, in_features: int, g: torch.Generator,
-              tokens: int | None = None, layout: str = "features") -> Task:
-    """Draw the task's examples from `g`; `tokens` is T for the sequence task (retrieve),
-    `layout` the shape of digits ((N, 64) features or (N, 1, 8, 8) images)."""
+              tokens: int | None = None, layout: str = "features",
+              corpus: str | None = None) -> Task:
+    """Draw the task's examples from `g`; `tokens` is T for the sequence tasks (retrieve,
+    charlm), `layout` the shape of digits ((N, 64) features or (N, 1, 8, 8) images), `corpus`
+    charlm's text."""
     n = cfg.n_train + cfg.n_heldout
+    if cfg.task == "charlm":
+        assert tokens is not None and corpus is not None
+        return charlm_task(cfg, corpus, tokens, g)
     if cfg.task == "digits":
         from lnexp import data
 

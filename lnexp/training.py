@@ -23,6 +23,9 @@ machine's core count.
 With `train.warmup_steps` = W > 0 the learning rate rises linearly: step k <= W uses
 lr * k / W, then lr (the schedule Xiong et al. 2020 find Post-LN transformers need).
 
+With `train.log_every` = K, per-block diagnostics are recorded at step 1, every K steps and
+at the last (lnexp/diagnostics.py).
+
 Ctrl-C (KeyboardInterrupt) ends the loop: what was recorded is returned with interrupted=True.
 
 Divergence (diverged=True, with `divergence` saying why and from which step): a non-finite
@@ -33,6 +36,7 @@ only recorded (training goes on, the history shows whether it came back).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from collections.abc import Callable
@@ -66,6 +70,9 @@ def divergence(step: int, loss: float, first: float, grads: list[float]) -> str 
 
 
 def _loss(out: torch.Tensor, y: torch.Tensor, classification: bool) -> torch.Tensor:
+    """Cross-entropy (a char-LM's (N, T, vocab) logits: over every position) or MSE."""
+    if classification and out.dim() == 3:
+        return F.cross_entropy(out.flatten(0, 1), y.flatten())
     return F.cross_entropy(out, y) if classification else F.mse_loss(out, y)
 
 
@@ -73,7 +80,7 @@ def _evaluate(net: nn.Module, task: Task, batch_size: int, step: int) -> Evaluat
     x, y, cls = task.x_heldout, task.y_heldout, task.classification
 
     def score(out: torch.Tensor) -> tuple[float, float | None]:
-        acc = float((out.argmax(dim=1) == y).double().mean()) if cls else None
+        acc = float((out.argmax(dim=-1) == y).double().mean()) if cls else None
         return float(_loss(out, y, cls)), acc
 
     with torch.no_grad():
@@ -126,15 +133,25 @@ def _train(cfg: Config, net: nn.Module, linears: list[nn.Linear], layer_names: l
     why: str | None = None
     when: int | None = None
     batches = _batches(len(task.x_train), tc.batch_size, g)
+    logger = None
+    if tc.log_every is not None:
+        from lnexp.diagnostics import Logger, log_step
+
+        logger = Logger(net)
     try:
         for step in range(1, tc.steps + 1):
             if tc.warmup_steps:
                 for group in opt.param_groups:
                     group["lr"] = tc.lr * min(1.0, step / tc.warmup_steps)
             idx = next(batches)
-            loss = _loss(net(task.x_train[idx]), task.y_train[idx], task.classification)
+            log = logger if logger is not None and log_step(step, tc.log_every, tc.steps) \
+                else None
+            with log.forward(step) if log is not None else contextlib.nullcontext():
+                loss = _loss(net(task.x_train[idx]), task.y_train[idx], task.classification)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if log is not None:
+                log.gradients()
             before = [lin.weight.detach().clone() for lin in linears]
             opt.step()
             value = float(loss.detach())
@@ -171,4 +188,6 @@ def _train(cfg: Config, net: nn.Module, linears: list[nn.Linear], layer_names: l
         diverged=why is not None,
         divergence=why,
         diverged_step=when,
+        diagnostics=logger.diag if logger is not None else None,
+        task=tc.task,
     )

@@ -78,6 +78,8 @@ FIGURES: tuple[DocsFigure, ...] = (
     DocsFigure("dyt_transformer.png", "configs/dyt_transformer.yaml",
                ("sweep", "configs/dyt_transformer.yaml", "-j", "2", "--x", "train.lr"),
                "summary.png"),
+    DocsFigure("charlm-diagnostics.png", "configs/charlm.yaml",
+               ("run", "configs/charlm.yaml"), "figures/training_diagnostics.png"),
 )
 BY_PNG = {f.png: f for f in FIGURES}
 

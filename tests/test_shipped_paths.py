@@ -86,6 +86,25 @@ CUT_DOWN: dict[str, list[str]] = {
         "--seeds", "1", "--grid", "train.lr=1.0e-2,3.0e-2", "--set", "train.steps=20"],
     # 1,000,000 rows (~2 min here) -> 50,000: still streamed, in ~25 chunks of 2,048 rows
     "lnexp run configs/large.yaml": ["--set", "data.n_samples=50000"],
+    # char-LM (issue 22): 600 steps (~3 min on a quiet core) -> 40, diagnostics every 20
+    "lnexp run configs/charlm.yaml": ["--set", "train.steps=40", "--set", "train.warmup_steps=10",
+                                      "--set", "train.eval_every=20", "--set",
+                                      "train.log_every=20"],
+    "lnexp run configs/charlm.yaml --set model.placement=post_residual --set "
+    "train.warmup_steps=0": ["--set", "train.steps=20", "--set", "train.eval_every=20"],
+    # 90 trials -> 2 (both placements' extremes at one lr, no warm-up), 20 steps each
+    "lnexp sweep configs/charlm_placement.yaml -j 2 --x train.lr": [
+        "--seeds", "1", "--grid", "model.placement=post_residual,peri_residual", "--grid",
+        "train.warmup_steps=0", "--grid", "train.lr=1.0e-2", "--set", "train.steps=20"],
+    "lnexp run configs/charlm_placement.yaml --set model.placement=post_residual": [
+        "--set", "train.steps=20"],
+    # 20 trials -> 2, 20 steps each, diagnostics every 10
+    "lnexp sweep configs/charlm_norms.yaml -j 2": [
+        "--seeds", "1", "--grid", "model.norm=ln,none", "--set", "train.steps=20", "--set",
+        "train.warmup_steps=5", "--set", "train.log_every=10"],
+    "lnexp run configs/charlm_norms.yaml --set model.norm=none --set output.figures=true": [
+        "--set", "train.steps=20", "--set", "train.warmup_steps=5", "--set",
+        "train.log_every=10"],
 }
 # A cut-down that changes what the page wrote (a key swept twice is refused): old -> new.
 REWRITE: dict[str, tuple[str, str]] = {

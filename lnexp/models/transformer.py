@@ -20,6 +20,8 @@ like the MLP's); FFN is lnexp.models.layers.FFN2 (width model.ffn_width, model.a
 model.qk_norm (ln or rms) normalizes each head's queries and keys over the head dim d before
 q·k/sqrt(d) (Dehghani et al. 2023; Gemma 3). The scaled logits pass through `self.logits`, an
 identity module, so lnexp.models.probes can hook them without a second forward.
+With `SelfAttention.causal` set (the char-LM, lnexp/models/charlm.py) position t attends to
+positions <= t only; the hook then sees 0 in place of the masked (future) logits.
 
 The blocks run on data.layout: sequence, (N, T, C) with T = data.tokens, and their norms are
 that layout's (lnexp.norms): ln per token over C, bn per channel over N·T, group per (sample,
@@ -57,6 +59,8 @@ def _qk_norm(d: int, cfg: ModelConfig) -> nn.Module | None:
 class SelfAttention(nn.Module):
     """Multi-head scaled dot-product self-attention over T positions."""
 
+    causal = False  # True: position t sees positions <= t only (set by the char-LM)
+
     def __init__(self, width: int, cfg: ModelConfig):
         super().__init__()
         self.heads = cfg.heads
@@ -80,7 +84,14 @@ class SelfAttention(nn.Module):
         q, k, v = split(self.q(x)), split(self.k(x)), split(self.v(x))
         if self.q_norm is not None and self.k_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
-        logits = self.logits(q @ k.transpose(-1, -2) / math.sqrt(d))
+        logits = q @ k.transpose(-1, -2) / math.sqrt(d)
+        future = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1) if self.causal \
+            else None
+        if future is not None:
+            logits = logits.masked_fill(future, 0.0)  # the probe sees only the pairs used
+        logits = self.logits(logits)
+        if future is not None:
+            logits = logits.masked_fill(future, float("-inf"))
         weights = torch.softmax(logits, dim=-1)
         return self.o((weights @ v).transpose(1, 2).reshape(n, t, c))
 

@@ -24,12 +24,15 @@ FIGURE_CAPTIONS = {
     "layers": "Activation std and weight-gradient norm (log) by block, at initialization.",
     "training": "Loss, held-out accuracy in eval vs train mode, gradient norm and "
                 "update/weight ratio by layer over the steps.",
+    "training_diagnostics": "Per block over training (train.log_every): residual stream RMS, "
+                            "largest |activation| and its ratio to the median, excess "
+                            "kurtosis, weight-gradient norm, largest attention logit.",
     "comparison": "One column per norm: per-feature variance, per-sample variance and the "
                   "activation heatmap on one colour scale.",
     "summary": "Each metric against a swept key, one line per norm: the median over the "
                "seeds, with a min–max band.",
 }
-FIGURE_ORDER = ("overview", "heatmap", "layers", "training")
+FIGURE_ORDER = ("overview", "heatmap", "layers", "training", "training_diagnostics")
 
 
 def fmt(x: Any) -> str:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # stats imports torch; `lnexp check` reads run folders withou
         RunResult,
         SampleStats,
         StageStats,
+        TrainDiagnostics,
         TrainResult,
         Verdict,
     )
@@ -146,11 +147,13 @@ def precision_dict(p: Precision) -> dict[str, Any]:
     }
 
 
-def _eval_dict(e: Evaluation) -> dict[str, Any]:
+def _eval_dict(e: Evaluation, tr: TrainResult) -> dict[str, Any]:
+    bpc = tr.bits_per_char(e)
     return {"step": e.step,
             "eval_mode": {"loss": _num(e.loss_eval_mode), "accuracy": _num(e.acc_eval_mode)},
             "train_mode": {"loss": _num(e.loss_train_mode),
-                           "accuracy": _num(e.acc_train_mode)}}
+                           "accuracy": _num(e.acc_train_mode)},
+            **({"bits_per_char": _num(bpc)} if bpc is not None else {})}
 
 
 def training_dict(tr: TrainResult) -> dict[str, Any]:
@@ -169,13 +172,26 @@ def training_dict(tr: TrainResult) -> dict[str, Any]:
         "diverged_step": tr.diverged_step,
         "layers": list(tr.layer_names),
         "final": {"train_loss_last_10pct": _num(tail),
-                  "heldout": _eval_dict(tr.evals[-1]),
+                  "heldout": _eval_dict(tr.evals[-1], tr),
                   # per block after the last step (lnexp.models.probes)
                   **{k: _nums(v) for k, v in (tr.final_blocks or {}).items()}},
-        "evals": [_eval_dict(e) for e in tr.evals],
+        "evals": [_eval_dict(e, tr) for e in tr.evals],
         "grad_norm_mean": _nums(grad_mean),
         "update_ratio_mean": _nums(ratio_mean),
+        **({"diagnostics": diagnostics_dict(tr.diagnostics)}
+           if tr.diagnostics and tr.diagnostics.steps else {}),
     }
+
+
+def diagnostics_dict(d: TrainDiagnostics) -> dict[str, Any]:
+    """train.log_every: per key a list per recorded step of one value per block."""
+    return {"steps": list(d.steps), "blocks": list(d.blocks),
+            **{k: [_nums(row) for row in d.values[k]] for k in d.recorded()},
+            "max_position": [[list(p) for p in row] for row in d.max_position],
+            "first_massive": d.first_massive(),
+            "first_massive_threshold": d.threshold,
+            "summary": {k: _nums(v) if isinstance(v, np.ndarray) else v
+                        for k, v in d.summary().items()}}
 
 
 def metrics(result: RunResult, explanation: list[str]) -> dict[str, Any]:
@@ -247,10 +263,15 @@ def history_csv(tr: TrainResult) -> str:
     empty except at evaluation steps; floats are written with repr (round-trip exact)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
+    bpc = tr.task == "charlm"
+    d = tr.diagnostics
+    diag_columns = d.columns() if d is not None else []
     w.writerow(["step", "loss", "heldout_loss_eval_mode", "heldout_acc_eval_mode",
                 "heldout_loss_train_mode", "heldout_acc_train_mode",
+                *(["heldout_bits_per_char"] if bpc else []),
                 *(f"grad_norm.{n}" for n in tr.layer_names),
-                *(f"update_ratio.{n}" for n in tr.layer_names)])
+                *(f"update_ratio.{n}" for n in tr.layer_names),
+                *diag_columns])
     evals = {e.step: e for e in tr.evals}
     k = len(tr.layer_names)
 
@@ -260,13 +281,16 @@ def history_csv(tr: TrainResult) -> str:
     for step in range(tr.steps_done + 1):
         e = evals.get(step)
         ev = ([f(e.loss_eval_mode), f(e.acc_eval_mode), f(e.loss_train_mode),
-               f(e.acc_train_mode)] if e else [""] * 4)
+               f(e.acc_train_mode), *([f(tr.bits_per_char(e))] if bpc else [])]
+              if e else [""] * (5 if bpc else 4))
+        values = d.row(step) if d is not None else None
+        diag = [f(v) for v in values] if values is not None else [""] * len(diag_columns)
         if step == 0:
-            w.writerow([0, "", *ev, *[""] * (2 * k)])
+            w.writerow([0, "", *ev, *[""] * (2 * k), *diag])
         else:
             i = step - 1
             w.writerow([step, f(tr.loss[i]), *ev, *(f(v) for v in tr.grad_norm[i]),
-                        *(f(v) for v in tr.update_ratio[i])])
+                        *(f(v) for v in tr.update_ratio[i]), *diag])
     return buf.getvalue()
 
 

@@ -144,7 +144,12 @@ def training_table(result: RunResult) -> Table:
     t.add_column(f"train mode (batches of {tc.batch_size})", justify="right")
     e = tr.evals[-1]
     t.add_row(f"loss ({tr.loss_name})", fmt(e.loss_eval_mode), fmt(e.loss_train_mode))
-    if tr.classification:
+    bpc = tr.bits_per_char(e)
+    if bpc is not None:  # charlm: accuracy of the next character, no fixed class count
+        first = tr.bits_per_char(tr.evals[0])
+        t.add_row(f"bits per character (step 0: {fmt(first)})", fmt(bpc), "")
+        t.add_row("next-character accuracy", fmt(e.acc_eval_mode), fmt(e.acc_train_mode))
+    elif tr.classification:
         t.add_row(f"accuracy (chance {1 / tc.outputs:.2f})", fmt(e.acc_eval_mode),
                   fmt(e.acc_train_mode))
     if tr.steps_done:
