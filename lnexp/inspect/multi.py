@@ -1,7 +1,8 @@
 """`lnexp inspect A B ...`: several models on the same inputs, side by side.
 
 Folder: OUTPUT_DIR/inspect-<A>+<B>.../<timestamp>-<id>/ holds one child folder per model
-(`<name>/`, exactly what `lnexp inspect <name>` writes: inspect.json, CSVs, figures), and
+(`<name>/`: what `lnexp inspect <name>` writes, inspect.json, CSVs, figures, without its own
+run.json), and
 across them side_by_side.json (one row per model and measurement), side_by_side.csv and
 figures/{massive,kurtosis,alpha,int8,layer_skip}.png with depth normalised to 0–1. run.json
 says kind "inspect" (with `models`). Models are loaded one after the other, each released
@@ -109,11 +110,11 @@ def render(console: Any, outcomes: list[InspectOutcome], run_dir: str | None = N
     """One table per measurement, one row per model; then the folder."""
     from lnexp.inspect.depth_table import summary_rows, summary_tables
 
-    names = [str(o.model["name"]) for o in outcomes]
+    names = child_names(outcomes)  # unique, as the child folders
     for t in summary_tables(names, [summary_rows(o) for o in outcomes]):
         console.print(t)
-    for o in outcomes:
+    for o, name in zip(outcomes, names, strict=True):
         for line in o.notes:
-            console.print(f"• {o.model['name']}: {line}", soft_wrap=False)
+            console.print(f"• {name}: {line}", soft_wrap=False)
     if run_dir:
         console.print(f"\ninspect folder: {run_dir}")
