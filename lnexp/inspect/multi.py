@@ -97,12 +97,16 @@ def inspect_many(specs: list[str], input_spec: Any, options: Any, root: Path, ar
 
 
 def _figures(outcomes: list[InspectOutcome], run_dir: Path) -> None:
+    import dataclasses
+
     from lnexp.inspect.depth import MULTI
     from lnexp.store.figures import save_figure
 
     (run_dir / "figures").mkdir(exist_ok=True)
+    named = [dataclasses.replace(o, model={**o.model, "name": n})  # unique legend labels
+             for o, n in zip(outcomes, child_names(outcomes), strict=True)]
     for name, make in MULTI.items():
-        if (fig := make(outcomes)) is not None:
+        if (fig := make(named)) is not None:
             save_figure(fig, run_dir / "figures" / f"{name}.png", 100)
 
 
