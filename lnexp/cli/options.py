@@ -110,7 +110,7 @@ RunStatus = enum.Enum("RunStatus", {k: k for k in registry.RUN_STATUSES},  # typ
 
 
 ModelArg = Annotated[list[str], typer.Argument(
-    metavar="MODEL...",
+    metavar="MODEL",
     help="minilm (a packaged model, extra lnexp[models]), path/to/file.py:factory, "
          "package.module:factory, or a local Hugging Face model folder; several models: "
          "side by side.", show_default=False)]
