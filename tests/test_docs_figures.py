@@ -57,7 +57,8 @@ def test_each_figure_is_one_lnexp_promises_for_its_command():
         "run": {f.file for f in registry.RUN_FIGURES},
         "compare": {f.file for f in registry.COMPARE_FIGURES},
         "sweep": {registry.SWEEP_FIGURE.file},
-        "inspect": {"figures/absmax.png", "figures/token_variance.png", "figures/weights.png"},
+        "inspect": {"figures/absmax.png", "figures/token_variance.png", "figures/weights.png",
+                    "figures/layer_skip.png"},
     }
     for entry in MAKE_DOCS.FIGURES:
         assert entry.figure in promised[entry.args[0]], entry
