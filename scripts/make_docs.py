@@ -62,6 +62,8 @@ FIGURES: tuple[DocsFigure, ...] = (
     DocsFigure("inspect-absmax.png", None, ("inspect", "minilm"), "figures/absmax.png"),
     DocsFigure("inspect-batchnorm.png", None, ("inspect", "mobilenet_v2"),
                "figures/batchnorm.png"),
+    DocsFigure("inspect-layer-skip.png", None, ("inspect", "smollm2", "--ablate"),
+               "figures/layer_skip.png"),
     DocsFigure("depth_scan.png", "configs/depth_scan.yaml",
                ("sweep", "configs/depth_scan.yaml", "-j", "2"), "summary.png"),
     DocsFigure("pre_vs_post_ln.png", "configs/pre_vs_post_ln.yaml",

@@ -325,6 +325,12 @@ def test_several_models_side_by_side(invoke, tmp_path: Path, stacks: Path) -> No
     assert {p.name for p in (run_dir / "figures").iterdir()} == \
         {"massive.png", "kurtosis.png", "alpha.png", "int8.png", "layer_skip.png"}
     assert (run_dir / "side_by_side.csv").read_text().startswith("model,measurement,field")
+    import lnexp
+
+    loaded_back = lnexp.load(run_dir)
+    assert loaded_back.metrics["kind"] == "inspect_side_by_side"
+    assert loaded_back.verdict == "stacks + stacks-2: side by side"
+    assert lnexp.load(run_dir / "stacks").metrics["massive_activations"]
     r = invoke("inspect", f"{stacks}:three", f"{stacks}:five", "--random", "4,6,8", "--json",
                "--no-figures", "-o", str(out), "--expect", "models.*.blocks.min >= 3")
     assert r.exit_code == 0, r.output

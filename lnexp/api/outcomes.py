@@ -194,6 +194,15 @@ class InspectOutcome(Outcome):
     document = "inspect.json"
     csv_file = "layers.csv"
 
+    @cached_property
+    def metrics(self) -> dict[str, Any]:
+        """inspect.json, or side_by_side.json for `lnexp inspect A B ...` (whose child folders,
+        one per model, load as inspect folders themselves)."""
+        side = self.folder / "side_by_side.json"
+        if side.is_file() and not (self.folder / self.document).is_file():
+            return dict(json.loads(side.read_text(encoding="utf-8")))
+        return dict(json.loads((self.folder / self.document).read_text(encoding="utf-8")))
+
     @property
     def config(self) -> dict[str, Any]:
         """What was inspected: the model, the inputs and the options."""
@@ -202,6 +211,8 @@ class InspectOutcome(Outcome):
 
     @property
     def verdict(self) -> str:
+        if "models" in self.metrics:
+            return " + ".join(m["folder"] for m in self.metrics["models"]) + ": side by side"
         model = (self.metrics.get("model") or {}).get("name", "?")
         return f"{model}: {len(self.metrics.get('layers') or [])} norm layers measured"
 

@@ -111,7 +111,7 @@ RunStatus = enum.Enum("RunStatus", {k: k for k in registry.RUN_STATUSES},  # typ
 
 
 ModelArg = Annotated[list[str], typer.Argument(
-    metavar="MODEL...",
+    metavar="MODEL",
     help="minilm, smollm2, gemma3, mobilenet_v2, efficientnet_lite0, crepe_tiny (packaged models, "
          "extra lnexp[models]; the GGUF language models are cached after their first load), "
          "path/to/file.py:factory, package.module:factory, or a local Hugging Face model folder; "

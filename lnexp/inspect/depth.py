@@ -163,7 +163,9 @@ def layer_skip(outcomes: list[InspectOutcome]) -> Figure | None:
                 label=f"{_name(o)} (untouched {a.baseline:.3g})")  # type: ignore[union-attr]
         ax.axhline(a.baseline, color=c, ls=":", lw=1)  # type: ignore[union-attr]
         iv = a.intervention  # type: ignore[union-attr]
-        vals = [a.baseline] + ([iv.zeroed, iv.mean, iv.random] if iv else [math.nan] * 3)  # type: ignore[union-attr]
+        if iv is None:
+            continue
+        vals = [a.baseline, iv.zeroed, iv.mean, iv.random]  # type: ignore[union-attr]
         xs = np.arange(4) + (i - (len(have) - 1) / 2) * width
         bars = bx.bar(xs, vals, width, color=c, label=_name(o))
         bx.bar_label(bars, fmt="%.3g", fontsize=7)
@@ -177,7 +179,7 @@ def layer_skip(outcomes: list[InspectOutcome]) -> Figure | None:
     bx.set_xlim(-0.6, 3.6)
     bx.set_title("massive-activation intervention", fontsize=10, loc="left")
     bx.grid(True, axis="y", alpha=0.3)
-    if len(have) > 1:
+    if len(have) > 1 and bx.get_legend_handles_labels()[0]:
         bx.legend(fontsize=8)
     return fig
 

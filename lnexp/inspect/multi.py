@@ -1,7 +1,8 @@
 """`lnexp inspect A B ...`: several models on the same inputs, side by side.
 
 Folder: OUTPUT_DIR/inspect-<A>+<B>.../<timestamp>-<id>/ holds one child folder per model
-(`<name>/`, exactly what `lnexp inspect <name>` writes: inspect.json, CSVs, figures), and
+(`<name>/`: what `lnexp inspect <name>` writes, inspect.json, CSVs, figures, without its own
+run.json), and
 across them side_by_side.json (one row per model and measurement), side_by_side.csv and
 figures/{massive,kurtosis,alpha,int8,layer_skip}.png with depth normalised to 0–1. run.json
 says kind "inspect" (with `models`). Models are loaded one after the other, each released
@@ -96,12 +97,16 @@ def inspect_many(specs: list[str], input_spec: Any, options: Any, root: Path, ar
 
 
 def _figures(outcomes: list[InspectOutcome], run_dir: Path) -> None:
+    import dataclasses
+
     from lnexp.inspect.depth import MULTI
     from lnexp.store.figures import save_figure
 
     (run_dir / "figures").mkdir(exist_ok=True)
+    named = [dataclasses.replace(o, model={**o.model, "name": n})  # unique legend labels
+             for o, n in zip(outcomes, child_names(outcomes), strict=True)]
     for name, make in MULTI.items():
-        if (fig := make(outcomes)) is not None:
+        if (fig := make(named)) is not None:
             save_figure(fig, run_dir / "figures" / f"{name}.png", 100)
 
 
@@ -109,11 +114,11 @@ def render(console: Any, outcomes: list[InspectOutcome], run_dir: str | None = N
     """One table per measurement, one row per model; then the folder."""
     from lnexp.inspect.depth_table import summary_rows, summary_tables
 
-    names = [str(o.model["name"]) for o in outcomes]
+    names = child_names(outcomes)  # unique, as the child folders
     for t in summary_tables(names, [summary_rows(o) for o in outcomes]):
         console.print(t)
-    for o in outcomes:
+    for o, name in zip(outcomes, names, strict=True):
         for line in o.notes:
-            console.print(f"• {o.model['name']}: {line}", soft_wrap=False)
+            console.print(f"• {name}: {line}", soft_wrap=False)
     if run_dir:
         console.print(f"\ninspect folder: {run_dir}")
