@@ -31,7 +31,7 @@ run: $(CORE)  ## run the tutorial's experiment (configs/default.yaml)
 
 test: $(DEV)  ## lint + the whole test suite
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=20
 
 bench: $(DEV)  ## benchmark against the tutorial script; lnexp inspect vs the bare MiniLM forward
 	$(BIN)/python benchmarks/bench.py
