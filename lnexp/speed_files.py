@@ -8,7 +8,9 @@ for >= and >, the farthest for ~=), so one slow shape fails it.
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -104,20 +106,28 @@ def document(cases: list[Any], env: dict[str, Any], options: dict[str, Any],
             "cases": [c.doc() for c in cases], "expectations": results, "wall_s": wall_s}
 
 
-def write_folder(root: Path, doc: dict[str, Any], argv: list[str], figure: bool) -> Path:
-    """OUTPUT/speed/<stamp>-<id>/ with run.json, speed.json and figures/speed.png."""
-    from lnexp.store.files import RunFolder, create_run_dir, dumps, write_atomic
+@contextlib.contextmanager
+def folder(root: Path, argv: list[str], norms: list[str]) -> Iterator[Any]:
+    """OUTPUT/speed/<stamp>-<id>/, `running` while the norms are timed: completed, partial
+    (a norm could not run), interrupted (Ctrl-C) or failed, as the other commands' folders."""
+    from lnexp.store.files import RunFolder, create_run_dir, ensure_output_dir
 
-    run_dir = create_run_dir(root, "speed")
-    norms = sorted({c["norm"] for c in doc["cases"]})
-    folder = RunFolder(run_dir, "speed", argv, name="speed", norm=",".join(norms))
-    with folder.tracking():
-        write_atomic(run_dir / "speed.json", dumps({"schema_version": SCHEMA_VERSION, **doc}))
-        if figure and doc["cases"]:
-            from lnexp.speed_figure import draw
+    run_dir = create_run_dir(ensure_output_dir(root), "speed")
+    run = RunFolder(run_dir, "speed", argv, name="speed", norm=",".join(norms))
+    with run.tracking():
+        yield run
 
-            (run_dir / "figures").mkdir(exist_ok=True)
-            draw(doc, run_dir / "figures" / "speed.png")
-        if any(c["error"] for c in doc["cases"]):
-            folder.mark_partial("some norms could not be timed (see speed.json)")
-    return run_dir
+
+def write(run: Any, doc: dict[str, Any], figure: bool) -> None:
+    """speed.json and figures/speed.png into the folder."""
+    from lnexp.store.files import dumps, write_atomic
+
+    run_dir = run.path
+    write_atomic(run_dir / "speed.json", dumps({"schema_version": SCHEMA_VERSION, **doc}))
+    if figure and doc["cases"]:
+        from lnexp.speed_figure import draw
+
+        (run_dir / "figures").mkdir(exist_ok=True)
+        draw(doc, run_dir / "figures" / "speed.png")
+    if any(c["error"] for c in doc["cases"]):
+        run.mark_partial("some norms could not be timed (see speed.json)")

@@ -69,13 +69,15 @@ def speed_cmd(
                               device=device, compile=compile_, min_run_time=min_time,
                               threads=threads)
     _check_norms(opts)
-    t0 = time.perf_counter()
-    cases = speed.run(opts, None if (quiet or json_) else _progress)
-    env = speed.environment(opts)
-    docs = [c.doc() for c in cases]
-    results = speed_files.evaluate(docs, list(expect_ or []))
-    doc = speed_files.document(cases, env, _options(opts), results, time.perf_counter() - t0)
-    run_dir = speed_files.write_folder(output_dir or Path("outputs"), doc, sys.argv, figures)
+    names = sorted({n for sh in shapes for n in speed.norms_for(sh, opts.norms)})
+    with speed_files.folder(output_dir or Path("outputs"), sys.argv, names) as run:
+        t0 = time.perf_counter()
+        cases = speed.run(opts, None if (quiet or json_) else _progress)
+        results = speed_files.evaluate([c.doc() for c in cases], list(expect_ or []))
+        doc = speed_files.document(cases, speed.environment(opts), _options(opts), results,
+                                   time.perf_counter() - t0)
+        speed_files.write(run, doc, figures)
+    run_dir = run.path
     _report(doc, run_dir, results, json_, quiet)
 
 
