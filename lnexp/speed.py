@@ -6,8 +6,8 @@ registered norm, user norms included, is measured without code here) is timed wi
 `torch.utils.benchmark.Timer.blocked_autorange` (warm-up, repeated blocks, CUDA sync; the
 thread count is set explicitly) for two passes: `forward` (m(x), x requiring grad as in a
 training step) and `forward_backward` (m(x).backward(g)). Each is timed eager and, unless
-turned off, torch.compile'd; the compiled module's first forward + backward is the compile
-time, and a compile failure is recorded for that norm only.
+turned off, torch.compile'd (dynamo reset first, static shapes); its first forward +
+backward is the compile time, and a compile failure is recorded for that norm only.
 
 Which implementation ran is read from the profiler: one eager forward is recorded with its
 input shapes, and the ops that pass over the whole tensor (a leaf op with an input of x's
@@ -248,8 +248,11 @@ def _compiled(case: Case, module: Any, x: Any, g: Any, opts: SpeedOptions) -> No
     import torch
 
     try:
+        # A fresh compile per case, for this shape only: without the reset dynamo would reuse
+        # an earlier norm's graph or recompile with dynamic shapes at the second shape.
+        torch._dynamo.reset()
         t0 = time.perf_counter()
-        compiled = torch.compile(module)
+        compiled = torch.compile(module, dynamic=False)
         _step(compiled, x, g)
         _sync(opts.device)
         case.compile_s = time.perf_counter() - t0
