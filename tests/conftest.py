@@ -33,7 +33,7 @@ def runner() -> CliRunner:
 
 
 # Commands that write run folders; without -o they would write into the repo's outputs/.
-WRITING = ("run", "compare", "sweep", "inspect")
+WRITING = ("run", "compare", "sweep", "inspect", "speed")
 
 
 @pytest.fixture
