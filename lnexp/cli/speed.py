@@ -51,7 +51,9 @@ def speed_cmd(
                                           help="Write figures/speed.png.")] = True,
     json_: JsonOpt = False, quiet: QuietOpt = False, output_dir: OutOpt = None,
 ) -> None:
-    """Time each norm's forward and forward+backward, eager and torch.compile'd.
+    """Time each norm here, eager and compiled.
+
+    Forward and forward+backward, eager and torch.compile'd, for every registered norm.
 
     Median and IQR by torch.utils.benchmark, achieved GB/s against the bytes the pass must
     move, and which implementation ran (a fused ATen kernel or a chain of ops, read from the
