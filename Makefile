@@ -31,12 +31,13 @@ run: $(CORE)  ## run the tutorial's experiment (configs/default.yaml)
 
 test: $(DEV)  ## lint + the whole test suite
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=20
 
-bench: $(DEV)  ## benchmark against the tutorial script; lnexp inspect vs the bare MiniLM and SmolLM2 forward
+bench: $(DEV)  ## benchmark against the tutorial script; lnexp inspect vs the bare MiniLM and SmolLM2 forward; each norm's speed
 	$(BIN)/python benchmarks/bench.py
 	$(BIN)/python benchmarks/bench_inspect.py
 	$(BIN)/python benchmarks/bench_inspect.py --model smollm2 --n 200
+	$(BIN)/lnexp speed -o benchmarks/results
 
 docs: $(DEV)  ## regenerate every docs/*.png from its shipped config (scripts/make_docs.py; ~1 h on 2 cores)
 	$(BIN)/python scripts/make_docs.py

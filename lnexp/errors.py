@@ -54,3 +54,7 @@ class ClusterError(LnexpError):
 class ExportError(LnexpError):
     """An export cannot start: the tool is not installed, the folder is not lnexp's, or the
     tracking store is unreachable."""
+
+
+class SpeedError(LnexpError):
+    """Bad input to `lnexp speed`: a shape, dtype, device, layout or expectation (exit 2)."""

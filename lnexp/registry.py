@@ -302,7 +302,7 @@ COMPARATORS: dict[str, str] = {"le": "<=", "ge": ">=", "lt": "<", "gt": ">", "ap
 
 # What `lnexp runs --kind/--status` accept (run.json's `kind` and `status`). `killed` is
 # never written: it is how a `running` folder whose process is gone reads (lnexp.procs).
-RUN_KINDS = ("run", "compare", "sweep", "inspect")
+RUN_KINDS = ("run", "compare", "sweep", "inspect", "speed")
 RUN_STATUSES = ("completed", "failed", "interrupted", "partial", "running", "killed")
 # Where `lnexp sweep` runs its trials (--executor): worker processes here, or Dask.
 EXECUTORS: tuple[str, ...] = ("local", "dask")

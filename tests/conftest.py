@@ -17,13 +17,23 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Render every table at the width lnexp uses when piped (120), whoever runs the suite.
+
+    Plain text wraps at COLUMNS (lnexp.console). A serial `pytest` has no COLUMNS, but
+    pytest-xdist's workers (`make test` runs `-n 2`) get COLUMNS=80, so tests that read a
+    table broke under xdist as soon as a longer tmp path pushed a cell over 80. Tests of
+    narrow output pass their own COLUMNS to the command they invoke."""
+    os.environ["COLUMNS"] = "120"
+
+
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()
 
 
 # Commands that write run folders; without -o they would write into the repo's outputs/.
-WRITING = ("run", "compare", "sweep", "inspect")
+WRITING = ("run", "compare", "sweep", "inspect", "speed")
 
 
 @pytest.fixture

@@ -39,6 +39,7 @@ def test_deep_tanh_vanishing_without_a_norm_is_the_default_init_not_tanh():
     assert 0.5 < _layers("depth_scan.yaml", "model.init=xavier").first_over_last < 2
 
 
+@pytest.mark.slow  # among the slowest of `-m "not slow"` (issue 25); runs in make test
 @pytest.mark.parametrize("norm", ["bn", "ln"])
 def test_deep_tanh_with_a_norm_gradients_explode_with_depth(norm):
     """configs/depth_scan.yaml: "within 10x" holds at depth 20, not at 50 (Yang et al. 2019)."""
@@ -81,12 +82,14 @@ def _post_over_pre(depth: int, *sets: str) -> tuple[float, float, float]:
             lay["post_residual"].first_over_last, lay["pre_residual"].first_over_last)
 
 
+@pytest.mark.slow  # among the slowest of `-m "not slow"` (issue 25); runs in make test
 @pytest.mark.parametrize("block", ["linear", "ffn2"])
 def test_post_ln_last_layer_gradient_grows_relative_to_pre_ln_with_depth(block):
     ratios = [_post_over_pre(d, f"model.block={block}")[0] for d in (2, 8, 32)]
     assert ratios == sorted(ratios) and ratios[-1] > 2 * ratios[0], ratios
 
 
+@pytest.mark.slow  # among the slowest of `-m "not slow"` (issue 25); runs in make test
 def test_post_ln_profile_is_skewed_with_one_linear_and_flat_with_the_ffn_branch():
     """One Linear per block: Post-LN's first block gets >10x its last's gradient at depth 64
     (the opposite of Xiong et al.); with Linear-ReLU-Linear it is within 3x."""
@@ -98,6 +101,7 @@ def test_post_ln_profile_is_skewed_with_one_linear_and_flat_with_the_ffn_branch(
     assert 1 / 3 < post("model.block=ffn2") < 3
 
 
+@pytest.mark.slow  # among the slowest of `-m "not slow"` (issue 25); runs in make test
 def test_transformer_post_ln_last_layer_gradient_grows_relative_to_pre_ln_with_depth():
     sets = ("model.block=transformer", "data.layout=sequence", "data.tokens=8",
             "data.n_samples=16")
@@ -120,6 +124,7 @@ def _heldout_accuracy(*sets: str) -> float:
     return tr.training.evals[-1].acc_eval_mode
 
 
+@pytest.mark.slow  # among the slowest of `-m "not slow"` (issue 25); runs in make test
 def test_batch_size_2_collapses_bn_but_not_ln():
     bn2 = _heldout_accuracy()  # the config: bn, batch size 2
     bn32 = _heldout_accuracy("train.batch_size=32")
@@ -127,6 +132,7 @@ def test_batch_size_2_collapses_bn_but_not_ln():
     assert bn2 < 0.5 < 0.85 < min(bn32, ln2), (bn2, bn32, ln2)
 
 
+@pytest.mark.slow  # among the slowest of `-m "not slow"` (issue 25); runs in make test
 def test_batch_size_sweep_shows_bn_collapse_in_summary_csv(tmp_path):
     """`lnexp sweep configs/batch_size.yaml`, cut to 2 norms x 2 batch sizes x 1 seed."""
     import csv

@@ -233,6 +233,7 @@ def cases(pristine: dict[str, Path]) -> list[tuple[str, str, str, Callable[[Path
     return _selected(_cases(pristine))
 
 
+@pytest.mark.slow  # among the slowest of `-m "not slow"` (issue 25); runs in make test
 def test_every_mutation_of_every_file_ends_cleanly(pristine: dict[str, Path], cases: list,
                                                    tmp_path: Path) -> None:
     """No exit 70, no traceback, no hang, the listing survives (exit 0) and nothing outside

@@ -329,6 +329,7 @@ def test_document_is_strict_json_with_the_contract_keys() -> None:
     assert len(layer["pre"]["per_dim"]["absmax"]) == 4
 
 
+@pytest.mark.slow  # among the slowest of `-m "not slow"` (issue 25); runs in make test
 def test_many_inputs_in_bounded_memory() -> None:
     """5,000 inputs in 200 batches: results hold per-dim arrays only."""
 

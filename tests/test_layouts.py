@@ -199,6 +199,7 @@ def _blue_share(img: np.ndarray) -> float:
     return float((np.abs(img - np.array(to_rgb(SHARED))).max(axis=2) < 0.08).mean())
 
 
+@pytest.mark.slow  # among the slowest of `-m "not slow"` (issue 25); runs in make test
 @pytest.mark.parametrize("layout", ["image", "sequence"])
 def test_compare_figures_show_the_shared_sets(tmp_path, layout: str) -> None:
     from lnexp import compare

@@ -36,6 +36,7 @@ def test_two_runs_write_identical_history(invoke, tmp_path):
     assert len(t["grad_norm_mean"]) == len(t["layers"]) == 4  # 3 blocks + head
 
 
+@pytest.mark.slow  # among the slowest of `-m "not slow"` (issue 25); runs in make test
 def test_training_run_writes_its_figures_and_summary(invoke, tmp_path):
     result = invoke("run", str(CONFIGS / "batch_size.yaml"), "-o", str(tmp_path),
                     "--set", "output.figures=true", *[x for s in SMALL for x in ("--set", s)])

@@ -12,7 +12,7 @@ import importlib
 
 from lnexp.cli.base import app, guarded, main
 
-for _group in ("run", "check", "sweep", "inspect", "runs", "config", "report"):
+for _group in ("run", "check", "sweep", "inspect", "speed", "runs", "config", "report"):
     importlib.import_module(f"lnexp.cli.{_group}")
 
 from lnexp.cli.run import HOLD_ENV  # noqa: E402  (after the commands are registered)
