@@ -91,8 +91,10 @@ class DaskCluster:
 
         bin_dir = Path(sys.executable).parent
         self.address = f"tcp://127.0.0.1:{_free_port()}"
-        # No engine retries, as the README tells users to start theirs.
-        env = {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}
+        # No engine retries and no trial queued behind a worker, as docs/commands.md tells
+        # users to start theirs.
+        env = {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0",
+               "DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "1.0"}
         common = {"env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL,
                   "start_new_session": True}  # a Ctrl-C in the test run does not reach them
         self.procs = [subprocess.Popen(
