@@ -101,8 +101,10 @@ class DaskCluster:
 
         bin_dir = Path(sys.executable).parent
         self.address = f"tcp://127.0.0.1:{_free_port()}"
-        # No engine retries, as the README tells users to start theirs.
-        env = {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}
+        # No engine retries and no trial queued behind a worker, as docs/commands.md tells
+        # users to start theirs.
+        env = {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0",
+               "DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "1.0"}
         common = {"env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL,
                   "start_new_session": True}  # a Ctrl-C in the test run does not reach them
         self.procs = [subprocess.Popen(
@@ -195,8 +197,8 @@ def _folder(stdout: str) -> Path:
 @pytest.fixture(scope="session")
 def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Real folders written by the CLI, once per session, one of each kind: run (with figures
-    and a failing expectation), training run, deep compare, partial compare, and a sweep with
-    failed trials (the report and export tests read them)."""
+    and a failing expectation), training run, deep compare, partial compare, a sweep with
+    failed trials and an inspect folder (the report and export tests read them)."""
     out = tmp_path_factory.mktemp("report")
     o = ["-o", str(out), "-q"]
     got: dict[str, Path] = {}
@@ -222,4 +224,10 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                "-j", "1", *o)
     assert res.exit_code == 3, res.output  # bn on one sample in train mode fails
     got["sweep"] = next((out / "default-sweep").iterdir())
+    from tests.test_inspect_inputs import FACTORIES
+
+    (out / "nets.py").write_text(FACTORIES)
+    res = _cli("inspect", f"{out / 'nets.py'}:good", "--random", "6,4", "-b", "4", *o)
+    assert res.exit_code == 0, res.output
+    got["inspect"] = _folder(res.stdout)
     return got

@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,11 +42,21 @@ BROWSERS = ("chromium-headless-shell", "chromium", "chromium-browser", "google-c
 PROBE = """
 window.addEventListener("load", () => {
   const out = document.createElement("pre");
+  const top = (el) => el ? el.getBoundingClientRect().top + window.scrollY : null;
   out.id = "lnexp-probe";
   out.textContent = JSON.stringify({
     images: Array.from(document.images, (img) => ({alt: img.alt, complete: img.complete,
-      width: img.naturalWidth, height: img.naturalHeight})),
-    viewport: window.innerWidth, page: document.documentElement.scrollWidth});
+      width: img.naturalWidth, height: img.naturalHeight,
+      shown: img.getBoundingClientRect().width})),
+    viewport: window.innerWidth, page: document.documentElement.scrollWidth,
+    lead: top(document.querySelector(".lead")),
+    headline: top(document.querySelector(".headline")),
+    section: top(document.querySelector("section")),
+    details: Array.from(document.querySelectorAll("details"), (d) => ({open: d.open,
+      summary: d.querySelector("summary").textContent,
+      table: d.querySelector("table") ? d.querySelector("table").checkVisibility() : null})),
+    links: Array.from(document.querySelectorAll("a[href]"), (a) => a.getAttribute("href"))
+      .filter((h) => !h.startsWith("#"))});
   document.body.appendChild(out);
 });
 """.strip()
@@ -90,9 +101,10 @@ def proxy() -> Iterator[_Recorder]:
     server.server_close()
 
 
-def chromium(browser: str, proxy: _Recorder, url: Path, width: int, *args: str) -> str:
-    """Run headless Chromium on a file behind the recording proxy; returns stdout. Its whole
-    process group is killed if it hangs."""
+def chromium(browser: str, proxy: _Recorder, url: Path, width: int, *args: str,
+             fragment: str = "") -> str:
+    """Run headless Chromium on a file (at `#fragment` if given) behind the recording proxy;
+    returns stdout. Its whole process group is killed if it hangs."""
     port = proxy.server_address[1]
     cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
            "--no-first-run", "--disable-background-networking", "--disable-extensions",
@@ -100,7 +112,8 @@ def chromium(browser: str, proxy: _Recorder, url: Path, width: int, *args: str) 
            f"--proxy-server=http://127.0.0.1:{port}", "--proxy-bypass-list=<-loopback>",
            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
            f"--window-size={width},2000",
-           f"--user-data-dir={url.parent / 'profile'}", *args, url.as_uri()]
+           f"--user-data-dir={url.parent / 'profile'}", *args,
+           url.as_uri() + (f"#{fragment}" if fragment else "")]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
@@ -146,7 +159,18 @@ def test_control_page_requests_are_seen(proxy: _Recorder, tmp_path: Path) -> Non
     assert "CONNECT lnexp-report-test.invalid:443" in seen, proxy.requests
 
 
-@pytest.mark.parametrize("kind", ["run", "compare", "sweep"])
+def run_probe(browser: str, proxy: _Recorder, page: Path, width: int,
+              fragment: str = "") -> dict[str, Any]:
+    """The probe's JSON for a page carrying it (with_probe), after the load event."""
+    dom = chromium(browser, proxy, page, width, "--dump-dom", "--virtual-time-budget=5000",
+                   fragment=fragment)
+    found = re.search(r'<pre id="lnexp-probe">(.*?)</pre>', dom, re.S)
+    assert found, "the probe did not run"
+    return json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&")
+                      .replace("&lt;", "<").replace("&gt;", ">"))
+
+
+@pytest.mark.parametrize("kind", ["run", "compare", "sweep", "inspect"])
 def test_report_renders_offline_and_every_image_decodes(
         kind: str, folders: dict[str, Path], proxy: _Recorder,
         tmp_path: Path) -> None:
@@ -172,11 +196,7 @@ def test_report_renders_offline_and_every_image_decodes(
     probed = tmp_path / "page" / "probed.html"
     probed.write_text(with_probe(html), encoding="utf-8")
     for width in (390, 1280):
-        dom = chromium(browser, proxy, probed, width, "--dump-dom",
-                       "--virtual-time-budget=5000")
-        found = re.search(r'<pre id="lnexp-probe">(.*?)</pre>', dom, re.S)
-        assert found, "the probe did not run"
-        probe = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+        probe = run_probe(browser, proxy, probed, width)
         expected = [png_size(f.path.read_bytes()) for f in report.read_folder(folder).figures()]
         assert all(i["complete"] for i in probe["images"]), probe
         assert [(i["width"], i["height"]) for i in probe["images"]] == expected, probe
@@ -185,3 +205,51 @@ def test_report_renders_offline_and_every_image_decodes(
     assert proxy.requests == []
     print(f"{kind}: {len(html) / 1024:.0f} KiB, screenshot 390 px {shots[390]:.2f} s, "
           f"1280 px {shots[1280]:.2f} s")
+
+
+@pytest.mark.parametrize("kind", ["run", "compare", "sweep", "inspect"])
+def test_report_reads_as_a_story_in_the_browser(kind: str, folders: dict[str, Path],
+                                                 proxy: _Recorder, tmp_path: Path) -> None:
+    """Issue 24, in Chromium at 390 and 1280 px: the narrative (the config's claim, then the
+    verdict) comes before any section; the links to the child pages (compare, sweep) resolve
+    to pages of those folders; completed trials are folded, failed ones open; each figure,
+    opened through its own anchor, shows at its natural size in a box that scrolls, while
+    the page keeps the window's width."""
+    browser = _browser()
+    folder = tmp_path / kind
+    shutil.copytree(folders[kind], folder)
+    from lnexp.cli.report import write_pages
+
+    page = write_pages(report.read_folder(folder), folder / "report.html")
+    probed = folder / "probed.html"
+    probed.write_text(with_probe(page.read_text(encoding="utf-8")), encoding="utf-8")
+    figures = report.read_folder(folder).figures()
+    for width in (390, 1280):
+        shot = tmp_path / f"story-{kind}-{width}.png"
+        chromium(browser, proxy, page, width, f"--screenshot={shot}")
+        probe = run_probe(browser, proxy, probed, width)
+        assert probe["lead"] < probe["headline"] < probe["section"], probe
+        assert probe["page"] <= probe["viewport"], probe
+        for img in probe["images"]:  # fitted to the width
+            assert img["shown"] <= min(img["width"], probe["viewport"]), img
+        links = probe["links"]
+        assert len(links) == {"compare": 3, "sweep": 8}.get(kind, 0), links
+        for link in links:
+            child = (folder / link).resolve()
+            assert child.is_file() and child.parent.parent == folder.resolve(), link
+        details = {d["summary"].split(" (")[0]: d for d in probe["details"]}
+        if kind == "sweep":
+            assert details["2 failed"]["open"] and details["2 failed"]["table"]
+            assert not details["6 completed"]["open"]
+            assert details["6 completed"]["table"] is False  # folded: not shown
+        if figures:
+            anchor = "fig-" + figures[0].path.stem
+            full = run_probe(browser, proxy, probed, width, fragment=anchor)
+            first = full["images"][0]
+            assert first["shown"] == first["width"], first  # full size
+            assert full["page"] <= full["viewport"], full  # its box scrolls, not the page
+    if links:  # a child page itself renders in the browser, offline
+        shot = tmp_path / f"child-{kind}.png"
+        chromium(browser, proxy, (folder / links[0]).resolve(), 390, f"--screenshot={shot}")
+        assert screenshot_stats(shot)[0] > 0.05
+    assert proxy.requests == []

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -144,7 +145,10 @@ def test_worker_killed_mid_sweep_fails_its_trial_and_resume_completes_it(
     doc = SweepFolder.load(sweep_dir).doc
     failed = [t for t in doc["trials"] if t["status"] == "failed"]
     assert len(failed) == 1 and doc["counts"]["completed"] == 3, doc["trials"]
-    assert "KilledWorker" in failed[0]["error"] and failed[0]["attempts"] == 1
+    # Dask fails it (KilledWorker) or runs it again, which finds its folder and refuses
+    assert ("KilledWorker" in failed[0]["error"] or "an earlier attempt of this trial was "
+            "lost with its worker" in failed[0]["error"]), failed[0]
+    assert failed[0]["attempts"] == 1
 
     res = _invoke("sweep", "--resume", str(sweep_dir), "--scheduler", dask_cluster.address)
     assert res.exit_code == 0, res.output
@@ -155,3 +159,171 @@ def test_worker_killed_mid_sweep_fails_its_trial_and_resume_completes_it(
 
     with Client(dask_cluster.address, timeout=30) as client:  # the nanny restarted it
         client.wait_for_workers(2, timeout=60)
+
+
+# --------------------------------------------------------------------------- issue 24
+
+class _Lines:
+    """A subprocess's stderr read line by line on a thread (to react while it runs)."""
+
+    def __init__(self, proc: subprocess.Popen[str]):
+        import threading
+
+        self.lines: list[str] = []
+        self.thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        self.thread.start()
+
+    def _read(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            self.lines.append(line)
+
+    def wait_for(self, text: str, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = next((line for line in self.lines if text in line), None)
+            if found:
+                return found
+            time.sleep(0.05)
+        pytest.fail(f"{text!r} not printed in {timeout} s: {''.join(self.lines)[-2000:]}")
+
+
+def _stop(procs: list[subprocess.Popen[Any]]) -> None:
+    """Stop processes this test started, children included, by pid."""
+    from tests.conftest import DaskCluster
+
+    holder = DaskCluster.__new__(DaskCluster)
+    holder.procs = procs
+    holder.stop()
+
+
+@pytest.mark.slow  # a real `dask scheduler --scheduler-file`; workers join after the start
+def test_scheduler_file_and_workers_that_join_after_the_sweep_began(cfg: Path,
+                                                                    tmp_path: Path) -> None:
+    pytest.importorskip("distributed")
+    from tests.conftest import _free_port
+
+    bin_dir = Path(sys.executable).parent
+    file = tmp_path / "scheduler.json"
+    env = {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0",
+           "DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "1.0",
+           workers.HOLD_ENV: "2"}  # each trial holds 2 s: the second worker finds some left
+    quiet = {"env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL,
+             "start_new_session": True}
+    procs: list[subprocess.Popen[Any]] = [subprocess.Popen(
+        [str(bin_dir / "dask"), "scheduler", "--scheduler-file", str(file), "--host",
+         "127.0.0.1", "--port", str(_free_port()), "--no-dashboard"], **quiet)]
+    try:
+        out = tmp_path / "out"
+        sweep = subprocess.Popen(
+            [str(LNEXP), "sweep", str(cfg), "--grid", "model.norm=ln", "--seeds", "6",
+             "--scheduler-file", str(file), "--wait-timeout", "120", "-o", str(out),
+             "--no-figure", "-q"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, start_new_session=True)
+        procs.append(sweep)
+        err = _Lines(sweep)
+        err.wait_for("waiting for 1 Dask worker(s)", 120)  # the sweep began: no worker yet
+
+        def worker() -> subprocess.Popen[Any]:
+            return subprocess.Popen([str(bin_dir / "dask"), "worker", "--scheduler-file",
+                                     str(file), "--nthreads", "1", "--host", "127.0.0.1",
+                                     "--no-dashboard"], **quiet)
+
+        procs.append(worker())
+        deadline = time.monotonic() + 120
+        while not list(out.glob("tiny-sweep/*/t*/run.json")):  # the first worker started one
+            assert time.monotonic() < deadline and sweep.poll() is None, err.lines
+            time.sleep(0.1)
+        procs.append(worker())  # a worker that joins mid-sweep takes trials too
+        sweep.wait(timeout=300)
+        stdout = sweep.stdout.read() if sweep.stdout else ""
+        err.thread.join(5)
+    finally:
+        _stop(procs)
+    assert sweep.returncode == 0, "".join(err.lines)
+    doc = SweepFolder.load(Path(stdout.strip())).doc
+    assert doc["counts"]["completed"] == 6
+    assert len({t["worker_pid"] for t in doc["trials"]}) == 2, doc["trials"]
+    assert doc["sessions"][0]["executor"]["scheduler"] == f"scheduler file {file}"
+
+
+@pytest.mark.slow  # starts a LocalCluster with its dashboard
+def test_local_cluster_dashboard_link_answers_and_shows_every_trial(cfg: Path,
+                                                                    tmp_path: Path) -> None:
+    """The printed dashboard link answers over loopback, and the scheduler the dashboard
+    reads holds every trial at once (the progress panel's total), not one per slot."""
+    pytest.importorskip("bokeh")
+    import urllib.request
+
+    env = {**os.environ, workers.HOLD_ENV: "2"}
+    sweep = subprocess.Popen(
+        [str(LNEXP), "sweep", str(cfg), "--grid", "model.norm=ln", "--seeds", "6",
+         "--executor", "dask", "-j", "2", "-o", str(tmp_path / "out"), "--no-figure", "-q"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    err = _Lines(sweep)
+    try:
+        link = err.wait_for("Dask dashboard: ", 120).split("Dask dashboard: ", 1)[1].strip()
+        assert link.startswith("http://127.0.0.1:") and link.endswith("/status"), link
+        with urllib.request.urlopen(link, timeout=30) as page:
+            assert page.status == 200 and b"Dask" in page.read()
+        counts = link.rsplit("/", 1)[0] + "/json/counts.json"
+        most = 0
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and sweep.poll() is None and most < 6:
+            with urllib.request.urlopen(counts, timeout=10) as r:
+                most = max(most, json.loads(r.read())["tasks"])
+            time.sleep(0.1)
+        sweep.wait(timeout=300)
+        err.thread.join(5)
+    finally:
+        _stop([sweep])
+    assert sweep.returncode == 0, "".join(err.lines)
+    assert most == 6  # all six trials on the scheduler at once (it was 2, one per slot)
+
+
+@pytest.mark.slow  # starts dask-jobqueue's scheduler (no Slurm needed)
+def test_the_jobqueue_recipe_in_the_docs_builds_its_cluster_and_job_script(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cfg: Path) -> None:
+    """docs/integrations.md's jobqueue.yaml and cluster.py, run up to its Slurm-only part:
+    the SLURMCluster is built from the YAML, its job script asks for one single-threaded
+    worker per job, and the scheduler file it writes is one lnexp accepts."""
+    pytest.importorskip("dask_jobqueue")
+    import contextlib
+    import io
+    import re
+
+    import dask
+
+    text = (Path(__file__).parent.parent / "docs" / "integrations.md").read_text()
+    section = text.split("## Dask on Slurm (dask-jobqueue)", 1)[1]
+    yaml_text = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+    script = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    script = script.split("# --- on Slurm only, below", 1)[0]
+    config_dir = tmp_path / "dask-config"
+    config_dir.mkdir()
+    (config_dir / "jobqueue.yaml").write_text(yaml_text)
+    monkeypatch.chdir(tmp_path)
+    # as ~/.config/dask/jobqueue.yaml would be read (DASK_CONFIG is read at import)
+    dask.config.refresh(paths=[*dask.config.paths, str(config_dir)])
+    assert dask.config.get("distributed.scheduler.allowed-failures") == 0
+    # loopback only here (the recipe listens on every interface for the compute nodes)
+    namespace: dict[str, Any] = {}
+    out = io.StringIO()
+    with dask.config.set({"jobqueue.slurm.scheduler-options": {
+            "host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"}}), \
+            contextlib.redirect_stdout(out):
+        exec(compile(script, "integrations.md:cluster.py", "exec"), namespace)
+    cluster = namespace["cluster"]
+    try:
+        job = out.getvalue()
+        assert "#SBATCH -J lnexp-worker" in job and "#SBATCH -p normal" in job, job
+        assert "--nthreads 1" in job and "source /shared/venvs/lnexp/bin/activate" in job
+        assert "--nworkers" not in job and "#SBATCH -n 1" in job  # one worker per job
+        res = _invoke("sweep", str(cfg), "--grid", "seed=0:2", "--scheduler-file",
+                      str(tmp_path / "scheduler.json"), "--dry-run")
+        assert res.exit_code == 0, res.output
+        assert "scheduler file" in res.stdout
+    finally:
+        cluster.close()
+        dask.config.refresh()

@@ -64,12 +64,13 @@ def compare(cfg: Config, selected: list[str] | None, source: str, argv: list[str
 def plan_sweep(config: Path | None, grid: list[str], sets: list[str], seeds: int | None,
                metrics: list[str], resume: Path | None, output_dir: Path | None,
                jobs: int | None, x: str | None, executor: str | None = None,
-               scheduler: str | None = None, collect: bool = False) -> SweepPlan:
-    """Everything a sweep checks before it runs (lnexp.sweep.runner.plan_sweep)."""
+               scheduler: str | None = None, collect: bool = False, **dask: Any) -> SweepPlan:
+    """Everything a sweep checks before it runs (lnexp.sweep.runner.plan_sweep); `dask`:
+    scheduler_file, wait_workers, wait_timeout (lnexp.sweep.executors.choose)."""
     from lnexp.sweep import executors, runner
 
     return runner.plan_sweep(config, grid, sets, seeds, metrics, resume, output_dir, jobs, x,
-                             executors.choose(executor, scheduler, collect))
+                             executors.choose(executor, scheduler, collect, **dask))
 
 
 def sweep(plan: SweepPlan, argv: list[str], fail_fast: bool = False, figure: bool = True,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -24,20 +24,23 @@ from lnexp.cli.options import (
 @guarded
 def report_cmd(folder: Annotated[Path, typer.Argument(
                metavar="FOLDER", show_default=False,
-               help="A run, compare or sweep folder, e.g. outputs/default/<timestamp>-<id>.")],
+               help="A run, compare, sweep or inspect folder, e.g. "
+                    "outputs/default/<timestamp>-<id>.")],
                output: Annotated[Path | None, typer.Option(
                    "--output", "-o", metavar="FILE",
                    help="Where to write the page (default: FOLDER/report.html).")] = None,
                markdown: Annotated[bool, typer.Option(
                    "--markdown", help="Print the tables as Markdown to stdout instead (for a "
                                       "CI job summary; no images).")] = False) -> None:
-    """Write one HTML page for a run, compare or sweep folder, e.g. `lnexp report
-    outputs/default/<timestamp>-<id>`: verdict, tables, expectations, figures (embedded), the
-    resolved config and the environment.
+    """Write one HTML page for a run, compare, sweep or inspect folder, e.g. `lnexp report
+    outputs/default/<timestamp>-<id>`: what the config says it shows, the verdict, tables,
+    expectations, figures (embedded, each opens full size), the resolved config and the
+    environment. For a compare or sweep it also writes each norm's or trial's page
+    (CHILD/report.html) and links to it.
 
-    The page is self-contained (inline CSS and images, no JavaScript, no network), so a CI
-    system can keep it as an artifact. Prints the path it wrote. Exit 2 when FOLDER is not an
-    lnexp folder.
+    Each page is self-contained (inline CSS and images, no JavaScript, no network), so a CI
+    system can keep the folder as an artifact. Prints the path it wrote. Exit 2 when FOLDER
+    is not an lnexp folder.
     """
     from lnexp import report
 
@@ -53,8 +56,18 @@ def report_cmd(folder: Annotated[Path, typer.Argument(
         raise OutputError(f"{target}: a file lnexp wrote into a result folder; refusing to "
                           f"overwrite it with the report (give -o another file, e.g. "
                           f"{target.parent / 'report.html'})")
-    _write(target, report.to_html(doc))
-    typer.echo(str(target))
+    typer.echo(str(write_pages(doc, target)))
+
+
+def write_pages(doc: Any, target: Path) -> Path:
+    """Write the page to `target` and, first, each child folder's page (CHILD/report.html)
+    that it links to; returns `target`."""
+    from lnexp import report
+
+    for child in doc.children():  # the drill-down pages the parent links to
+        _write(child / "report.html", report.to_html(report.read_folder(child)))
+    _write(target, report.to_html(doc, page=target))
+    return target
 
 
 

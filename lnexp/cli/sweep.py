@@ -49,7 +49,19 @@ ExecutorOpt = Annotated[ExecutorKind | None, typer.Option(
          "Needs pip install 'lnexp[dask]'.")]
 SchedulerOpt = Annotated[str | None, typer.Option(
     "--scheduler", metavar="tcp://HOST:PORT",
-    help="Run the trials on this existing Dask cluster (implies --executor dask).")]
+    help="Run the trials on this existing Dask cluster (implies --executor dask; with "
+         "--executor dask alone: LNEXP_DASK_SCHEDULER, else Dask's DASK_SCHEDULER_ADDRESS).")]
+SchedulerFileOpt = Annotated[str | None, typer.Option(
+    "--scheduler-file", metavar="PATH",
+    help="The existing Dask cluster whose scheduler wrote this file (dask scheduler "
+         "--scheduler-file PATH); waits for the file like Dask does. Implies --executor dask.")]
+WaitWorkersOpt = Annotated[int, typer.Option(
+    "--wait-workers", min=1, metavar="N",
+    help="On an existing cluster, wait until N workers have joined before the first trial "
+         "(workers that join later are used too).")]
+WaitTimeoutOpt = Annotated[float, typer.Option(
+    "--wait-timeout", min=0.001, metavar="SECONDS",
+    help="How long to wait for --wait-workers (and for --scheduler-file) before exit 2.")]
 CollectOpt = Annotated[bool, typer.Option(
     "--collect", help="Dask workers send each trial folder back and this process writes it "
                       "(workers without the shared filesystem).")]
@@ -77,9 +89,11 @@ SweepQuietOpt = Annotated[bool, typer.Option(
 def sweep_cmd(config: SweepConfigArg = None, overrides: OverridesArg = None,
               grid: GridOpt = None, set_: SetOpt = None, seeds: SeedsOpt = None,
               jobs: JobsOpt = None, executor: ExecutorOpt = None,
-              scheduler: SchedulerOpt = None, collect: CollectOpt = False,
-              dry_run: DryRunOpt = False, fail_fast: FailFastOpt = False,
-              resume: ResumeOpt = None, metric: MetricOpt = None, x: XOpt = None,
+              scheduler: SchedulerOpt = None, scheduler_file: SchedulerFileOpt = None,
+              wait_workers: WaitWorkersOpt = 1, wait_timeout: WaitTimeoutOpt = 300.0,
+              collect: CollectOpt = False, dry_run: DryRunOpt = False,
+              fail_fast: FailFastOpt = False, resume: ResumeOpt = None,
+              metric: MetricOpt = None, x: XOpt = None,
               figure: FigureOpt = True, json_: JsonOpt = False, quiet: SweepQuietOpt = False,
               output_dir: OutOpt = None) -> None:
     """Run a grid of trials in parallel worker processes and aggregate them over seeds, e.g.
@@ -100,7 +114,9 @@ def sweep_cmd(config: SweepConfigArg = None, overrides: OverridesArg = None,
         plan = compute.plan_sweep(None if config is None else presets.resolve(config),
                                   list(grid or []), _overrides(set_, overrides), seeds,
                                   list(metric or []), resume, output_dir, jobs, x,
-                                  executor and executor.value, scheduler, collect)
+                                  executor and executor.value, scheduler, collect,
+                                  scheduler_file=scheduler_file, wait_workers=wait_workers,
+                                  wait_timeout=wait_timeout)
     except ConfigError as exc:
         raise ConfigError(hints.annotate(exc.problems, list(set_ or []),
                                          list(overrides or []))) from None
@@ -162,7 +178,9 @@ def _render_sweep_plan(plan: SweepPlan, json_: bool) -> None:
                                                       f"(dry run, nothing ran)"))
     where = (plan.root if plan.resume is not None
              else f"{plan.root}/{plan.name}-sweep/<timestamp>-<id>/")
-    on = (f"{min(plan.jobs, len(trials))} worker process(es)" if plan.executor.kind == "local"
-          else f"Dask ({plan.executor.scheduler or f'a LocalCluster of {plan.jobs} workers'})")
+    ex = plan.executor
+    on = (f"{min(plan.jobs, len(trials))} worker process(es)" if ex.kind == "local"
+          else f"Dask ({ex.describe()['scheduler']})" if ex.existing
+          else f"Dask (a LocalCluster of {plan.jobs} workers)")
     console.print(f"{len(trials)} trials are valid; would run on {on} into {where}")
 

@@ -1,9 +1,13 @@
 """Export run, compare and sweep folders to MLflow (`pip install 'lnexp[mlflow]'`).
 
-Each run folder becomes one MLflow run: the flattened config as params, the numbers of
-metrics.json as metrics (per-block lists as step metrics, step = block), history.csv as step
-metrics, and metrics.json, config.yaml and the figures as artifacts. A compare or sweep folder
-becomes a parent run with one nested child per norm or trial.
+Each run folder becomes one MLflow run: the flattened config as params, lnexp's headline
+metrics under their lnexp names (lnexp.export.describe; the full detail, per-block lists
+included, is the metrics.json artifact), history.csv as step metrics (step = training step),
+MLflow's system tags (user, source, git commit, the verdict as the description), and
+metrics.json, config.yaml, stats.csv, env.json, history.csv, report.html and the figures as
+artifacts. A compare or sweep folder becomes a parent run (its params without the base values
+it ignores or sweeps) with one nested child per norm or trial, named by what differs
+(`rms n=256 seed=2`) and, for a trial, lasting the seconds sweep.json measured.
 
 Re-export is idempotent: every run carries the tag `lnexp.run_id` (the folder's path from its
 name folder, e.g. `default/20261125-223533-5752c5` or `default-sweep/<id>/t007-bn_8_1`) and
@@ -24,16 +28,17 @@ import csv
 import io
 import json
 import logging
-import math
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from lnexp.errors import ExportError
+from lnexp.export import describe
+from lnexp.export.describe import flatten, params_of
 from lnexp.export.store import check_store, export_lock
 
 DEFAULT_EXPERIMENT = "lnexp"
@@ -43,16 +48,15 @@ STATUS_TAG = "lnexp.status"
 DONE_TAG = "lnexp.exported"  # set last: a run without it was cut off mid-export
 PARENT_TAG = "mlflow.parentRunId"
 # Per-call limits of MLflow's log_batch.
-MAX_METRICS, MAX_PARAMS, MAX_PARAM_LENGTH = 1000, 100, 6000
-# metrics.json keys that are not measurements.
-NOT_METRICS = ("schema_version", "lnexp_version", "config", "labels", "norm", "explanation",
-               "expectations")
+MAX_METRICS, MAX_PARAMS = 1000, 100
+MAX_PARAM_LENGTH = describe.MAX_PARAM_LENGTH
 MLFLOW_STATUS = {"completed": "FINISHED", "partial": "FINISHED", "failed": "FAILED",
                  "interrupted": "KILLED", "running": "RUNNING"}
-RUN_ARTIFACTS = ("metrics.json", "config.yaml")
-PARENT_ARTIFACTS = {"compare": ("comparison.json", "comparison.png", "layers.png",
-                                "config.yaml"),
+RUN_ARTIFACTS = ("metrics.json", "config.yaml", "stats.csv", "env.json", "history.csv")
+PARENT_ARTIFACTS = {"compare": ("comparison.json", "comparison.csv", "comparison.png",
+                                "norm_axes.png", "layers.png", "config.yaml", "env.json"),
                     "sweep": ("sweep.json", "summary.csv", "summary.png")}
+REPORT = "report.html"  # written fresh from the folder at export (MLflow shows HTML artifacts)
 
 
 @dataclass
@@ -104,45 +108,6 @@ def lnexp_id(folder: Path) -> str:
         parent = parent.parent
     parts.append(parent.name)
     return "/".join(reversed(parts))
-
-
-def flatten(doc: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """Dotted keys and leaf values of nested mappings (lists are leaves)."""
-    if isinstance(doc, Mapping):
-        for key, value in doc.items():
-            yield from flatten(value, f"{prefix}{key}.")
-    else:
-        yield prefix[:-1], doc
-
-
-def params_of(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """The config as MLflow params: dotted keys, values as YAML would write them."""
-    out = {}
-    for key, value in flatten(config, prefix):
-        if isinstance(value, Mapping) and not value:
-            continue  # an empty section such as expect: {}
-        text = (json.dumps(value) if not isinstance(value, str) else value)
-        out[key] = text[:MAX_PARAM_LENGTH]
-    return out
-
-
-def metrics_of(doc: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, list[float]]]:
-    """(scalar metrics, per-block series) from a metrics.json document: every number
-    (booleans as 0/1) outside config and labels; lists of numbers under `layers.` become
-    series whose step is the block index."""
-    scalars: dict[str, float] = {}
-    series: dict[str, list[float]] = {}
-    for key, value in flatten({k: v for k, v in doc.items() if k not in NOT_METRICS}):
-        if isinstance(value, bool | int | float):
-            scalars[key] = float(value)
-        elif (isinstance(value, list) and key.startswith("layers.")
-              and all(isinstance(v, int | float) or v is None for v in value)):
-            series[key] = [math.nan if v is None else float(v) for v in value]
-    results = doc.get("expectations") or []
-    if results:
-        scalars["expectations.passed"] = float(sum(bool(r.get("passed")) for r in results))
-        scalars["expectations.failed"] = float(sum(not r.get("passed") for r in results))
-    return scalars, series
 
 
 def history_of(path: Path) -> dict[str, list[tuple[int, float]]]:
@@ -265,24 +230,47 @@ class _Exporter:
         for png in sorted(figures.glob("*.png")) if figures else []:
             if not png.is_symlink():
                 self.client.log_artifact(run_id, str(png), "figures")
+        self._report(run_id, folder)
+
+    def _report(self, run_id: str, folder: Path) -> None:
+        """The folder's `lnexp report` page, made now (the folder is not written to)."""
+        import tempfile
+
+        from lnexp import report
+
+        page = report.to_html(report.read_folder(folder))
+        with tempfile.TemporaryDirectory(prefix="lnexp-export-") as tmp:
+            (Path(tmp) / REPORT).write_text(page, encoding="utf-8")
+            self.client.log_artifact(run_id, str(Path(tmp) / REPORT))
 
     def _start(self, folder: Path, kind: str, info: dict[str, Any], name: str,
                parent: str | None, extra_tags: dict[str, str]) -> str:
+        env = _read_json(folder / "env.json") or _first_env(folder, kind)
         tags = {ID_TAG: lnexp_id(folder), STATUS_TAG: str(info.get("status")),
-                "lnexp.kind": kind, "lnexp.folder": str(folder.resolve()), **extra_tags}
+                "lnexp.kind": kind, "lnexp.folder": str(folder.resolve()),
+                **describe.system_tags(folder, info, env), **extra_tags}
         if parent:
             tags[PARENT_TAG] = parent
         run = self.client.create_run(self.experiment_id, run_name=name, tags=tags,
                                      start_time=_millis(info.get("started")))
         return str(run.info.run_id)
 
-    def _finish(self, run_id: str, info: dict[str, Any]) -> None:
+    def _finish(self, run_id: str, info: dict[str, Any], seconds: Any = None) -> None:
+        """Done: the status, and the end time (`seconds` after the start when sweep.json
+        measured them, else run.json's 1-second timestamp)."""
         self.client.set_tag(run_id, DONE_TAG, "true")
+        end = _millis(info.get("finished"))
+        start = _millis(info.get("started"))
+        if isinstance(seconds, int | float) and not isinstance(seconds, bool) and start:
+            end = start + round(seconds * 1000)
         self.client.set_terminated(run_id, MLFLOW_STATUS.get(str(info.get("status")), "FAILED"),
-                                   end_time=_millis(info.get("finished")))
+                                   end_time=end)
 
-    def run(self, folder: Path, parent: str | None = None) -> Exported:
-        """One run folder (a plain run, a norm of a compare or a trial of a sweep)."""
+    def run(self, folder: Path, parent: str | None = None, name: str | None = None,
+            seconds: Any = None, extra: tuple[str, ...] = ()) -> Exported:
+        """One run folder (a plain run, a norm of a compare or a trial of a sweep): `name`
+        says what differs from its siblings, `seconds` is its measured duration, `extra` the
+        metrics its sweep summarises."""
         info = _read_json(folder / "run.json")
         ident = lnexp_id(folder)
         old, action = self._existing(ident, str(info.get("status")))
@@ -299,15 +287,13 @@ class _Exporter:
             failed = sum(not r.get("passed") for r in results)
             tags["lnexp.expectations"] = (f"{failed} of {len(results)} failed" if failed
                                           else f"all {len(results)} passed")
-        name = f"{config.get('name', folder.parent.name)}/{folder.name}"
+        name = name or describe.run_name(config, folder)
         run_id = self._start(folder, "run", info, name, parent, tags)
-        scalars, series = metrics_of(doc)
-        steps = {k: list(enumerate(v)) for k, v in series.items()}
-        steps.update(history_of(folder / "history.csv"))
+        steps = history_of(folder / "history.csv")
         stamp = _millis(info.get("finished")) or int(time.time() * 1000)
-        self._log(run_id, params_of(config), scalars, steps, stamp)
+        self._log(run_id, params_of(config), describe.headline_metrics(doc, extra), steps, stamp)
         self._artifacts(run_id, folder, RUN_ARTIFACTS)
-        self._finish(run_id, info)
+        self._finish(run_id, info, seconds)
         return Exported(folder, "run", ident, run_id, action)
 
     def parent(self, folder: Path, kind: str) -> Exported:
@@ -316,52 +302,84 @@ class _Exporter:
         ident = lnexp_id(folder)
         old, action = self._existing(ident, str(info.get("status")))
         run_id = old.info.run_id if old is not None else self._parent_run(folder, kind, info)
-        children = [self.run(child, parent=run_id) for child in _children(folder, kind)]
+        children = [self.run(child, parent=run_id, **about)
+                    for child, about in _children_about(folder, kind)]
         if old is None:
             self._finish(run_id, info)
         return Exported(folder, kind, ident, run_id, action, children)
 
     def _parent_run(self, folder: Path, kind: str, info: dict[str, Any]) -> str:
+        """The parent's params are what its children share: a compare's base config without
+        model.norm (compare sets it per norm), a sweep's without the keys its grid sweeps
+        (those are `sweep.grid.KEY`); its metrics are the counts."""
         stamp = _millis(info.get("finished")) or int(time.time() * 1000)
         if kind == "compare":
             doc = _read_json(folder / "comparison.json")
             config = doc.get("config") or {}
-            params = params_of(config)
-            params["compare.norms"] = ",".join(doc.get("norm_order") or [])
-            scalars = {f"{n['name']}.{k}": float(v) for n in doc.get("norms") or []
-                       if n.get("status") == "completed"
-                       for k, v in flatten({a: n.get(a) for a in ("per_feature", "per_sample",
-                                                                   "global")})
-                       if isinstance(v, int | float) and not isinstance(v, bool)}
-            name = f"{config.get('name', '')}-compare/{folder.name}"
+            params = params_of(describe.without(config, ["model.norm"]))
+            norms = [str(n) for n in doc.get("norm_order") or []]
+            params["compare.norms"] = ",".join(norms)
+            entries = [n for n in doc.get("norms") or [] if isinstance(n, dict)]
+            scalars = {"counts.total": float(len(entries)),
+                       "counts.completed": float(sum(n.get("status") == "completed"
+                                                     for n in entries))}
+            name = f"{config.get('name', '')} compare: {', '.join(norms)}"
         else:
             doc = _read_json(folder / "sweep.json")
             definition = doc.get("definition") or {}
             config = definition.get("base") or {}
-            params = params_of(config)
+            swept = [str(k) for k in doc.get("keys") or []]
+            params = params_of(describe.without(config, swept))
             for axis in definition.get("grid") or []:
                 for key, values in flatten(axis.get("zip", axis)):
                     params[f"sweep.grid.{key}"] = json.dumps(values)[:MAX_PARAM_LENGTH]
+            params["sweep.metrics"] = ",".join(map(str, doc.get("metrics") or []))
             scalars = {f"counts.{k}": float(v) for k, v in (doc.get("counts") or {}).items()}
-            name = f"{config.get('name', '')}-sweep/{folder.name}"
+            total = (doc.get("counts") or {}).get("total", len(doc.get("trials") or []))
+            name = f"{config.get('name', '')} sweep: {' × '.join(swept)} ({total} trials)"
         run_id = self._start(folder, kind, info, name, None, {})
         self._log(run_id, params, scalars, {}, stamp)
         self._artifacts(run_id, folder, PARENT_ARTIFACTS[kind])
         return run_id
 
 
-def _children(folder: Path, kind: str) -> list[Path]:
-    """A compare's norm folders (in its order) or a sweep's trial folders (by index)."""
-    if kind == "compare":
-        doc = _read_json(folder / "comparison.json")
-        names = [n.get("run_dir") for n in doc.get("norms") or [] if n.get("run_dir")]
-    else:
-        doc = _read_json(folder / "sweep.json")
-        names = [t.get("run_dir") for t in doc.get("trials") or [] if t.get("run_dir")]
+def _first_env(folder: Path, kind: str) -> dict[str, Any]:
+    """A sweep has no env.json of its own: its first trial's."""
+    if kind != "sweep":
+        return {}
+    for child, _ in _children_about(folder, kind):
+        env = _read_json(child / "env.json")
+        if env:
+            return env
+    return {}
+
+
+def _children_about(folder: Path, kind: str) -> list[tuple[Path, dict[str, Any]]]:
+    """Each child folder with what its MLflow run needs from the parent's document: its name
+    (the norm, or the trial's grid values), its measured seconds, the sweep's metrics."""
     from lnexp.store.reading import child_folder
 
-    found = [child_folder(folder, n) for n in names]
-    return [c for c in found if c is not None and (c / "run.json").is_file()]
+    if kind == "compare":
+        doc = _read_json(folder / "comparison.json")
+        entries = [(n.get("run_dir"), {"name": str(n.get("name") or n.get("run_dir"))})
+                   for n in doc.get("norms") or [] if isinstance(n, dict)]
+    else:
+        doc = _read_json(folder / "sweep.json")
+        extra = tuple(str(m) for m in doc.get("metrics") or [])
+        entries = [(t.get("run_dir"), {"name": describe.trial_name(t.get("params") or {}),
+                                        "seconds": t.get("seconds"), "extra": extra})
+                   for t in doc.get("trials") or [] if isinstance(t, dict)]
+    out = []
+    for name, about in entries:
+        child = child_folder(folder, name) if name else None
+        if child is not None and (child / "run.json").is_file():
+            out.append((child, about))
+    return out
+
+
+def _children(folder: Path, kind: str) -> list[Path]:
+    """A compare's norm folders (in its order) or a sweep's trial folders (by index)."""
+    return [child for child, _ in _children_about(folder, kind)]
 
 
 def export(folders: list[Path], uri: str, experiment: str = DEFAULT_EXPERIMENT

@@ -1,5 +1,5 @@
-"""`lnexp report`: one self-contained HTML page, or a Markdown job summary, for a run, compare
-or sweep folder, made from the files in it.
+"""`lnexp report`: one self-contained HTML page, or a Markdown job summary, for a run, compare,
+sweep or inspect folder, made from the files in it.
 
     doc = report.read_folder("outputs/default/20261125-223533-5752c5")
     page = report.to_html(doc)        # str; the CLI writes it

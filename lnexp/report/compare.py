@@ -10,8 +10,10 @@ from lnexp.report.document import Bullets, Document, Section, Table, Text
 from lnexp.report.parts import (
     config_section,
     env_section,
+    expected_figures,
     figures_section,
     fmt,
+    header_comment,
     plain,
     plural,
     read_json,
@@ -85,6 +87,33 @@ def _tolerance(norms: list[dict[str, Any]]) -> Any:
     return None
 
 
+def _found(n: dict[str, Any]) -> str:
+    """`bn standardizes features`, saying so when that is not the axis the norm is for."""
+    got, want = n.get("standardizes") or "neither", n.get("expected_axis")
+    miss = f" (expected: {want})" if want and want not in (got, "neither") else ""
+    return f"{n['name']} standardizes {got}{miss}"
+
+
+def _pages_section(norms: list[dict[str, Any]], path: Path) -> Section | None:
+    """One row per norm, linking to the report of its own folder (figures, sample, config)."""
+    rows, links, tones = [], [], []
+    for n in norms:
+        child = reading.child_folder(path, n.get("run_dir"))
+        done = n.get("status") == "completed"
+        rows.append([str(n.get("name")), str(n.get("title") or ""),
+                     str(n.get("standardizes") or "neither") if done else "not computed",
+                     str(n.get("run_dir") or "")])
+        links.append(child if child is not None and child.is_dir() else None)
+        tones.append("" if done else "fail")
+    if not any(links):
+        return None
+    return Section("Each norm's page", [
+        Text("Each norm's own run: its figures, the chosen sample, its config; the name links "
+             "to its page."),
+        Table(["norm", "layer", "standardizes", "folder"], rows, links=links, tones=tones)],
+        summary=False)
+
+
 def compare_document(path: Path) -> Document:
     """A compare folder: one column per norm, the comparison figures, each norm's lines."""
     info = read_json(path / "run.json")
@@ -93,7 +122,7 @@ def compare_document(path: Path) -> Document:
     norms = [n for n in doc_json.get("norms") or [] if isinstance(n, dict)]
     status = status_word(info, str(doc_json.get("status") or "unknown"))
     doc = Document(title=f"lnexp compare · {cfg.get('name', path.name)}", kind="compare",
-                   path=path, status=status)
+                   path=path, status=status, lead=header_comment(info, cfg.get("name")))
     shape = doc_json.get("shape") or {}
     done = [n for n in norms if n.get("status") == "completed"]
     if norms:
@@ -101,8 +130,7 @@ def compare_document(path: Path) -> Document:
             f"{len(done)} of {len(norms)} norms computed on the same "
             f"{fmt(shape.get('n_samples'))} × {fmt(shape.get('features'))} activations"
             + (": " if done else ".")
-                + "; ".join(f"{n['name']} standardizes {n.get('standardizes') or 'neither'}"
-                        for n in done) + ("." if done else "")))
+            + "; ".join(_found(n) for n in done) + ("." if done else "")))
     for n in norms:
         if n.get("status") != "completed":
             reason = str(n.get("reason") or "")
@@ -128,12 +156,12 @@ def compare_document(path: Path) -> Document:
         if lines:
             blocks.append(Bullets(lines))
         doc.sections.append(Section("Norms side by side", blocks))
-    fig = figures_section([path / "comparison.png", path / "layers.png"])
+    pages = _pages_section(norms, path)
+    if pages:
+        doc.sections.append(pages)
+    fig = figures_section([path / "comparison.png", path / "norm_axes.png", path / "layers.png"],
+                          expected_figures(path, cfg, "compare"))
     if fig:
-        if done:
-            fig.blocks.append(Text("Each norm's own figures are in its folder (" +
-                                   ", ".join(f"{n['run_dir']}/figures" for n in done) +
-                                   "); `lnexp report` on that folder shows them."))
         doc.sections.append(fig)
     for section in (config_section(read_text(path / "config.yaml"),
                                     note="The base config; each norm's run uses it with "

@@ -43,6 +43,8 @@ class Table:
     caption: str = ""
     tones: list[Tone] = field(default_factory=list)  # one per row, or empty
     note: str = ""  # a line under the table, e.g. "first 1,000 of 10,000 trials"
+    # one per row, or empty: a child folder whose report the row's label links to
+    links: list[Path | None] = field(default_factory=list)
 
     def numeric_columns(self) -> list[bool]:
         """Per column: most of its cells read as numbers (such a column is right-aligned)."""
@@ -78,7 +80,17 @@ class Code:
     text: str
 
 
-Block = Text | Bullets | Table | Figure | Fields | Code
+@dataclass
+class Details:
+    """Blocks folded under a one-line summary (`<details>` in HTML): closed for what needs no
+    attention (completed trials), open for what does (failed ones)."""
+
+    summary: str
+    blocks: list[Block]
+    open: bool = False
+
+
+Block = Text | Bullets | Table | Figure | Fields | Code | Details
 
 
 @dataclass
@@ -103,10 +115,27 @@ class Document:
     kind: str  # run, compare, sweep
     path: Path
     status: str  # run.json status: completed, partial, failed, interrupted, running
-    headline: list[Text] = field(default_factory=list)  # the verdict, first thing on the page
+    # what the experiment is about (its config's header comment), the page's first lines
+    lead: list[str] = field(default_factory=list)
+    headline: list[Text] = field(default_factory=list)  # the verdict, right under the lead
     facts: list[tuple[str, str]] = field(default_factory=list)
     sections: list[Section] = field(default_factory=list)
 
+    def blocks(self) -> list[Block]:
+        """Every block, in page order, folded ones included."""
+        out: list[Block] = []
+        todo: list[Block] = [b for s in self.sections for b in s.blocks]
+        while todo:
+            b = todo.pop(0)
+            out.append(b)
+            if isinstance(b, Details):
+                todo[:0] = b.blocks
+        return out
+
     def figures(self) -> list[Figure]:
         """Every figure, in page order."""
-        return [b for s in self.sections for b in s.blocks if isinstance(b, Figure)]
+        return [b for b in self.blocks() if isinstance(b, Figure)]
+
+    def children(self) -> list[Path]:
+        """The child folders (a compare's norms, a sweep's trials) this page links to."""
+        return [p for b in self.blocks() if isinstance(b, Table) for p in b.links if p]

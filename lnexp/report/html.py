@@ -1,24 +1,32 @@
 """A `Document` as one self-contained HTML page: inline CSS, figures as base64 PNG, no script,
-no external URL. A Content-Security-Policy (`default-src 'none'`) tells the browser to fetch
+no external URL; the only links are in-page anchors and relative links to the child folders'
+own pages (a compare's norms, a sweep's trials), which `lnexp report` writes beside them.
+A Content-Security-Policy (`default-src 'none'`) tells the browser to fetch
 nothing at all, so a page opened from a CI artifact cannot reach the network even if a future
 change slipped in a link to a stylesheet or an image.
 
-Layout: one column up to 72rem wide; every table sits in a box that scrolls sideways on a
-narrow screen, with its row labels kept in view; figures shrink to the width.
+Layout: one column up to 80rem wide; every table sits in a box that scrolls sideways on a
+narrow screen, with its row labels kept in view; figures shrink to the width, and a click on
+one (a plain link to its own anchor, the CSS `:target` rule, no script) shows it at full
+size in a box that scrolls.
 """
 
 from __future__ import annotations
 
 import base64
+import os
 import re
 import struct
 from html import escape
+from pathlib import Path
+from urllib.parse import quote
 
 from lnexp import __version__
 from lnexp.report.document import (
     Block,
     Bullets,
     Code,
+    Details,
     Document,
     Fields,
     Figure,
@@ -91,6 +99,21 @@ li { margin: 0.25rem 0; }
 figure { margin: 1rem 0 1.5rem; }
 figure img { display: block; max-width: 100%; height: auto; border: 1px solid var(--line);
   border-radius: 4px; }
+figure .frame { overflow-x: auto; }
+figure:target img { max-width: none; }
+figure:target { scroll-margin-top: 0.5rem; }
+.size a { color: var(--link); }
+figure .fit { display: none; }
+figure:target .fit { display: inline; }
+figure:target .full { display: none; }
+.lead { font-size: 1.02rem; border-left: 4px solid var(--link); padding: 0.1rem 0 0.1rem 0.9rem;
+  margin: 0.75rem 0; }
+.lead p { margin: 0.4rem 0; }
+details { margin: 0.5rem 0; }
+summary { cursor: pointer; font-weight: 600; font-size: 0.95rem; padding: 0.25rem 0; }
+a { color: var(--link); }
+code { background: var(--soft); border-radius: 3px; padding: 0 0.2rem; font-size: 0.9em; }
+pre code { background: none; padding: 0; font-size: inherit; }
 figcaption { color: var(--muted); font-size: 0.85rem; margin-top: 0.35rem; }
 figcaption b { color: var(--fg); }
 pre { background: var(--soft); border: 1px solid var(--line); border-radius: 6px;
@@ -116,7 +139,22 @@ def _numbers(cell: str) -> str:
     return " ".join(f"<span>{escape(p)}</span>" for p in parts)
 
 
-def _table(t: Table) -> str:
+_TICKS = re.compile(r"`([^`\n]+)`")
+
+
+def _inline(text: str) -> str:
+    """Text escaped, with `code` in backticks as <code> (the backticks never show)."""
+    return _TICKS.sub(lambda m: f"<code>{m.group(1)}</code>", escape(text))
+
+
+def _href(child: Path, page: Path | None, folder: Path) -> str:
+    """A relative link from the page to the child folder's report.html."""
+    start = page.parent if page is not None else folder
+    rel = os.path.relpath(child / "report.html", start)
+    return quote(Path(rel).as_posix())
+
+
+def _table(t: Table, page: Path | None = None, folder: Path = Path(".")) -> str:
     numeric = t.numeric_columns()
     parts = []
     if t.caption:
@@ -133,7 +171,10 @@ def _table(t: Table) -> str:
         cells = []
         for i, cell in enumerate(row):
             if i == 0:
-                cells.append(f'<th scope="row">{escape(cell)}</th>')
+                link = t.links[r] if r < len(t.links) else None
+                label = (f'<a href="{escape(_href(link, page, folder))}">{escape(cell)}</a>'
+                         if link is not None else escape(cell))
+                cells.append(f'<th scope="row">{label}</th>')
                 continue
             if numeric[i]:
                 cells.append(f"<td class=num>{_numbers(cell)}</td>")
@@ -160,19 +201,28 @@ def _figure(f: Figure) -> str:
     if size is None:
         return f'<p class="warn">{escape(f.path.name)}: not a PNG file, left out</p>'
     b64 = base64.b64encode(data).decode("ascii")
-    caption = f"<b>{escape(f.path.name)}</b>" + (f" · {escape(f.caption)}" if f.caption else "")
-    return (f'<figure><img src="data:image/png;base64,{b64}" width="{size[0]}" '
-            f'height="{size[1]}" alt="{escape(f.title)} figure ({escape(f.path.name)})">'
-            f"<figcaption>{caption}</figcaption></figure>")
+    anchor = "fig-" + "".join(c if c.isalnum() else "-" for c in f.path.stem.lower())
+    caption = f"<b>{escape(f.path.name)}</b>" + (f" · {_inline(f.caption)}" if f.caption else "")
+    size_links = (f'<span class="size"> · <a class="full" href="#{anchor}">full size '
+                  f'({size[0]} × {size[1]} px)</a><a class="fit" href="#figures">fit to the '
+                  f"width</a></span>")
+    return (f'<figure id="{anchor}"><div class="frame"><a href="#{anchor}">'
+            f'<img src="data:image/png;base64,{b64}" width="{size[0]}" height="{size[1]}" '
+            f'alt="{escape(f.title)} figure ({escape(f.path.name)})"></a></div>'
+            f"<figcaption>{caption}{size_links}</figcaption></figure>")
 
 
-def _block(b: Block) -> str:
+def _block(b: Block, page: Path | None = None, folder: Path = Path(".")) -> str:
     if isinstance(b, Text):
-        return f'<p{f" class={b.tone}" if b.tone else ""}>{escape(b.text)}</p>'
+        return f'<p{f" class={b.tone}" if b.tone else ""}>{_inline(b.text)}</p>'
     if isinstance(b, Bullets):
-        return "<ul>" + "".join(f"<li>{escape(x)}</li>" for x in b.items) + "</ul>"
+        return "<ul>" + "".join(f"<li>{_inline(x)}</li>" for x in b.items) + "</ul>"
     if isinstance(b, Table):
-        return _table(b)
+        return _table(b, page, folder)
+    if isinstance(b, Details):
+        inner = "\n".join(_block(x, page, folder) for x in b.blocks)
+        return (f"<details{' open' if b.open else ''}><summary>{_inline(b.summary)}</summary>\n"
+                f"{inner}\n</details>")
     if isinstance(b, Figure):
         return _figure(b)
     if isinstance(b, Fields):
@@ -186,17 +236,20 @@ def _fields(items: list[tuple[str, str]]) -> str:
     return "<dl>" + "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in items) + "</dl>"
 
 
-def _section(s: Section) -> str:
-    inner = "\n".join(_block(b) for b in s.blocks)
+def _section(s: Section, page: Path | None, folder: Path) -> str:
+    inner = "\n".join(_block(b, page, folder) for b in s.blocks)
     return f'<section id="{s.anchor}">\n<h2>{escape(s.title)}</h2>\n{inner}\n</section>'
 
 
-def render(doc: Document, generated: str = "") -> str:
+def render(doc: Document, generated: str = "", page: Path | None = None) -> str:
     """The page. `generated` (e.g. a timestamp) goes into the footer; left empty, the page is
-    a pure function of the folder's files."""
+    a pure function of the folder's files. `page` is where it will be written (default:
+    FOLDER/report.html): the links to the child folders' pages are relative to it."""
     tone = STATUS_TONE.get(doc.status, "warn")
-    headline = "".join(f'<p{f" class={t.tone}" if t.tone else ""}>{escape(t.text)}</p>'
+    headline = "".join(f'<p{f" class={t.tone}" if t.tone else ""}>{_inline(t.text)}</p>'
                        for t in doc.headline)
+    lead = ('<div class="lead">' + "".join(f"<p>{_inline(p)}</p>" for p in doc.lead)
+            + "</div>" if doc.lead else "")
     nav = "\n".join(f'<a href="#{s.anchor}">{escape(s.title)}</a>' for s in doc.sections)
     footer = (f"Made by lnexp {escape(__version__)} (<code>lnexp report</code>) from the files "
               f"in {escape(str(doc.path))}" + (f", {escape(generated)}" if generated else "")
@@ -218,10 +271,11 @@ def render(doc: Document, generated: str = "") -> str:
 <h1>{escape(doc.title)} <span class="badge {tone}">{escape(doc.status)}</span></h1>
 <p class="path">{escape(str(doc.path))}</p>
 </header>
+{lead}
 <div class="headline">{headline}</div>
 {_fields(doc.facts)}
 <nav>{nav}</nav>
-{chr(10).join(_section(s) for s in doc.sections)}
+{chr(10).join(_section(s, page, doc.path) for s in doc.sections)}
 <footer>{footer}</footer>
 </body>
 </html>

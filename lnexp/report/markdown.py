@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from lnexp.report.document import Bullets, Code, Document, Fields, Figure, Table, Text
+from lnexp.report.document import Bullets, Code, Details, Document, Fields, Figure, Table, Text
 
 MARK = {"pass": "✅ ", "fail": "❌ ", "warn": "⚠️ ", "": ""}
 
@@ -55,6 +55,8 @@ def _table(t: Table) -> list[str]:
 def render(doc: Document) -> str:
     """The summary: title and status, headline, then each summary section's tables."""
     lines = [f"### {_line(doc.title)} — {_line(doc.status)}", ""]
+    for p in doc.lead:
+        lines += [f"> {_line(p)}", ""]
     for t in doc.headline:
         lines += [f"{MARK[t.tone]}{_line(t.text)}", ""]
     lines += [f"Folder: {_cell(str(doc.path))}", ""]
@@ -64,7 +66,12 @@ def render(doc: Document) -> str:
             left_out = True
             continue
         lines += [f"#### {_line(section.title)}", ""]
-        for b in section.blocks:
+        blocks = list(section.blocks)
+        while blocks:
+            b = blocks.pop(0)
+            if isinstance(b, Details):  # a job summary shows everything unfolded
+                blocks[:0] = b.blocks
+                continue
             if isinstance(b, Table):
                 lines += [*_table(b), ""]
             elif isinstance(b, Text):

@@ -11,8 +11,10 @@ from lnexp.report.parts import (
     MAX_ROWS,
     config_section,
     env_section,
+    expected_figures,
     figures_section,
     fmt,
+    header_comment,
     plain,
     plural,
     precise,
@@ -175,7 +177,7 @@ def run_document(path: Path) -> Document:
     name = norm.get("name") or (cfg.get("model") or {}).get("norm") or "?"
     status = status_word(info, "completed" if metrics else "unknown")
     doc = Document(title=f"lnexp run · {cfg.get('name', path.name)}", kind="run", path=path,
-                   status=status)
+                   status=status, lead=header_comment(info, cfg.get("name")))
     if norm:
         doc.headline.append(Text(f"{norm.get('title', name)} ({name}): {norm.get('summary', '')}"))
     for line in (status_line("run", info), _numeric_trouble(metrics)):
@@ -216,7 +218,7 @@ def run_document(path: Path) -> Document:
         doc.sections.append(Section("Sample", [sample], summary=False))
     for section in (_layers_section(metrics.get("layers")),
                     _training_section(metrics.get("training")),
-                    figures_section(run_figures(path)),
+                    figures_section(run_figures(path), expected_figures(path, cfg)),
                     config_section(read_text(path / "config.yaml")),
                     env_section(read_json(path / "env.json"))):
         if section:

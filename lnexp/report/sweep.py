@@ -9,12 +9,14 @@ from typing import Any
 import yaml
 
 from lnexp.numbers import SWEEP_CELLS, median_range
-from lnexp.report.document import Code, Document, Section, Table, Text, Tone
+from lnexp.report.document import Code, Details, Document, Section, Table, Text, Tone
 from lnexp.report.parts import (
     MAX_ROWS,
+    duration,
     env_section,
     figures_section,
     fmt,
+    header_comment,
     plain,
     read_json,
     status_line,
@@ -40,7 +42,7 @@ def sweep_document(path: Path) -> Document:
     status = status_word(info, str(sw.get("status") or "unknown"))
     base = (sw.get("definition") or {}).get("base") or {}
     doc = Document(title=f"lnexp sweep · {base.get('name', path.name)}", kind="sweep",
-                   path=path, status=status)
+                   path=path, status=status, lead=header_comment(info, base.get("name")))
     counts = sw.get("counts") or {}
     trials = [t for t in sw.get("trials") or [] if isinstance(t, dict)]
     total = counts.get("total", len(trials))
@@ -66,6 +68,9 @@ def sweep_document(path: Path) -> Document:
         doc.facts.insert(-1, ("definition hash", str(sw["definition_hash"])))
 
     summary = [r for r in sw.get("summary") or [] if isinstance(r, dict)]
+    found = _extremes(summary, group_keys, metrics[:1])
+    if found:
+        doc.headline.append(found)
     if summary:
         rows = [[*(plain(r.get(k)) for k in group_keys), str(r.get("completed", "")),
                  *(median_range((r.get("metrics") or {}).get(m), fmt) for m in metrics)]
@@ -79,12 +84,12 @@ def sweep_document(path: Path) -> Document:
         doc.headline.append(Text("No summary yet (the sweep did not finish); the trials "
                                  "are listed below.", "warn"))
     if failed:
-        doc.sections.append(_failed_section(failed))
+        doc.sections.append(_failed_section(failed, path))
     fig = figures_section([path / "summary.png"])
     if fig:
         doc.sections.append(fig)
     if trials:
-        doc.sections.append(_trials_section(trials, keys))
+        doc.sections.append(_trials_section(trials, keys, path))
     definition = sw.get("definition")
     if definition:
         doc.sections.append(_definition_section(definition))
@@ -98,31 +103,70 @@ def sweep_document(path: Path) -> Document:
     return doc
 
 
-def _failed_section(failed: list[dict[str, Any]]) -> Section:
-    rows = [[str(t.get("index")), " ".join(f"{k}={plain(v)}" for k, v in
-                                           (t.get("params") or {}).items()),
-             str(t.get("error") or "")] for t in failed]
-    return Section("Failed trials", [Table(
-        ["trial", "params", "error"], rows[:MAX_ROWS], tones=["fail"] * len(rows[:MAX_ROWS]))])
+def _extremes(summary: list[dict[str, Any]], group_keys: list[str],
+              metrics: list[str]) -> Text | None:
+    """What the sweep found on its first metric: the combinations with the lowest and the
+    highest median over seeds (the direction that is better depends on the metric)."""
+    if not metrics:
+        return None
+    metric = metrics[0]
+    scored = [(stat["median"], r) for r in summary
+              if isinstance(stat := (r.get("metrics") or {}).get(metric), dict)
+              and isinstance(stat.get("median"), int | float)]
+    if len(scored) < 2:
+        return None
+    scored.sort(key=lambda x: x[0])
+
+    def combo(r: dict[str, Any]) -> str:
+        return " ".join(f"{k}={plain(r.get(k))}" for k in group_keys) or "the base config"
+
+    (lo, rlo), (hi, rhi) = scored[0], scored[-1]
+    return Text(f"On {metric} (median over seeds), the lowest is {combo(rlo)} ({fmt(lo)}) and "
+                f"the highest {combo(rhi)} ({fmt(hi)}), of {len(scored)} combinations.")
 
 
-def _trials_section(trials: list[dict[str, Any]], keys: list[str]) -> Section:
-    rows, tones = [], []
-    for t in trials[:MAX_ROWS]:
-        params = t.get("params") or {}
-        rows.append([str(t.get("index")), *(plain(params.get(k)) for k in keys),
-                     str(t.get("status")), fmt(t.get("seconds")), str(t.get("run_dir"))])
-        tones.append("fail" if t.get("status") == "failed" else "")
-    return Section("Trials", [Table(
-        ["trial", *keys, "status", "seconds", "folder"], rows, tones=tones,
-        note=f"first {MAX_ROWS} of {len(trials)} trials; sweep.json has all"
-        if len(trials) > MAX_ROWS else "")], summary=False)
+def _params(t: dict[str, Any]) -> str:
+    return " ".join(f"{k}={plain(v)}" for k, v in (t.get("params") or {}).items())
+
+
+def _failed_section(failed: list[dict[str, Any]], path: Path) -> Section:
+    shown = failed[:MAX_ROWS]
+    rows = [[str(t.get("index")), _params(t), str(t.get("error") or "")] for t in shown]
+    table = Table(["trial", "params", "error"], rows, tones=["fail"] * len(rows),
+                  links=[reading.child_folder(path, t.get("run_dir")) for t in shown])
+    return Section("Failed trials", [Details(f"{len(failed)} failed", [table], open=True)])
+
+
+def _trials_section(trials: list[dict[str, Any]], keys: list[str], path: Path) -> Section:
+    """Every trial but the failed ones (open above), by status: the completed ones folded,
+    the rest (interrupted, pending) open; each row links to the trial's own page."""
+    blocks: list[Any] = []
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for t in trials:
+        if t.get("status") != "failed":
+            groups.setdefault(str(t.get("status")), []).append(t)
+    for status, group in sorted(groups.items(), key=lambda g: g[0] == "completed"):
+        shown = group[:MAX_ROWS]
+        rows = [[str(t.get("index")), *(plain((t.get("params") or {}).get(k)) for k in keys),
+                 status, duration(t.get("seconds")), str(t.get("run_dir"))] for t in shown]
+        table = Table(["trial", *keys, "status", "duration", "folder"], rows,
+                      tones=["fail" if status == "failed" else ""] * len(rows),
+                      links=[reading.child_folder(path, t.get("run_dir")) for t in shown],
+                      note=f"first {MAX_ROWS} of {len(group)}; sweep.json has all"
+                      if len(group) > MAX_ROWS else "")
+        took = sum(t["seconds"] for t in group if isinstance(t.get("seconds"), int | float))
+        blocks.append(Details(f"{len(group)} {status} ({duration(took)} in all)", [table],
+                              open=status != "completed"))
+    note = ("A trial's number links to its own page"
+            + ("; the failed trials are listed above." if any(
+                t.get("status") == "failed" for t in trials) else "."))
+    return Section("Trials", [Text(note), *blocks], summary=False)
 
 
 def _definition_section(definition: dict[str, Any]) -> Section:
     return Section("Definition", [
         Text("The base config (without output.dir and limits) and the grid, as stored in "
              "sweep.json; `lnexp sweep --resume` compares against it."),
-        Code("definition", yaml.safe_dump(definition, sort_keys=False,
-                                          default_flow_style=None).rstrip("\n"))],
+        Code("definition", yaml.safe_dump(definition, sort_keys=False, allow_unicode=True,
+                                          default_flow_style=False).rstrip("\n"))],
         summary=False)

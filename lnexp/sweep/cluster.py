@@ -12,6 +12,9 @@ task calling run_on_worker, which runs the same workers.run_trial as the local p
   whose worker dies fails at once (KilledWorker) and stays failed until --resume. An existing
   scheduler should be started the same way (docs/commands.md); if it retries anyway, the retried
   attempt finds the trial folder its first attempt created and refuses (workers.run_trial).
+- Every trial is submitted at once (the dashboard shows the real total, a worker that joins
+  later takes trials); worker-saturation 1.0 keeps the queued ones on the scheduler, not
+  behind a worker that could die with them (an existing scheduler: start it so too).
 - Folders: with a shared filesystem the workers write each trial folder where the parent
   expects it, and the parent checks it is there; with collect the worker runs the trial in a
   temporary folder and returns its files, which the parent writes and renames into place.
@@ -43,6 +46,7 @@ from lnexp.sweep import workers
 # own, so a test can exercise the version check with a real worker process.
 VERSION_ENV = "LNEXP_TEST_WORKER_VERSION"
 CONNECT_TIMEOUT_S = 20
+MAX_UNSTARTED_LOSSES = 3  # a trial lost with its worker before it started is run again
 
 
 # ----------------------------------------------------------------------------- worker side
@@ -76,37 +80,77 @@ def run_on_worker(task: workers.Task, version: str, threads: int, collect: bool
 # ----------------------------------------------------------------------------- parent side
 
 @contextlib.contextmanager
-def connect(scheduler: str | None, jobs: int | None) -> Iterator[tuple[Any, int, int]]:
-    """(client, slots, threads per trial): a client on the given scheduler, or on a
-    LocalCluster of `jobs` single-threaded worker processes on 127.0.0.1 (its dashboard on
-    a free loopback port),
-    closed with everything it started on exit. slots: trials in flight at once (`jobs`, or
-    on an existing cluster without `jobs` its worker threads)."""
+def connect(executor: Any, jobs: int | None) -> Iterator[tuple[Any, int | None, int]]:
+    """(client, slots, threads per trial): a client on the executor's scheduler (its address
+    or Dask's scheduler file), or on a LocalCluster of `jobs` single-threaded worker
+    processes on 127.0.0.1 (its dashboard on a free loopback port), closed with everything
+    it started on exit. slots: a cap on the trials in flight (-j on an existing cluster),
+    None for none: every trial is submitted at once. The dashboard's link goes to stderr."""
     import dask
     from distributed import Client, LocalCluster
 
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-        if scheduler is None:
+    # worker-saturation 1.0: the scheduler hands a worker only the trials it can start, so a
+    # worker that dies fails the trial it ran, not the ones queued behind it (every trial is
+    # submitted at once; with Dask's default 1.1 a one-thread worker holds two)
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0,
+                          "distributed.scheduler.worker-saturation": 1.0}):
+        if not executor.existing:
             jobs = jobs or workers.default_jobs()
             with _workers_ignore_sigint(), contextlib.ExitStack() as stack:
                 cluster = stack.enter_context(_quiet_close(_local_cluster(LocalCluster, jobs)))
                 with Client(cluster) as client:
+                    _say_dashboard(client)
                     # threads per trial fixed (not cores // jobs): results must not depend
-                    # on -j
-                    yield client, jobs, workers.TRIAL_THREADS
+                    # on -j; one worker thread each, so at most `jobs` trials run at once
+                    yield client, None, workers.TRIAL_THREADS
             return
+        where = executor.scheduler or f"in {executor.scheduler_file}"
         try:
-            client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)
+            if executor.scheduler is not None:
+                client = Client(executor.scheduler, timeout=CONNECT_TIMEOUT_S)
+            else:  # Dask waits for the file (a scheduler job still queued) up to the timeout
+                client = Client(scheduler_file=executor.scheduler_file,
+                                timeout=executor.wait_timeout)
         except (OSError, TimeoutError, ValueError, TypeError) as exc:
             # TypeError: tls:// without Dask's TLS settings ("TLS expects a `ssl_context`")
-            raise ClusterError(f"Dask scheduler {scheduler}: cannot connect ({exc})") from None
+            raise ClusterError(f"Dask scheduler {where}: cannot connect ({exc})") from None
         with client:
-            threads = sum(client.nthreads().values())
-            if threads == 0:
-                raise ClusterError(f"Dask scheduler {scheduler}: no workers connected")
+            _wait_for_workers(client, executor, where)
+            _say_dashboard(client)
             # One torch thread per trial on an existing cluster: its workers' core counts are
             # not ours to know; a trial gets what its worker thread was given.
-            yield client, min(jobs or threads, threads), 1
+            yield client, jobs, 1
+
+
+def _wait_for_workers(client: Any, executor: Any, where: str) -> None:
+    """Wait until --wait-workers workers have joined (jobqueue workers arrive minutes after
+    `cluster.scale`); ClusterError after --wait-timeout seconds, saying how many came."""
+    import sys
+
+    want = executor.wait_workers
+    have = len(client.scheduler_info(n_workers=-1).get("workers", {}))
+    if have >= want:
+        return
+    sys.stderr.write(f"waiting for {want} Dask worker(s) on {where} ({have} connected; "
+                     f"at most {executor.wait_timeout:g} s, --wait-timeout)\n")
+    try:
+        client.wait_for_workers(n_workers=want, timeout=executor.wait_timeout)
+    except TimeoutError:
+        have = len(client.scheduler_info(n_workers=-1).get("workers", {}))
+        raise ClusterError(f"Dask scheduler {where}: {have} of {want} worker(s) joined in "
+                           f"{executor.wait_timeout:g} s (--wait-workers {want}, "
+                           f"--wait-timeout); start workers with `dask worker "
+                           f"{client.scheduler.address}`, or wait longer") from None
+
+
+def _say_dashboard(client: Any) -> None:
+    """Print the Dask dashboard's address (stderr), as Dask's own Client repr shows it."""
+    import sys
+
+    link = getattr(client, "dashboard_link", None)
+    if link:
+        sys.stderr.write(f"Dask dashboard: {link}\n")
+        sys.stderr.flush()
 
 
 @contextlib.contextmanager
@@ -187,53 +231,96 @@ def _close_quietly(cluster: Any) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
-def execute(client: Any, slots: int, threads: int, tasks: Sequence[workers.Task], *,
+def execute(client: Any, slots: int | None, threads: int, tasks: Sequence[workers.Task], *,
             collect: bool, fail_fast: bool,
             on_start: Callable[[workers.Task], None],
             on_done: Callable[[workers.Task, workers.Outcome], None]) -> None:
-    """Run the tasks on a connected client (the same contract as workers.execute), at most
-    `slots` in flight, each with `threads` torch threads."""
-    from distributed import as_completed
+    """Run the tasks on a connected client (the same contract as workers.execute), each with
+    `threads` torch threads. Every trial is submitted at once (retries=0), so Dask's dashboard
+    shows the real total and a worker that joins later takes trials; with `slots` (-j on an
+    existing cluster) at most that many are in Dask at once. A trial is reported started
+    when the scheduler has it processing on a worker (polled); --fail-fast cancels the trials
+    not started yet, which stay pending, as with the local pool."""
+    from distributed import wait
 
     queue = list(tasks)[::-1]
-    running: dict[Any, workers.Task] = {}
-    pending = as_completed()
+    waiting: dict[str, tuple[Any, workers.Task]] = {}  # submitted, not reported started
+    running: dict[Any, workers.Task] = {}  # reported started
+    lost: list[int] = []  # trials a dying worker took with it before they started
     stopped = False
 
     def submit() -> None:
         task = queue.pop()
-        on_start(task)
         # pure=False: a resumed trial is a new task; retries=0: an exception is final
         fut = client.submit(run_on_worker, task, __version__, threads, collect,
                             key=f"lnexp-trial-{task.index}-{secrets.token_hex(4)}",
                             pure=False, retries=0)
-        running[fut] = task
-        pending.add(fut)
+        waiting[fut.key] = (fut, task)
+
+    def fill() -> None:
+        while queue and not stopped and (slots is None or len(waiting) + len(running) < slots):
+            submit()
 
     try:
-        while queue and len(running) < slots:
-            submit()
-        for fut in pending:
-            task = running.pop(fut)
-            outcome = _outcome(fut, task, collect)
-            on_done(task, outcome)
-            if fail_fast and outcome["status"] != "completed":
-                stopped = True
-            while queue and not stopped and len(running) < slots:
-                submit()
+        fill()
+        while waiting or running:
+            _mark_started(client, waiting, running, on_start)
+            done = [f for f in running if f.done()]
+            if not done:
+                with contextlib.suppress(TimeoutError):  # poll: a trial may have started
+                    wait([*running, *(f for f, _ in waiting.values())], timeout=0.5,
+                         return_when="FIRST_COMPLETED")
+                continue
+            for fut in done:
+                task = running.pop(fut)
+                outcome = _outcome(fut, task, collect)
+                if outcome is None and lost.count(task.index) < MAX_UNSTARTED_LOSSES:
+                    lost.append(task.index)  # died with a worker before it started
+                    queue.append(task)
+                    continue
+                outcome = outcome or workers.lost(task, "its Dask worker died before it "
+                                                        "started, 3 times")
+                on_done(task, outcome)
+                if fail_fast and outcome["status"] != "completed" and not stopped:
+                    stopped = True
+                    _mark_started(client, waiting, running, on_start)  # those run on
+                    client.cancel([f for f, _ in waiting.values()])  # left pending
+                    waiting.clear()
+            fill()
     except KeyboardInterrupt:
-        client.cancel(list(running))
+        client.cancel([*running, *(f for f, _ in waiting.values())])
         for task in running.values():
             on_done(task, workers.lost(task, "interrupted (Ctrl-C / SIGINT or SIGTERM)",
                                        "interrupted"))
         raise
 
 
-def _outcome(fut: Any, task: workers.Task, collect: bool) -> workers.Outcome:
-    """The trial's outcome from its future; its folder written (collect) or checked."""
+def _mark_started(client: Any, waiting: dict[str, tuple[Any, workers.Task]],
+                  running: dict[Any, workers.Task],
+                  on_start: Callable[[workers.Task], None]) -> None:
+    """Move the trials the scheduler is processing (or that already ended) from waiting to
+    running, calling on_start for each, in trial order."""
+    if not waiting:
+        return
+    processing = {k for keys in client.processing().values() for k in keys}
+    for key in sorted((k for k, (f, _) in waiting.items() if k in processing or f.done()),
+                      key=lambda k: waiting[k][1].index):
+        fut, task = waiting.pop(key)
+        on_start(task)
+        running[fut] = task
+
+
+def _outcome(fut: Any, task: workers.Task, collect: bool) -> workers.Outcome | None:
+    """The trial's outcome from its future; its folder written (collect) or checked. None
+    for a trial whose worker died before the trial started (KilledWorker, and no trial
+    folder: every trial is submitted at once, and Dask hands a small sweep's trials to the
+    workers up front, so one that dies takes the trials waiting on it): run it again."""
     try:
         outcome: workers.Outcome = fut.result()
     except Exception as exc:  # KilledWorker, a worker that cannot unpickle lnexp, ...
+        if (type(exc).__name__ == "KilledWorker" and not collect
+                and not Path(task.run_dir).exists()):
+            return None
         return workers.lost(task, f"its Dask worker failed it ({type(exc).__name__}: {exc})")
     run_dir = Path(task.run_dir)
     if collect:

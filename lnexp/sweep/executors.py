@@ -22,23 +22,36 @@ from lnexp.sweep import workers
 
 KINDS = registry.EXECUTORS
 SCHEDULER_ENV = "LNEXP_DASK_SCHEDULER"
+DASK_ENV = "DASK_SCHEDULER_ADDRESS"  # Dask's own (the `scheduler-address` config key)
+WAIT_TIMEOUT_S = 300.0  # jobqueue workers start minutes after cluster.scale(...)
 
 
 @dataclass(frozen=True)
 class Executor:
-    """How to run the trials: kind, the Dask scheduler to use (None: start a LocalCluster)
-    and whether workers ship the trial folders back (collect) instead of writing them."""
+    """How to run the trials: kind, the Dask scheduler to use (an address, or Dask's
+    scheduler file; neither: start a LocalCluster), whether workers ship the trial folders
+    back (collect) instead of writing them, and on an existing cluster how many workers to
+    wait for (and how long) before the first trial."""
 
     kind: str = "local"
     scheduler: str | None = None
     collect: bool = False
+    scheduler_file: str | None = None
+    wait_workers: int = 1
+    wait_timeout: float = WAIT_TIMEOUT_S
+
+    @property
+    def existing(self) -> bool:
+        """Runs on a cluster lnexp did not start."""
+        return self.scheduler is not None or self.scheduler_file is not None
 
     def describe(self) -> dict[str, Any]:
         """What sweep.json's session records."""
         if self.kind == "local":
             return {"kind": "local"}
-        return {"kind": "dask", "scheduler": self.scheduler or "LocalCluster",
-                "collect": self.collect}
+        where = self.scheduler or (f"scheduler file {self.scheduler_file}"
+                                   if self.scheduler_file else "LocalCluster")
+        return {"kind": "dask", "scheduler": where, "collect": self.collect}
 
 
 LOCAL = Executor()
@@ -68,30 +81,67 @@ def check_scheduler(address: str, where: str) -> None:
                            f"tcp://127.0.0.1:8786"])
 
 
-def choose(kind: str | None, scheduler: str | None, collect: bool) -> Executor:
-    """The executor from --executor, --scheduler (or LNEXP_DASK_SCHEDULER) and --collect.
+def read_scheduler_file(path: str) -> str | None:
+    """The address in Dask's scheduler file (`dask scheduler --scheduler-file PATH` writes
+    JSON with an `address`), checked; None while the file does not exist yet (Dask's client
+    waits for it, as for a scheduler job still queued)."""
+    import json
 
-    --scheduler implies dask; the environment variable is used only with --executor dask (a
-    stray variable never moves a local sweep onto a cluster). ConfigError (exit 2) for a
-    combination that cannot work or for dask not installed."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read(1 << 20)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ConfigError([f"--scheduler-file {path}: cannot read ({exc.strerror or exc})"]
+                          ) from None
+    try:
+        address = json.loads(text).get("address")
+    except (ValueError, AttributeError):
+        address = None
+    if not isinstance(address, str):
+        raise ConfigError([f"--scheduler-file {path}: not a Dask scheduler file (JSON with an "
+                           f"\"address\", as `dask scheduler --scheduler-file` writes)"])
+    check_scheduler(address, f"--scheduler-file {path}: address")
+    return address
+
+
+def choose(kind: str | None, scheduler: str | None, collect: bool, *,
+           scheduler_file: str | None = None, wait_workers: int = 1,
+           wait_timeout: float = WAIT_TIMEOUT_S) -> Executor:
+    """The executor from --executor, --scheduler / --scheduler-file (or LNEXP_DASK_SCHEDULER,
+    else Dask's DASK_SCHEDULER_ADDRESS), --collect and --wait-workers / --wait-timeout.
+
+    --scheduler and --scheduler-file imply dask; the environment variables are used only with
+    --executor dask (a stray variable never moves a local sweep onto a cluster). ConfigError
+    (exit 2) for a combination that cannot work or for dask not installed."""
     if kind is not None and kind not in KINDS:
         raise ConfigError([f"--executor {kind!r}: choose one of {', '.join(KINDS)}"])
-    if scheduler is not None and kind == "local":
-        raise ConfigError(["--scheduler needs --executor dask (or no --executor)"])
+    if scheduler is not None and scheduler_file is not None:
+        raise ConfigError(["--scheduler and --scheduler-file both name the cluster: give one"])
+    given = "--scheduler" if scheduler is not None else "--scheduler-file"
+    if (scheduler is not None or scheduler_file is not None) and kind == "local":
+        raise ConfigError([f"{given} needs --executor dask (or no --executor)"])
     if scheduler is not None:
         check_scheduler(scheduler, "--scheduler")
-    kind = kind or ("dask" if scheduler else "local")
-    if kind == "dask" and scheduler is None:
-        scheduler = os.environ.get(SCHEDULER_ENV) or None
-        if scheduler is not None:
-            check_scheduler(scheduler, SCHEDULER_ENV)
+    if scheduler_file is not None:
+        read_scheduler_file(scheduler_file)
+    if wait_workers < 1 or not wait_timeout > 0:
+        raise ConfigError(["--wait-workers must be >= 1 and --wait-timeout > 0 seconds"])
+    kind = kind or ("dask" if scheduler or scheduler_file else "local")
+    if kind == "dask" and scheduler is None and scheduler_file is None:
+        for env in (SCHEDULER_ENV, DASK_ENV):
+            scheduler = os.environ.get(env) or None
+            if scheduler is not None:
+                check_scheduler(scheduler, env)
+                break
     if collect and kind != "dask":
         raise ConfigError(["--collect ships trial folders back from Dask workers; it needs "
                            "--executor dask"])
     if kind == "dask" and importlib.util.find_spec("distributed") is None:
         raise ConfigError(["--executor dask needs Dask: pip install 'lnexp[dask]' (or "
                            "'dask[distributed]')"])
-    return Executor(kind, scheduler, collect)
+    return Executor(kind, scheduler, collect, scheduler_file, wait_workers, wait_timeout)
 
 
 # Runs the tasks: (tasks, fail_fast, on_start, on_done) -> None, the contract of
@@ -118,9 +168,9 @@ def session(executor: Executor, jobs: int, *, jobs_given: bool, figures: bool
     from lnexp.sweep import cluster
 
     # -j: the LocalCluster's worker processes; on an existing cluster, a cap on the trials
-    # in flight (default: one per worker thread)
-    with cluster.connect(executor.scheduler,
-                         jobs if jobs_given or executor.scheduler is None else None
+    # in flight (default: none, every trial is submitted at once and runs on whichever
+    # worker is free, including workers that join later)
+    with cluster.connect(executor, jobs if jobs_given or not executor.existing else None
                          ) as (client, slots, threads):
         def run_dask(tasks: Sequence[workers.Task], fail_fast: bool,
                      on_start: Callable[[workers.Task], None],
