@@ -70,6 +70,11 @@ FIGURES: tuple[DocsFigure, ...] = (
                ("sweep", "configs/warmup.yaml", "-j", "2", "--x", "train.lr"), "summary.png"),
     DocsFigure("digits_batch-sweep.png", "configs/digits_batch.yaml",
                ("sweep", "configs/digits_batch.yaml", "-j", "2"), "summary.png"),
+    DocsFigure("residual_growth.png", "configs/residual_growth.yaml",
+               ("sweep", "configs/residual_growth.yaml", "-j", "2", "--x", "model.depth"),
+               "summary.png"),
+    DocsFigure("qk_norm.png", "configs/qk_norm.yaml",
+               ("sweep", "configs/qk_norm.yaml", "-j", "2", "--x", "train.lr"), "summary.png"),
 )
 BY_PNG = {f.png: f for f in FIGURES}
 
