@@ -82,6 +82,11 @@ FIGURES: tuple[DocsFigure, ...] = (
                "summary.png"),
     DocsFigure("charlm-diagnostics.png", "configs/charlm.yaml",
                ("run", "configs/charlm.yaml"), "figures/training_diagnostics.png"),
+    DocsFigure("residual_growth.png", "configs/residual_growth.yaml",
+               ("sweep", "configs/residual_growth.yaml", "-j", "2", "--x", "model.depth"),
+               "summary.png"),
+    DocsFigure("qk_norm.png", "configs/qk_norm.yaml",
+               ("sweep", "configs/qk_norm.yaml", "-j", "2", "--x", "train.lr"), "summary.png"),
 )
 BY_PNG = {f.png: f for f in FIGURES}
 

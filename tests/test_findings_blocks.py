@@ -40,12 +40,13 @@ def _qk(*sets: str):
     return run(load_config(CONFIGS / "qk_norm.yaml", ["train.eval_every=1000", *sets])).training
 
 
-@pytest.mark.slow  # two 300-step transformer trainings, ~10 s in all on a quiet machine
+@pytest.mark.slow  # two 150-step 2-block transformer trainings, a few s on a quiet machine
 def test_qk_norm_trains_at_a_learning_rate_where_plain_attention_fails():
-    """configs/qk_norm.yaml at lr 0.3, seed 0 (the sweep: 4 learning rates x 5 seeds)."""
-    plain = _qk("train.lr=0.3")
-    normed = _qk("train.lr=0.3", "model.qk_norm=ln")
-    assert plain.evals[-1].acc_eval_mode < 0.3 < 0.9 < normed.evals[-1].acc_eval_mode
+    """configs/qk_norm.yaml at lr 0.2, seed 0 (the sweep: plain 0.213 (0.121-0.512), ln 1.00
+    (0.869-1.00) over 5 seeds)."""
+    plain = _qk("train.lr=0.2")
+    normed = _qk("train.lr=0.2", "model.qk_norm=ln")
+    assert plain.evals[-1].acc_eval_mode < 0.5 < 0.9 < normed.evals[-1].acc_eval_mode
     # and the plain model's attention logits ran away, far beyond the normed model's
     assert max(plain.final_blocks["attn_logit_max"]) > 10 * max(
         normed.final_blocks["attn_logit_max"])
