@@ -41,7 +41,7 @@ def depth_tables(o: InspectOutcome) -> list[Table]:
               _g(e.value), _g(e.ratio)] for b in o.massive if b.top for e in b.top[:1]]))
     if o.curves:
         out.append(_table(
-            "S-curve: x̂ (before γ, β) against the input x, fitted s·tanh(αx)",
+            "S-curve: the norm output before γ, β against its input x, fitted s·tanh(αx)",
             ["layer", "α", "s", "R² tanh", "R² line"],
             [[c.name, _g(c.alpha), _g(c.scale), f"{c.r2_tanh:.3f}", f"{c.r2_linear:.3f}"]
              for c in o.curves]))
