@@ -25,63 +25,83 @@ from lnexp.errors import (
     EXIT_EXPECTATION_FAILED,
 )
 
+# The options of `lnexp inspect`, declared once here so the command's signature stays short.
+TextOpt = Annotated[list[str] | None, typer.Option(
+    "--text", metavar="TEXT", help="A sentence to feed a text model (repeatable).")
+]
+TextFileOpt = Annotated[Path | None, typer.Option(
+    "--text-file", metavar="FILE", help="Sentences, one per line.")]
+RandomOpt = Annotated[str | None, typer.Option(
+    "--random", metavar="SHAPE", help="Random normal inputs, e.g. 8,3,32,32 (8 inputs).")
+]
+TensorOpt = Annotated[Path | None, typer.Option(
+    "--tensor", metavar="FILE", help="A .npy or .pt file; dim 0 indexes the inputs.")
+]
+DigitsOpt = Annotated[bool, typer.Option(
+    "--digits", help="scikit-learn's 8x8 digits, shape (N, 1, 8, 8).")]
+ImageOpt = Annotated[list[Path] | None, typer.Option(
+    "--image", metavar="FILE", help="An image for mobilenet_v2 / efficientnet_lite0 "
+    "(repeatable; default: scikit-learn's two photos).")]
+ToneOpt = Annotated[float | None, typer.Option(
+    "--tone", metavar="HZ", help="A 1 s sine at 16 kHz for crepe_tiny (default 440).")
+]
+AudioOpt = Annotated[Path | None, typer.Option(
+    "--audio", metavar="FILE.wav", help="A PCM WAV file for crepe_tiny (mono or averaged, "
+    "resampled to 16 kHz).")]
+LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, metavar="N",
+                                          help="Use only the first N inputs.")]
+BatchSizeOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, metavar="N", help=(
+    "Inputs per forward call (also BatchNorm's train-mode batch)."))]
+TopKOpt = Annotated[int, typer.Option("--top-k", min=1, metavar="K",
+                                   help="Outlier dims and γ/β extremes listed.")]
+SeedOpt = Annotated[int, typer.Option("--seed", metavar="SEED", help=(
+    "Seed for --random, the S-curve sample and --ablate's random control."))
+                ]
+FiguresOpt = Annotated[bool, typer.Option("--figures/--no-figures",
+                                      help="Write figures/*.png.")]
+AblateOpt = Annotated[bool, typer.Option(
+    "--ablate", help="Also zero / mean the massive activations (and a random control) and "
+    "skip each block in turn: 5 + (blocks) extra forwards over the inputs.")]
+CurveLayersOpt = Annotated[int, typer.Option(
+    "--curve-layers", min=0, metavar="N",
+    help="Norm layers whose S-curve (input vs normalized output) is sampled.")]
+ExpectOpt = Annotated[list[str] | None, typer.Option(
+    "--expect", metavar="'PATH.REDUCER OP VALUE'",
+    help="Check inspect.json, e.g. 'layers.*.quant.per_token_sqnr_db.min >= 20' or "
+         "'layers[encoder.layer.0.output.LayerNorm].pre.outliers.0.ratio.max >= 100'. "
+         "Repeatable; any failure exits 1.")]
+WeightsOnlyOpt = Annotated[bool, typer.Option(
+    "--weights-only", help="GGUF models (smollm2, gemma3, a .gguf file): list the norm "
+                           "layers, eps and scale statistics from the file, without "
+                           "building the model or reading inputs; writes no folder.")
+]
+NoCacheOpt = Annotated[bool, typer.Option(
+    "--no-cache", help="GGUF language models (smollm2, gemma3): neither read nor write "
+                       "the model cache of dequantized weights.")]
+
 
 @app.command("inspect")
 @guarded
 def inspect_cmd(
     model: ModelArg,
-    text: Annotated[list[str] | None, typer.Option(
-        "--text", metavar="TEXT", help="A sentence to feed a text model (repeatable).")
-    ] = None,
-    text_file: Annotated[Path | None, typer.Option(
-        "--text-file", metavar="FILE", help="Sentences, one per line.")] = None,
-    random_: Annotated[str | None, typer.Option(
-        "--random", metavar="SHAPE", help="Random normal inputs, e.g. 8,3,32,32 (8 inputs).")
-    ] = None,
-    tensor: Annotated[Path | None, typer.Option(
-        "--tensor", metavar="FILE", help="A .npy or .pt file; dim 0 indexes the inputs.")
-    ] = None,
-    digits: Annotated[bool, typer.Option(
-        "--digits", help="scikit-learn's 8x8 digits, shape (N, 1, 8, 8).")] = False,
-    image: Annotated[list[Path] | None, typer.Option(
-        "--image", metavar="FILE", help="An image for mobilenet_v2 / efficientnet_lite0 "
-        "(repeatable; default: scikit-learn's two photos).")] = None,
-    tone: Annotated[float | None, typer.Option(
-        "--tone", metavar="HZ", help="A 1 s sine at 16 kHz for crepe_tiny (default 440).")
-    ] = None,
-    audio: Annotated[Path | None, typer.Option(
-        "--audio", metavar="FILE.wav", help="A PCM WAV file for crepe_tiny (mono or averaged, "
-        "resampled to 16 kHz).")] = None,
-    limit: Annotated[int | None, typer.Option("--limit", min=1, metavar="N",
-                                              help="Use only the first N inputs.")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, metavar="N", help=(
-        "Inputs per forward call (also BatchNorm's train-mode batch)."))] = 32,
-    top_k: Annotated[int, typer.Option("--top-k", min=1, metavar="K",
-                                       help="Outlier dims and γ/β extremes listed.")] = 5,
-    seed: Annotated[int, typer.Option("--seed", metavar="SEED", help=(
-        "Seed for --random, the S-curve sample and --ablate's random control."))
-                    ] = 0,
-    figures: Annotated[bool, typer.Option("--figures/--no-figures",
-                                          help="Write figures/*.png.")] = True,
-    ablate: Annotated[bool, typer.Option(
-        "--ablate", help="Also zero / mean the massive activations (and a random control) and "
-        "skip each block in turn: 5 + (blocks) extra forwards over the inputs.")] = False,
-    curve_layers: Annotated[int, typer.Option(
-        "--curve-layers", min=0, metavar="N",
-        help="Norm layers whose S-curve (input vs normalized output) is sampled.")] = 4,
-    expect_: Annotated[list[str] | None, typer.Option(
-        "--expect", metavar="'PATH.REDUCER OP VALUE'",
-        help="Check inspect.json, e.g. 'layers.*.quant.per_token_sqnr_db.min >= 20' or "
-             "'layers[encoder.layer.0.output.LayerNorm].pre.outliers.0.ratio.max >= 100'. "
-             "Repeatable; any failure exits 1.")] = None,
-    weights_only: Annotated[bool, typer.Option(
-        "--weights-only", help="GGUF models (smollm2, gemma3, a .gguf file): list the norm "
-                               "layers, eps and scale statistics from the file, without "
-                               "building the model or reading inputs; writes no folder.")
-    ] = False,
-    no_cache: Annotated[bool, typer.Option(
-        "--no-cache", help="GGUF language models (smollm2, gemma3): neither read nor write "
-                           "the model cache of dequantized weights.")] = False,
+    text: TextOpt = None,
+    text_file: TextFileOpt = None,
+    random_: RandomOpt = None,
+    tensor: TensorOpt = None,
+    digits: DigitsOpt = False,
+    image: ImageOpt = None,
+    tone: ToneOpt = None,
+    audio: AudioOpt = None,
+    limit: LimitOpt = None,
+    batch_size: BatchSizeOpt = 32,
+    top_k: TopKOpt = 5,
+    seed: SeedOpt = 0,
+    figures: FiguresOpt = True,
+    ablate: AblateOpt = False,
+    curve_layers: CurveLayersOpt = 4,
+    expect_: ExpectOpt = None,
+    weights_only: WeightsOnlyOpt = False,
+    no_cache: NoCacheOpt = False,
     json_: JsonOpt = False, quiet: QuietOpt = False, output_dir: OutOpt = None,
 ) -> None:
     """Measure what the norm layers do inside a real pretrained model.

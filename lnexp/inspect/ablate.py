@@ -67,6 +67,9 @@ class Ablation:
     note: str | None = None  # why the intervention did not run
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def as_dict(self, num: Any) -> dict[str, Any]:
+        """inspect.json's entry (outcome.py calls this, so it need not import this module)."""
+        return ablation_dict(self, num)
 
 class _Meter:
     """Accumulates the measure of one condition over the batches."""

@@ -43,6 +43,9 @@ class Curve:
     r2_linear: float
     slope: float  # the best line through 0, x̂ ≈ slope·x
 
+    def as_dict(self, num: Any) -> dict[str, Any]:
+        """inspect.json's entry (outcome.py calls this, so it need not import this module)."""
+        return curve_dict(self, num)
 
 def select(layers: list[Any], n: int) -> list[Any]:
     """`n` layers that normalize the last axis, evenly spaced (first and last included)."""

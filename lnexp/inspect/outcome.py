@@ -237,8 +237,6 @@ def _param(p: ParamStats | None) -> dict[str, Any] | None:
 
 
 def layer_dict(r: LayerReport, dim_limit: int) -> dict[str, Any]:
-    from lnexp.inspect.bn_running import running_dict
-
     q = r.quant
     bn = r.batchnorm
     return {
@@ -257,16 +255,13 @@ def layer_dict(r: LayerReport, dim_limit: int) -> dict[str, Any]:
         "batchnorm": None if bn is None else {
             "batches": bn.batches, "skipped": bn.skipped,
             "rel_rms_diff": _num(bn.rel_rms_diff), "max_abs_diff": _num(bn.max_abs_diff)},
-        "running": running_dict(r.running),
+        "running": r.running.as_dict() if r.running is not None else None,
     }
 
 
 def document(o: InspectOutcome) -> dict[str, Any]:
     """The inspect.json document (also what `--json` prints)."""
     from lnexp import __version__
-    from lnexp.inspect.ablate import ablation_dict
-    from lnexp.inspect.curves import curve_dict
-    from lnexp.inspect.massive import block_dict
 
     dim_limit = int(o.options.get("dim_limit", 8192))
     m = o.batchnorm_model
@@ -292,9 +287,10 @@ def document(o: InspectOutcome) -> dict[str, Any]:
             "output_rel_rms_diff": _num(m.output_rel_rms_diff),
             "predictions": m.predictions, "predictions_changed": m.predictions_changed},
         "predictions": o.predictions,
-        "massive_activations": [block_dict(b, _num) for b in o.massive],
-        "s_curves": [curve_dict(c, _num) for c in o.curves],
-        "ablation": ablation_dict(o.ablation, _num) if o.ablation is not None else None,
+        # each measurement writes its own entry (.as_dict): outcome.py imports none of them
+        "massive_activations": [b.as_dict(_num) for b in o.massive],
+        "s_curves": [c.as_dict(_num) for c in o.curves],
+        "ablation": o.ablation.as_dict(_num) if o.ablation is not None else None,
         "notes": o.notes,
         "seconds": round(o.seconds, 3),
     }

@@ -125,7 +125,7 @@ def load(name: str, spec: str) -> Any:
     """The packaged CNN `name` in eval mode, as a LoadedModel with its input preparation."""
     import torch
 
-    from lnexp.inspect.models import LoadedModel
+    from lnexp.inspect.loaded import LoadedModel
 
     entry = MODELS[name]
     path = _package_dir(entry, name) / entry.weights

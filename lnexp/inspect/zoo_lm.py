@@ -130,7 +130,7 @@ def load_lm(name: str, spec: str, use_cache: bool = True) -> Any:
     """SmolLM2 or Gemma 3 as a LoadedModel (eval mode, tokenizer), from the model cache when
     it holds this GGUF's weights, else from the GGUF (and then cached)."""
     from lnexp.inspect import cache
-    from lnexp.inspect.models import LoadedModel, _transformers
+    from lnexp.inspect.loaded import LoadedModel, _transformers
 
     check_installed(name)
     entry = LMS[name]
