@@ -163,3 +163,11 @@ def test_not_utf8(tmp_path: Path):
 def test_override_values_have_the_same_bounds():
     with pytest.raises(ConfigError, match=r"--set 'data.values=.*nested more than"):
         loading.parse_override("data.values=" + "[" * 100 + "]" * 100)
+
+
+def test_a_number_past_pythons_digit_limit_is_one_config_error() -> None:
+    """int() refuses literals over 4,300 digits with a ValueError: one ConfigError naming the
+    file, not an internal error (exit 70) from the run, report or check that read it."""
+    with pytest.raises(ConfigError) as exc:
+        load_yaml("seed: " + "9" * 5000 + "\n", "c.yaml")
+    assert str(exc.value).startswith("c.yaml: a number in it is too long to read")

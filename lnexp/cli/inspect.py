@@ -157,7 +157,7 @@ def inspect_cmd(
 
 
 
-def _weights_only(model: str, json_: bool, inputs_given: bool) -> None:
+def _weights_only(models: list[str], json_: bool, inputs_given: bool) -> None:
     from lnexp import tables
     from lnexp.inspect import table as inspect_table
     from lnexp.inspect.errors import InspectError
@@ -166,7 +166,10 @@ def _weights_only(model: str, json_: bool, inputs_given: bool) -> None:
     if inputs_given:
         raise InspectError("--weights-only reads no inputs and checks no expectations: leave "
                            "out --text/--text-file/--random/--tensor/--digits/--expect")
-    doc = weights_listing(model)
+    if len(models) > 1:
+        raise InspectError(f"--weights-only lists one GGUF model at a time, not "
+                           f"{len(models)} ({' '.join(models)})")
+    doc = weights_listing(models[0])
     if json_:
         _emit(doc)
     else:

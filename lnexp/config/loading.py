@@ -161,6 +161,9 @@ def load_yaml(text: str, source: str) -> tuple[Any, dict[str, int]]:
                            f"allowed (control characters cannot appear in YAML)"]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([yaml_error_line(source, exc)]) from None
+    except ValueError as exc:  # int() of a literal past Python's 4,300-digit limit
+        raise ConfigError([f"{source}: a number in it is too long to read "
+                           f"({str(exc).split(';')[0]})"]) from None
     finally:
         if loader is not None:
             loader.dispose()

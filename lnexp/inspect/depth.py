@@ -49,15 +49,21 @@ def massive(outcomes: list[InspectOutcome]) -> Figure | None:
     fig.subplots_adjust(left=0.1, right=0.97, top=0.86, bottom=0.13)
     for i, o in enumerate(have):
         c = COLOURS[i % len(COLOURS)]
-        ratio = [b.top[0].ratio if b.top else math.nan for b in o.massive]
+        # a median |x| of 0 (e.g. after ReLU6, most of a CNN's outputs) makes the ratio inf:
+        # not drawable on a log axis, so such blocks are gaps
+        ratio = [b.top[0].ratio if b.top and math.isfinite(b.top[0].ratio) else math.nan
+                 for b in o.massive]
         depth = [b.depth for b in o.massive]
         ax.plot(depth, ratio, "o-", color=c, ms=4, label=_name(o))
+        if all(math.isnan(r) for r in ratio):
+            continue
         j = int(np.nanargmax(ratio))
         e = o.massive[j].top[0]
         ax.annotate(f"{e.value:.4g} on {e.token or f'input {e.input}'!s} (pos {e.position}), "
                     f"dim {e.dim}: {e.ratio:,.0f}×", (depth[j], ratio[j]), xytext=(6, 6),
                     textcoords="offset points", fontsize=8, color=c)
-    peak = max((b.top[0].ratio for o in have for b in o.massive if b.top), default=100.0)
+    peak = max((b.top[0].ratio for o in have for b in o.massive
+                if b.top and math.isfinite(b.top[0].ratio)), default=100.0)
     ax.set_ylim(top=max(peak, 100.0) * 4)  # room for the label above the peak
     ax.axhline(100, color="0.4", ls=":", lw=1)
     ax.text(1.0, 100, "100× (massive)", fontsize=7, color="0.4", ha="right", va="bottom")
