@@ -59,14 +59,17 @@ def massive(outcomes: list[InspectOutcome]) -> Figure | None:
             continue
         j = int(np.nanargmax(ratio))
         e = o.massive[j].top[0]
+        right = depth[j] > 0.5  # the label goes towards the middle, never off the canvas
         ax.annotate(f"{e.value:.4g} on {e.token or f'input {e.input}'!s} (pos {e.position}), "
-                    f"dim {e.dim}: {e.ratio:,.0f}×", (depth[j], ratio[j]), xytext=(6, 6),
+                    f"dim {e.dim}: {e.ratio:,.0f}×", (depth[j], ratio[j]),
+                    xytext=(-6 if right else 6, 6), ha="right" if right else "left",
                     textcoords="offset points", fontsize=8, color=c)
     peak = max((b.top[0].ratio for o in have for b in o.massive
                 if b.top and math.isfinite(b.top[0].ratio)), default=100.0)
     ax.set_ylim(top=max(peak, 100.0) * 4)  # room for the label above the peak
     ax.axhline(100, color="0.4", ls=":", lw=1)
-    ax.text(1.0, 100, "100× (massive)", fontsize=7, color="0.4", ha="right", va="bottom")
+    ax.text(0.01, 100, "100× (massive)", fontsize=7, color="0.4", ha="left", va="bottom",
+            transform=ax.get_yaxis_transform())
     _finish(fig, ax, "massive activations: largest |x| of each block's output / median |x| of "
             "that output", "largest |x| / median |x| (log)", True)
     return fig
