@@ -8,6 +8,7 @@ matplotlib Figure (object API, no pyplot), or None when no outcome has that meas
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -38,15 +39,21 @@ def _finish(fig: Figure, ax, title: str, ylabel: str, logy: bool, legend: bool =
     ax.set_title(title, fontsize=10, loc="left")
 
 
+def _depth_axes() -> tuple[Figure, Any]:
+    """One panel over depth, the size and margins every figure here shares."""
+    fig = _new_figure(9, 4.8)
+    ax = fig.subplots()
+    fig.subplots_adjust(left=0.1, right=0.97, top=0.86, bottom=0.13)
+    return fig, ax
+
+
 def massive(outcomes: list[InspectOutcome]) -> Figure | None:
     """The largest |x| of each block's output / its median |x|, over depth; the top entry's
     token and dim written at each model's largest."""
     have = [o for o in outcomes if o.massive]
     if not have:
         return None
-    fig = _new_figure(9, 4.8)
-    ax = fig.subplots()
-    fig.subplots_adjust(left=0.1, right=0.97, top=0.86, bottom=0.13)
+    fig, ax = _depth_axes()
     for i, o in enumerate(have):
         c = COLOURS[i % len(COLOURS)]
         # a median |x| of 0 (e.g. after ReLU6, most of a CNN's outputs) makes the ratio inf:
@@ -80,9 +87,7 @@ def kurtosis(outcomes: list[InspectOutcome]) -> Figure | None:
     have = [o for o in outcomes if any(r.tails_pre for r in o.layers)]
     if not have:
         return None
-    fig = _new_figure(9, 4.8)
-    ax = fig.subplots()
-    fig.subplots_adjust(left=0.1, right=0.97, top=0.86, bottom=0.13)
+    fig, ax = _depth_axes()
     for i, o in enumerate(have):
         c = COLOURS[i % len(COLOURS)] if len(have) > 1 else PRE
         x = _pos(len(o.layers))
@@ -142,9 +147,7 @@ def alpha(outcomes: list[InspectOutcome]) -> Figure | None:
     have = [o for o in outcomes if o.curves]
     if not have:
         return None
-    fig = _new_figure(9, 4.8)
-    ax = fig.subplots()
-    fig.subplots_adjust(left=0.1, right=0.97, top=0.86, bottom=0.13)
+    fig, ax = _depth_axes()
     for i, o in enumerate(have):
         ax.plot([c.position for c in o.curves], [c.alpha for c in o.curves], "o-",
                 color=COLOURS[i % len(COLOURS)], label=_name(o))
@@ -195,9 +198,7 @@ def layer_skip(outcomes: list[InspectOutcome]) -> Figure | None:
 
 def int8(outcomes: list[InspectOutcome]) -> Figure:
     """int8 SQNR of each norm's input, one scale per tensor (solid) vs per token (dashed)."""
-    fig = _new_figure(9, 4.8)
-    ax = fig.subplots()
-    fig.subplots_adjust(left=0.1, right=0.97, top=0.86, bottom=0.13)
+    fig, ax = _depth_axes()
     for i, o in enumerate(outcomes):
         c = COLOURS[i % len(COLOURS)]
         x = _pos(len(o.layers))
