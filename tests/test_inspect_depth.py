@@ -331,6 +331,10 @@ def test_several_models_side_by_side(invoke, tmp_path: Path, stacks: Path) -> No
     assert loaded_back.metrics["kind"] == "inspect_side_by_side"
     assert loaded_back.verdict == "stacks + stacks-2: side by side"
     assert lnexp.load(run_dir / "stacks").metrics["massive_activations"]
+    rows = loaded_back.table()  # side_by_side.csv: a side-by-side folder has no layers.csv
+    assert {r["model"] for r in rows} == {"stacks", "stacks-2"} and rows[0]["measurement"]
+    assert list(loaded_back.models) == ["stacks", "stacks-2"]
+    assert loaded_back.models["stacks-2"].table()  # the child's own layers.csv
     r = invoke("inspect", f"{stacks}:three", f"{stacks}:five", "--random", "4,6,8", "--json",
                "--no-figures", "-o", str(out), "--expect", "models.*.blocks.min >= 3")
     assert r.exit_code == 0, r.output

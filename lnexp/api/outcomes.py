@@ -111,8 +111,7 @@ class Outcome:
 
     def table(self) -> list[dict[str, Any]]:
         """The key table as rows (ready for pandas.DataFrame(...)), from the folder's CSV."""
-        with (self.folder / self.csv_file).open(encoding="utf-8", newline="") as f:
-            return [{k: _cell(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        return _rows(self.folder / self.csv_file)
 
     def html(self) -> str:
         """The self-contained `lnexp report` page of this folder."""
@@ -204,6 +203,23 @@ class InspectOutcome(Outcome):
         return dict(json.loads((self.folder / self.document).read_text(encoding="utf-8")))
 
     @property
+    def side_by_side(self) -> bool:
+        """A folder of `lnexp inspect A B ...` (one child folder per model)."""
+        return "models" in self.metrics
+
+    def table(self) -> list[dict[str, Any]]:
+        """layers.csv; side_by_side.csv for `lnexp inspect A B ...`."""
+        if self.side_by_side:
+            return _rows(self.folder / "side_by_side.csv")
+        return super().table()
+
+    @property
+    def models(self) -> dict[str, InspectOutcome]:
+        """Side by side: model folder name -> its own inspect folder; else empty."""
+        return {m["folder"]: InspectOutcome(self.folder / m["folder"])
+                for m in self.metrics.get("models") or []} if self.side_by_side else {}
+
+    @property
     def config(self) -> dict[str, Any]:
         """What was inspected: the model, the inputs and the options."""
         return {k: self.metrics.get(k) for k in ("model", "inputs", "options")
@@ -211,7 +227,7 @@ class InspectOutcome(Outcome):
 
     @property
     def verdict(self) -> str:
-        if "models" in self.metrics:
+        if self.side_by_side:
             return " + ".join(m["folder"] for m in self.metrics["models"]) + ": side by side"
         model = (self.metrics.get("model") or {}).get("name", "?")
         return f"{model}: {len(self.metrics.get('layers') or [])} norm layers measured"
@@ -223,6 +239,11 @@ class InspectOutcome(Outcome):
                        + "</tr>" for r in rows)
         return (f"<!DOCTYPE html><html><body><h1>{escape(self.verdict)}</h1>"
                 f"<p>{escape(str(self.folder))}</p><table>{head}{body}</table></body></html>")
+
+
+def _rows(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8", newline="") as f:
+        return [{k: _cell(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
 KINDS: dict[str, type[Outcome]] = {c.kind: c for c in (RunOutcome, CompareOutcome,

@@ -46,14 +46,15 @@ def document(outcomes: list[InspectOutcome], children: list[str]) -> dict[str, A
 
 
 def rows_csv(doc: dict[str, Any]) -> str:
-    """Long format: model, measurement, field, value."""
+    """Long format: model (its folder name, unique when a model is given twice), measurement,
+    field, value."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(("model", "measurement", "field", "value"))
     for m in doc["models"]:
         for key, row in m["measurements"].items():
             for f, v in row.items():
-                w.writerow((m["name"], key, f, "" if v is None else v))
+                w.writerow((m["folder"], key, f, "" if v is None else v))
     return buf.getvalue()
 
 
