@@ -31,6 +31,15 @@ def draw(doc: dict[str, Any], path: Path, dpi: int = 110) -> None:
 
     from lnexp.store.figures import save_figure
 
+    fig = build(doc)
+    save_figure(fig, path, dpi)
+    plt.close(fig)
+
+
+def build(doc: dict[str, Any]) -> Any:
+    """The figure (matplotlib Figure) for a speed.json document."""
+    import matplotlib.pyplot as plt
+
     groups = panels(doc["cases"])
     n = max(len(groups), 1)
     cols = min(n, 3)
@@ -38,7 +47,11 @@ def draw(doc: dict[str, Any], path: Path, dpi: int = 110) -> None:
     bars = max((len(v) for v in groups.values()), default=1)
     panel_h = 0.9 + 0.55 * bars
     height = panel_h * grid_rows + 1.0
-    fig, axes = plt.subplots(grid_rows, cols, figsize=(5.4 * cols, height), squeeze=False)
+    width = max(5.4 * cols, 7.5)
+    # Room for the longest norm name at the tick labels' size (~0.085 in a character).
+    names = max((len(c["norm"]) for c in doc["cases"]), default=4)
+    left_in = 0.35 + 0.085 * names
+    fig, axes = plt.subplots(grid_rows, cols, figsize=(width, height), squeeze=False)
     flat = [ax for row in axes for ax in row]
     for ax, ((shape, dtype), cases) in zip(flat, groups.items(), strict=False):
         _panel(ax, shape, dtype, cases)
@@ -47,17 +60,16 @@ def draw(doc: dict[str, Any], path: Path, dpi: int = 110) -> None:
     handles, labels = flat[0].get_legend_handles_labels()
     env = doc.get("environment", {})
     load = env.get("load_average")
-    fig.suptitle(f"lnexp speed: median time per call (bars: quartiles) · "
+    fig.suptitle(f"lnexp speed: median time per call (bars: quartiles)\n"
                  f"{env.get('device', 'cpu')}, {env.get('threads')} threads, "
                  f"torch {env.get('torch')}"
                  + (f" · load average {load[0]:.1f}" if load else ""), fontsize=9)
     fig.legend(handles, labels, loc="lower center", ncol=2 if cols == 1 else 4, fontsize=8,
                frameon=False)
-    fig.subplots_adjust(left=0.16 if cols == 1 else 0.08, right=0.98,
-                        top=1 - 0.6 / height, bottom=(0.35 + 0.45) / height,
-                        wspace=0.45, hspace=0.7 / panel_h)
-    save_figure(fig, path, dpi)
-    plt.close(fig)
+    fig.subplots_adjust(left=left_in / width, right=0.98,
+                        top=1 - 0.85 / height, bottom=1.15 / height,
+                        wspace=left_in * cols / width * 1.6, hspace=0.7 / panel_h)
+    return fig
 
 
 def _panel(ax: Any, shape: tuple[int, ...], dtype: str, cases: list[dict]) -> None:
@@ -82,6 +94,13 @@ def _panel(ax: Any, shape: tuple[int, ...], dtype: str, cases: list[dict]) -> No
             ax.text(0, i, f" {note[:40]}", va="center", fontsize=7, color="#b00000")
     ax.set_yticks(range(len(cases)), names)
     ax.invert_yaxis()
-    ax.set_xlabel("ms per call")
+    # Times that span orders of magnitude (a fused kernel next to a chain of ops, `none`'s
+    # identity) on a log axis, so the small bars stay readable.
+    spread = [w for p in ax.patches if (w := p.get_width()) > 0]
+    if spread and max(spread) / min(spread) > 30:
+        ax.set_xscale("log")
+        ax.set_xlabel("ms per call (log)")
+    else:
+        ax.set_xlabel("ms per call")
     ax.set_title(f"{'×'.join(map(str, shape))} {dtype}", fontsize=10)
     ax.grid(axis="x", alpha=0.3)

@@ -164,3 +164,36 @@ def test_compiled_numbers_and_compile_time(invoke, tmp_path: Path) -> None:
         assert c["compile_error"] is None and c["compile_s"] > 0
         assert c["timings"]["compiled"]["forward_backward"]["median_ms"] > 0
     assert doc["expectations"][0]["passed"]
+
+
+def test_busy_machine_note_and_the_figure_reads_every_norm(tmp_path: Path) -> None:
+    """The note appears only when the timing threads have no free core; the one-panel figure
+    keeps the longest norm name and its title inside the image and goes log when the times
+    span orders of magnitude (the first draw cut 'batch_renorm' and the title)."""
+    from matplotlib.image import imread
+
+    from lnexp.cli.speed import _busy
+    from lnexp.speed_figure import build, draw
+
+    assert _busy({"load_average": [2.1, 2, 2], "cpus": 2, "threads": 2}).startswith("note:")
+    assert _busy({"load_average": [0.2, 0, 0], "cpus": 2, "threads": 2}) is None
+    assert _busy({"load_average": [3.0, 3, 3], "cpus": 2, "threads": 1}) is None
+    timing = {"median_ms": 1.0, "iqr_ms": 0.1, "p25_ms": 0.95, "p75_ms": 1.05}
+    cases = [{"shape": [4, 8, 16], "dtype": "float32", "norm": n, "error": None,
+              "compile_error": None,
+              "timings": {"eager": {"forward": {**timing, "median_ms": ms}}}}
+             for n, ms in (("none", 0.002), ("ln", 1.0), ("batch_renorm", 30.0))]
+    env = {"device": "cpu", "threads": 2, "torch": "2.x", "load_average": [1.5, 1, 1]}
+    draw({"cases": cases, "environment": env}, tmp_path / "s.png")
+    fig = build({"cases": cases, "environment": env})
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    box = fig.bbox
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    texts = [*ax.get_yticklabels(), fig._suptitle]
+    assert "batch_renorm" in [t.get_text() for t in ax.get_yticklabels()]
+    for t in texts:
+        ext = t.get_window_extent(renderer)
+        assert ext.x0 >= box.x0 and ext.x1 <= box.x1, t.get_text()
+    assert imread(tmp_path / "s.png").shape[1] >= 800

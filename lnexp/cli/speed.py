@@ -112,6 +112,18 @@ def _options(opts: Any) -> dict[str, Any]:
             "min_run_time": opts.min_run_time, "threads": opts.threads}
 
 
+def _busy(env: dict[str, Any]) -> str | None:
+    """A note when the machine's other work leaves the timing threads no free core: OpenMP
+    threads then wait for each other at every op (measured here: LayerNorm 0.47 ms on one
+    thread, 8 ms on two at load average 2 on 2 cores)."""
+    load, cpus, threads = env.get("load_average"), env.get("cpus") or 1, env.get("threads") or 1
+    if not load or threads < 2 or load[0] + threads <= cpus + 0.5:
+        return None
+    return (f"note: load average {load[0]:.1f} on {cpus} CPUs with {threads} torch threads: "
+            f"multi-threaded timings wait for busy cores and read slow; --threads 1 measures "
+            f"one core")
+
+
 def _progress(case: Any) -> None:
     eager = case.median_ms("eager", "forward")
     what = case.error or (f"{eager:.3g} ms forward" if eager is not None else "")
@@ -134,6 +146,8 @@ def _report(doc: dict[str, Any], run_dir: Path, results: list[dict[str, Any]], j
         if results:
             console.print(tables.expectations_table(results))
         console.print(f"Wrote {run_dir}")
+        if (busy := _busy(doc["environment"])):
+            typer.echo(busy, err=True)
     failed = [r["expectation"] for r in results if not r["passed"]]
     broken = [c for c in doc["cases"] if c["error"]]
     if failed:
