@@ -25,6 +25,13 @@ def pytest_configure(config: pytest.Config) -> None:
     table broke under xdist as soon as a longer tmp path pushed a cell over 80. Tests of
     narrow output pass their own COLUMNS to the command they invoke."""
     os.environ["COLUMNS"] = "120"
+    # One intra-op thread in the test process (lnexp's training already uses one): the suite's
+    # tensors are tiny, and two OpenMP threads per process spin-wait for each other on a
+    # loaded 2-core machine (`make test` runs two workers), costing CPU for nothing. Real
+    # processes a test starts keep lnexp's own defaults.
+    import torch
+
+    torch.set_num_threads(1)
 
 
 @pytest.fixture

@@ -41,6 +41,7 @@ def _history(doc: dict) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow  # 150 training steps: seconds; the matrix below keeps charlm in the fast loop
 def test_bits_per_char_starts_at_log2_vocab_and_falls(invoke, tmp_path, cut):
     doc = run_json(invoke, tmp_path, cut)
     vocab = text.corpus("shakespeare", 32).vocab_size
@@ -79,7 +80,9 @@ TRANSFORMER_PLACEMENTS = [p for p, spec in registry.PLACEMENTS.items() if spec.r
                                   if not norms.get(n).not_defined_on("sequence")])
 def test_every_norm_and_placement_trains(invoke, tmp_path, cut, norm, placement):
     doc = run_json(invoke, tmp_path, cut, f"model.norm={norm}", f"model.placement={placement}",
-                   "train.steps=3", "train.eval_every=3", "data.tokens=8")
+                   "train.steps=3", "train.eval_every=3", "data.tokens=8",
+                   # a held-out set of 64 windows costs 4x the whole case; 8 shows finiteness
+                   "train.n_heldout=8", "train.batch_size=4")
     evals = doc["training"]["evals"]
     assert [e["step"] for e in evals] == [0, 3]
     assert all(math.isfinite(e["bits_per_char"]) for e in evals), json.dumps(evals)

@@ -4,6 +4,7 @@ client. The store is created once (about 5 s of schema migrations)."""
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import shlex
 import subprocess
@@ -19,7 +20,9 @@ from lnexp.expect import metric_value
 from lnexp.export import describe
 from lnexp.export import mlflow as ex
 
-mlflow = pytest.importorskip("mlflow")
+# `import mlflow` costs ~2 s: only the store tests (all slow) import it, not collection.
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("mlflow") is None,
+                                reason="needs the mlflow extra")
 
 
 # --------------------------------------------------------------------------- pure parts
@@ -56,6 +59,7 @@ def test_ids_params_and_metrics_come_from_the_folder(folders: dict[str, Path]) -
 def test_a_missing_mlflow_is_a_clear_error(monkeypatch: pytest.MonkeyPatch,
                                            folders: dict[str, Path],
                                            tmp_path: Path) -> None:
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # as if not installed
     monkeypatch.setitem(sys.modules, "mlflow.tracking", None)
     with pytest.raises(ExportError, match=r"pip install 'lnexp\[mlflow\]'"):
         ex.export([folders["run"]], f"sqlite:///{tmp_path}/m.db")
@@ -96,7 +100,9 @@ def store(folders: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
                             experiment="lnexp-test")
     finally:
         os.chdir(old)
-    client = mlflow.tracking.MlflowClient(tracking_uri=uri)
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name("lnexp-test")
     return {"uri": uri, "root": root, "cwd": cwd, "results": results, "client": client,
             "exp": exp}

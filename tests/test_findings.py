@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import yaml
 
@@ -10,6 +12,7 @@ from lnexp.experiment import run
 from tests.conftest import CONFIGS
 
 
+@functools.cache  # a seeded run is deterministic: tests that read the same run share it
 def _layers(config: str, *sets: str):
     return run(load_config(CONFIGS / config, list(sets))).layers
 

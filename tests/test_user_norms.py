@@ -152,8 +152,9 @@ def test_run_compare_sweep_and_training_take_a_user_norm(files: Path):
     doc = json.loads(run.stdout)
     assert doc["norm"]["name"] == EXAMPLE and doc["expected_axis"] == "per_sample"
     assert doc["verdict"]["per_sample"]["standardized"]
+    # figures off: test_image_compare_draws_the_user_norm_in_norm_axes draws a user norm's
     cmp = lnexp("compare", "bn", "ln", "feature_norm.py:FeatureNorm", *SMALL,
-                "-o", str(out), "--json", cwd=files)
+                "output.figures=false", "-o", str(out), "--json", cwd=files)
     assert cmp.returncode == 0, cmp.stderr
     entry = json.loads(cmp.stdout)["norms"][2]
     assert entry["standardizes"] == "features" and entry["run_dir"] == \
@@ -161,7 +162,8 @@ def test_run_compare_sweep_and_training_take_a_user_norm(files: Path):
     assert (Path(json.loads(cmp.stdout)["compare_dir"]) / entry["run_dir"] / "metrics.json"
             ).is_file()
     sweep = lnexp("sweep", "tutorial", "--grid", f"model.norm=ln,{EXAMPLE}", "--seeds", "1",
-                  "--set", "data.n_samples=8", "-o", str(out), cwd=files)
+                  "--set", "data.n_samples=8", "--set", "output.figures=false", "-o", str(out),
+                  cwd=files)
     assert sweep.returncode == 0, sweep.stderr
     assert "2 of 2 trials completed" in sweep.stdout
     trained = lnexp("run", "tutorial", f"model.norm={EXAMPLE}", "train.steps=5",
