@@ -202,8 +202,17 @@ def _write(path: Path, text: str) -> None:
 
 
 
-def _sigterm(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt  # a cancelled CI job: mark the run interrupted, exit 130
+def _interrupt(signum: int, frame: Any) -> None:
+    """Ctrl-C and SIGTERM (a cancelled CI job): KeyboardInterrupt, so the command marks its run
+    interrupted and exits 130. Not inside a frame that swallows exceptions: a raise in
+    importlib's module-lock weakref callback or a __del__ is only printed ("Exception ignored
+    in ...", a traceback) and lost, so the signal is delivered again 5 ms later instead."""
+    if frame is not None and (frame.f_code.co_filename.startswith("<frozen importlib")
+                              or frame.f_code.co_name == "__del__"):
+        signal.signal(signal.SIGALRM, _interrupt)
+        signal.setitimer(signal.ITIMER_REAL, 0.005)
+        return
+    raise KeyboardInterrupt
 
 
 def _command_signals() -> None:
@@ -211,8 +220,8 @@ def _command_signals() -> None:
     run folder marked `interrupted` and exit 130 (before a command starts, lnexp.entry's
     handlers end lnexp with 130 and one line)."""
     with contextlib.suppress(ValueError):  # signal handlers can be set in the main thread only
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, _sigterm)
+        signal.signal(signal.SIGINT, _interrupt)
+        signal.signal(signal.SIGTERM, _interrupt)
 
 
 def main() -> None:
