@@ -13,7 +13,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -124,23 +123,6 @@ def test_kill_9_while_writing_leaves_no_cache(tmp_path: Path) -> None:
     assert any(n.startswith(".tmp-") for n in _left(tmp_path))  # killed mid-write
     assert cache.lookup(tmp_path, "tiny", KEY) is None
     assert _left(tmp_path) == []  # the dead process's temporary folder is cleaned up
-
-
-@pytest.fixture
-def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 2 MiB tmpfs (needs root, as in CI), unmounted afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root (CI runs the tests as root)")
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)],
-                         capture_output=True, text=True)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
 def test_a_full_disk_while_caching_leaves_nothing(tiny: tuple[Any, Any],
