@@ -91,7 +91,9 @@ def _panel(ax: Any, shape: tuple[int, ...], dtype: str, cases: list[dict]) -> No
     for i, c in enumerate(cases):
         note = c.get("error") or ("compile failed" if c.get("compile_error") else "")
         if note:
-            ax.text(0, i, f" {note[:40]}", va="center", fontsize=7, color="#b00000")
+            # x in axes coordinates: 0 does not exist on the log axis below
+            ax.text(0, i, f" {note[:40]}", va="center", fontsize=7, color="#b00000",
+                    transform=ax.get_yaxis_transform())
     ax.set_yticks(range(len(cases)), names)
     ax.invert_yaxis()
     # Times that span orders of magnitude (a fused kernel next to a chain of ops, `none`'s
