@@ -199,3 +199,39 @@ def test_docs_scheduler_command_listens_on_loopback_only(tmp_path: Path) -> None
                 p.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
+
+
+_SPAWN_RACE = """
+import multiprocessing as mp, sys, time
+from lnexp.sweep.cluster import _kill_spawned_children
+
+if __name__ == "__main__":  # spawn imports this file again in the child
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()  # a named semaphore, unlinked when the queue is collected
+    child = ctx.Process(target=time.sleep, args=(queue,))
+    child.start()  # the child now starts python, then unpickles the queue
+    killed = _kill_spawned_children() if sys.argv[1] == "kill" else []
+    del queue  # what a closed cluster, or this process's exit, does to it
+    child.join(60)
+    print(killed == [child.pid], child.exitcode)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill", [False, True])
+def test_a_worker_spawned_as_the_cluster_closes_is_killed_before_its_queues_go(
+        kill: bool, tmp_path: Path) -> None:
+    """The CI failure of the Ctrl-C test above, made deterministic: a spawned Dask worker still
+    unpickling its queues when their semaphores are unlinked printed a FileNotFoundError
+    traceback. Without the kill the traceback appears (the race is real); with it, the child is
+    killed first (exit -9) and nothing is printed."""
+    script = tmp_path / "race.py"
+    script.write_text(_SPAWN_RACE)
+    proc = subprocess.run([sys.executable, str(script), "kill" if kill else "keep"],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    if kill:
+        assert proc.stdout.split() == ["True", "-9"], proc.stdout + proc.stderr
+        assert proc.stderr == ""
+    else:
+        assert "FileNotFoundError" in proc.stderr, proc.stdout + proc.stderr

@@ -32,6 +32,7 @@ import secrets
 import shutil
 import signal
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -229,6 +230,33 @@ def _close_quietly(cluster: Any) -> None:
         for pid in pids:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
+    _kill_spawned_children()
+
+
+def _kill_spawned_children(wait_s: float = 2.0) -> list[int]:
+    """SIGKILL this process's children still running multiprocessing's spawn_main (a Dask
+    worker process the closed cluster no longer tracks: one spawned while a Ctrl-C stopped
+    the cluster starting); return their pids. Done while the cluster is still referenced:
+    once it is gone (or this process exits) its queues' named semaphores are unlinked, and a
+    worker still unpickling them printed a FileNotFoundError traceback (seen in CI)."""
+    import psutil  # a dependency of distributed
+
+    killed = []
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.Error):
+            cmdline = " ".join(child.cmdline())
+            if "spawn_main" in cmdline and "resource_tracker" not in cmdline:
+                child.kill()
+                killed.append(child)
+    # wait until they are dead; not psutil.wait_procs: it would reap them, and
+    # multiprocessing, which reaps its own children, would then think them alive forever
+    deadline = time.monotonic() + wait_s
+    for child in killed:
+        with contextlib.suppress(psutil.Error):
+            while (child.status() != psutil.STATUS_ZOMBIE
+                   and time.monotonic() < deadline):
+                time.sleep(0.01)
+    return [child.pid for child in killed]
 
 
 def execute(client: Any, slots: int | None, threads: int, tasks: Sequence[workers.Task], *,
