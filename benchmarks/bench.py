@@ -362,7 +362,12 @@ def main() -> None:
     parts = set(args.only or ["commands", "sweep", "listing", "log_every"])
 
     info = {"python": platform.python_version(), "platform": platform.platform(),
-            "cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            "cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "load_before": os.getloadavg()[0]}
+    # the ratios are what to read; the load says how far the absolute times are from a quiet
+    # machine's (another job's load during the run is the common reason a ratio moves)
+    print(f"load average before: {info['load_before']:.2f} on {info['cpus']} CPUs",
+          file=sys.stderr)
     if args.large:
         doc = {"machine": info, "large": large(args.gib)}
         lg = doc["large"]
@@ -397,9 +402,12 @@ def main() -> None:
         doc["log_every"] = log_every_cost()
         print()
         print_log_every(doc["log_every"])
+    info["load_after"] = os.getloadavg()[0]
+    print(f"\nload average before / after: {info['load_before']:.2f} / {info['load_after']:.2f}"
+          f" on {info['cpus']} CPUs")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"\nwritten: {args.out}")
+    print(f"written: {args.out}")
 
 
 if __name__ == "__main__":

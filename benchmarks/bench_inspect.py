@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import random
 import resource
@@ -114,6 +115,8 @@ def main() -> None:
     if args.model != "minilm":  # build the model cache once, outside the timed rounds
         subprocess.run([sys.executable, "-c", "from lnexp.inspect.models import load; "
                         f"load({args.model!r})"], check=True, cwd=ROOT)
+    loadavg = {"before": os.getloadavg()[0]}
+    print(f"load average before: {loadavg['before']:.2f} on {os.cpu_count()} CPUs", file=sys.stderr)
     runs: dict[str, list[dict[str, float]]] = {"bare": [], "inspect": []}
     for rep in range(args.reps):
         for mode in ("bare", "inspect") if rep % 2 == 0 else ("inspect", "bare"):
@@ -140,11 +143,15 @@ def main() -> None:
               f"{r['rss_loaded_mib']:15.0f}")
     for k, v in ratios.items():
         print(f"inspect / bare ({k}): {v:.2f}  (limit {LIMIT}) {'ok' if v <= LIMIT else 'OVER'}")
+    loadavg["after"] = os.getloadavg()[0]
+    print(f"load average before / after: {loadavg['before']:.2f} / {loadavg['after']:.2f} on "
+          f"{os.cpu_count()} CPUs")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"model": args.model, "n": args.n, "batch": args.batch,
                                     "reps": args.reps,
                                     "threads": args.threads,
-                                    "platform": platform.platform(), "runs": runs,
+                                    "platform": platform.platform(), "load_average": loadavg,
+                                    "runs": runs,
                                     "median": med, "ratios": ratios, "limit": LIMIT}, indent=2))
     print(f"written: {args.out}")
 
