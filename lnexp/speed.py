@@ -20,9 +20,13 @@ grad_y and x and writes grad_x; parameters are counted once per pass. GB/s = byt
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import platform
+import re
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -326,11 +330,38 @@ def bytes_moved(x: Any, m: Any) -> dict[str, int]:
     return {p: _pass_bytes(x, m, p) for p in PASSES}
 
 
+# The profiler's own status lines ("USDT:2026-12-03 23:02:54 23251:23251
+# SyncActivityProfilerHandler.cpp:52] profiler_start", "STAGE:..."), written by libkineto to
+# file descriptor 2 on every profile (torch 2.13; KINETO_LOG_LEVEL does not silence USDT).
+_KINETO_LINE = re.compile(rb"^[A-Z]+:\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \d+:\d+ \S+\.cpp:\d+\] ")
+
+
+@contextlib.contextmanager
+def _kineto_lines_dropped() -> Iterator[None]:
+    """Native stderr goes to a temporary file while the profiler runs; its lines come back
+    afterwards, all but libkineto's status lines (noise in the user's terminal, two per norm)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            kept = [line for line in tmp.read().splitlines(keepends=True)
+                    if not _KINETO_LINE.match(line)]
+            if kept:
+                os.write(2, b"".join(kept))
+
+
 def implementation(m: Any, x: Any) -> tuple[list[str], str]:
     """(the ops that passed over the whole tensor in one eager forward, a verdict)."""
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+    with _kineto_lines_dropped(), profile(activities=[ProfilerActivity.CPU],
+                                          record_shapes=True) as prof:
         m(x)
     size = x.numel()
 

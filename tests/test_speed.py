@@ -4,6 +4,9 @@ process), what it says ran, its folder, figure, expectations and bad input."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -197,3 +200,72 @@ def test_busy_machine_note_and_the_figure_reads_every_norm(tmp_path: Path) -> No
         ext = t.get_window_extent(renderer)
         assert ext.x0 >= box.x0 and ext.x1 <= box.x1, t.get_text()
     assert imread(tmp_path / "s.png").shape[1] >= 800
+
+
+def _doc(compiled: bool) -> dict:
+    """A speed document with every registry norm's real implementation text at two shapes."""
+    timing = {"median_ms": 1.234, "iqr_ms": 0.1}
+    impl = {"batch_renorm": "composite: var_mean, sub, div, mul, add, mul, add",
+            "frn": "composite: pow, sum, mul, mul, add, maximum", "ln": "fused native_layer_norm"}
+    cases = [{"shape": list(shape), "dtype": "float32", "norm": n, "error": None,
+              "implementation": impl.get(n, "fused native_group_norm + copy_")
+              if shape == (16, 128, 512) or n != "ln" else "fused native_group_norm",
+              "compile_error": None, "compile_s": 12.3 if compiled else None,
+              "timings": {"eager": {"forward": {**timing, "gb_per_s": 9.9},
+                                    "forward_backward": timing},
+                          **({"compiled": {"forward": timing, "forward_backward": timing}}
+                             if compiled else {})}}
+             for shape in ((16, 128, 512), (16, 64, 32, 32))
+             for n in ("ln", "batch_renorm", "frn")]
+    env = {"device": "cpu", "threads": 2, "torch": "2.13.0+cpu", "load_average": [0.5, 0, 0]}
+    return {"cases": cases, "environment": env, "options": {"compile": compiled}}
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_tables_fit_120_columns_one_line_per_case(compiled: bool) -> None:
+    """The implementation column wrapped every timing row onto three lines at 120 columns; it
+    is a table of its own now, one row per (norm, dtype, implementation), with the shapes it
+    applies to when that is not all of them. --no-compile drops the compiled columns."""
+    from rich.console import Console
+
+    from lnexp.speed_table import speed_tables
+
+    console = Console(width=120, record=True, color_system=None)
+    for part in speed_tables(_doc(compiled)):
+        console.print(part)
+    text = console.export_text()
+    times, impl = text.split("Eager implementation, read from the profiler")
+    rows = [ln for ln in times.splitlines() if ln.startswith("  16×")]
+    assert len(rows) == 6 and all("1.23" in r for r in rows)  # one line per case
+    header = next(ln for ln in times.splitlines() if ln.strip().startswith("shape"))
+    assert ("fwd c" in header and "comp s" in header) == compiled
+    impl_rows = [ln.rstrip().split(maxsplit=3) for ln in impl.splitlines()
+                 if ln.strip().split(" ")[0] in ("ln", "batch_renorm", "frn")]
+    assert [(r[0], r[2]) for r in impl_rows] == [
+        ("ln", "16×128×512"), ("batch_renorm", "all"), ("frn", "all"), ("ln", "16×64×32×32")]
+    assert impl_rows[1][3] == "composite: var_mean, sub, div, mul, add, mul, add"
+    assert impl_rows[3][3] == "fused native_group_norm"
+    assert max(len(ln) for ln in text.splitlines()) <= 120
+
+
+@pytest.mark.slow
+def test_the_installed_command_prints_no_profiler_status_lines(tmp_path: Path) -> None:
+    """libkineto (torch 2.13) writes 'USDT:... profiler_start' and '... profiler_stop' to
+    file descriptor 2 on every profile, two lines per norm in the user's terminal; they are
+    dropped, anything else written there comes back."""
+    lnexp = str(Path(sys.executable).with_name("lnexp"))
+    r = subprocess.run([lnexp, "speed", "--shape", "4x16", "--norm", "ln", "--norm", "rms",
+                        "--no-compile", "--min-time", "0.01", "--no-figures", "-o",
+                        str(tmp_path)], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "COLUMNS": "120"})
+    assert r.returncode == 0, r.stderr
+    assert "profiler_start" not in r.stderr and "USDT:" not in r.stderr, r.stderr
+    assert "composite: pow, sum, mul, mul" in r.stdout
+
+
+def test_native_stderr_comes_back_without_kineto_lines(capfd) -> None:
+    with speed._kineto_lines_dropped():
+        os.write(2, b"USDT:2026-12-03 23:02:54 23251:23251 SyncActivityProfilerHandler.cpp:52]"
+                    b" profiler_start\nSTAGE:2026-12-03 23:03:07 23272:23272 Sync.cpp:51] "
+                    b"Completed Stage: Warm Up\na real warning\n")
+    assert capfd.readouterr().err == "a real warning\n"

@@ -134,7 +134,7 @@ def _progress(case: Any) -> None:
 def _report(doc: dict[str, Any], run_dir: Path, results: list[dict[str, Any]], json_: bool,
             quiet: bool) -> None:
     from lnexp import tables
-    from lnexp.speed_table import speed_table
+    from lnexp.speed_table import speed_tables
 
     if json_:
         _emit({**doc, "run_dir": str(run_dir)})
@@ -142,7 +142,8 @@ def _report(doc: dict[str, Any], run_dir: Path, results: list[dict[str, Any]], j
         typer.echo(str(run_dir))
     else:
         console = tables.make_console()
-        console.print(speed_table(doc))
+        for table in speed_tables(doc):
+            console.print(table)
         if results:
             console.print(tables.expectations_table(results))
         console.print(f"Wrote {run_dir}")
