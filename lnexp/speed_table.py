@@ -31,25 +31,30 @@ def _shape(case: dict[str, Any]) -> str:
 def speed_tables(doc: dict[str, Any]) -> list[Any]:
     """What `lnexp speed` prints: each table under its title, the title a line of its own
     (rich wraps a table's title at the table's width, narrow under --no-compile)."""
-    out: list[Any] = []
-    for table in (speed_table(doc), implementation_table(doc)):
-        title, table.title = table.title, None
-        out += [Text(str(title), style="italic"), table]
-    return out
+    return [Text(_times_title(doc), style="italic"), speed_table(doc),
+            Text("Eager implementation, read from the profiler", style="italic"),
+            implementation_table(doc)]
+
+
+def _compiled(doc: dict[str, Any]) -> bool:
+    return bool(doc.get("options", {}).get("compile", True))
+
+
+def _times_title(doc: dict[str, Any]) -> str:
+    env = doc["environment"]
+    load = env.get("load_average")
+    return ("Norm speed, ms per call (median; f+b: forward+backward"
+            + ("; c: compiled" if _compiled(doc) else "") + ") on "
+            f"{env.get('device_name') or env['device']}, "
+            f"{env['threads']} threads, torch {env['torch']}"
+            + (f", load average {load[0]:.2f}" if load else ""))
 
 
 def speed_table(doc: dict[str, Any]) -> Table:
     """Median ms per pass and mode, the worst IQR %, eager GB/s, compile s (the compiled
     columns only when compiling was asked for)."""
-    env = doc["environment"]
-    load = env.get("load_average")
-    compiled = doc.get("options", {}).get("compile", True)
-    title = ("Norm speed, ms per call (median; f+b: forward+backward"
-             + ("; c: compiled" if compiled else "") + ") on "
-             f"{env.get('device_name') or env['device']}, "
-             f"{env['threads']} threads, torch {env['torch']}"
-             + (f", load average {load[0]:.2f}" if load else ""))
-    t = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
+    compiled = _compiled(doc)
+    t = Table(box=box.SIMPLE_HEAD)
     columns = [("shape", "left"), ("dtype", "left"), ("norm", "left"), ("fwd", "right"),
                ("fwd c", "right"), ("f+b", "right"), ("f+b c", "right"), ("IQR%", "right"),
                ("GB/s", "right"), ("comp s", "right")]
@@ -70,7 +75,6 @@ def speed_table(doc: dict[str, Any]) -> Table:
     return t
 
 
-
 def implementation_table(doc: dict[str, Any]) -> Table:
     """Which eager implementation ran (read from the profiler), or the norm's error; the
     shapes column lists where it applies when that is not every shape of the run."""
@@ -79,8 +83,7 @@ def implementation_table(doc: dict[str, Any]) -> Table:
     for c in doc["cases"]:
         what = f"error: {c['error']}" if c["error"] else c["implementation"]
         rows.setdefault((c["norm"], c["dtype"], what), []).append(_shape(c))
-    t = Table(title="Eager implementation, read from the profiler", box=box.SIMPLE_HEAD,
-              title_justify="left")
+    t = Table(box=box.SIMPLE_HEAD)
     t.add_column("norm")
     t.add_column("dtype")
     if len(shapes) > 1:
